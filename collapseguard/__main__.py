@@ -1,0 +1,3 @@
+from collapseguard.cli.main import main
+
+main()

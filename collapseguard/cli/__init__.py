@@ -1,0 +1,1 @@
+"""Command-line interface; each command fills a config object and makes one library call."""

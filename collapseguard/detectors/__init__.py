@@ -1,0 +1,1 @@
+"""Detectors of machine-generated text: perplexity, watermarks, dedup sketches, calibration."""

@@ -1,0 +1,1 @@
+"""Read and write dataset shards as Arrow record batches."""

@@ -1,0 +1,1 @@
+"""Record-level provenance, content hashes, manifests and signatures."""

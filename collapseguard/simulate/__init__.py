@@ -1,0 +1,1 @@
+"""Model-collapse simulator: worlds, mixing policies, the loop, theory, sweeps and reports."""

@@ -1,0 +1,109 @@
+"""The collapse loop: fit generation 0 on the truth, then refit each generation on mixed data."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collapseguard.errors import CollapseguardError
+from collapseguard.simulate.data import concat
+from collapseguard.simulate.policy import Policy
+from collapseguard.simulate.worlds import world_class
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulation: a world, a policy, and sizes. ``seeds`` independent runs share one rng seed."""
+
+    world: str = "gaussian"
+    generations: int = 100
+    samples: int = 100
+    seeds: int = 100
+    seed: int = 0
+    policy: Policy = field(default_factory=Policy)
+    options: dict = field(default_factory=dict)  # world parameters, e.g. {"estimator": "mle"}
+
+    def __post_init__(self):
+        for name in ("generations", "samples", "seeds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise CollapseguardError(f"--{name} must be a positive whole number, got {value!r}")
+
+
+@dataclass
+class SimResult:
+    """Metrics of every seed at every generation: name -> array (seeds, generations + 1)."""
+
+    config: SimConfig
+    world_params: dict
+    metrics: dict[str, np.ndarray]
+    primary_metric: str
+    higher_is_worse: bool
+    seconds: float
+
+
+def make_world(config: SimConfig):
+    """Build the configured world, refusing options it does not take."""
+    cls = world_class(config.world)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "seeds"}
+    unknown = set(config.options) - accepted
+    if unknown:
+        raise CollapseguardError(
+            f"world {config.world!r} has no option(s) {', '.join(sorted(unknown))}; "
+            f"it takes: {', '.join(sorted(accepted)) or 'none'}"
+        )
+    options = dict(config.options)
+    if config.world == "gaussian":  # exact sufficient statistics unless the policy subsamples
+        options.setdefault("exact_statistics", not config.policy.subsamples)
+    return cls(config.seeds, **options)
+
+
+def run_simulation(config: SimConfig, progress: Callable[[int], None] | None = None) -> SimResult:
+    """Run the loop for all seeds at once; `progress(generation)` is called after each generation."""
+    start = time.perf_counter()
+    world, policy = make_world(config), config.policy
+    rng = np.random.default_rng(config.seed)
+    train = world.truth(policy.size(config.samples, 0), rng)
+    pool = train
+    model = world.fit(train, rng)
+    history = [world.metrics(model)]
+    if progress:
+        progress(0)
+    for g in range(1, config.generations + 1):
+        m = policy.size(config.samples, g)
+        n_model, n_prev, n_human = policy.split(m)
+        parts = []
+        if n_model:
+            parts.append(world.sample(model, n_model, rng))
+        if n_prev:
+            parts.append(train.take(min(n_prev, train.size), rng))
+        if n_human:
+            parts.append(world.truth(n_human, rng))
+        if not parts:
+            raise CollapseguardError(
+                f"generation {g} has no training data left after the filter; lower --filter-tpr/--filter-fpr"
+            )
+        fresh = concat(parts)
+        if policy.workflow == "replace":
+            train = fresh
+        elif policy.workflow == "accumulate":
+            train = pool = concat([pool, fresh])
+        else:
+            pool = concat([pool, fresh])
+            train = pool.take(min(m, pool.size), rng)
+        if train.size < world.min_samples:
+            raise CollapseguardError(
+                f"generation {g} trains on {train.size} samples but world {config.world!r} needs "
+                f"at least {world.min_samples}; raise --samples or lower the filter rates"
+            )
+        model = world.fit(train, rng)
+        history.append(world.metrics(model))
+        if progress:
+            progress(g)
+    metrics = {k: np.stack([h[k] for h in history], axis=1) for k in history[0]}
+    return SimResult(config, world.params(), metrics, world.primary_metric,
+                     world.higher_is_worse, time.perf_counter() - start)
