@@ -1,0 +1,139 @@
+"""Read text records from shards: plain text, jsonl, parquet, or a `datasets` dataset saved to disk.
+
+Every reader yields ``Record(source, index, text)`` lazily; problems raise CollapseguardError
+naming the file, the record and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from collapseguard.errors import CollapseguardError
+
+FORMATS = ("text", "jsonl", "parquet", "datasets")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One text record and where it came from (file and 0-based record index)."""
+
+    source: str
+    index: int
+    text: str
+
+
+def detect_format(path: Path) -> str:
+    """The shard format of `path`, from its suffix (or a saved `datasets` directory)."""
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            return "datasets"
+        raise CollapseguardError(f"{path}: a directory that is not a saved `datasets` dataset; pass its files instead")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".parquet":
+        return "parquet"
+    return "text"
+
+
+def _decode(path: Path, index: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CollapseguardError(
+            f"{path}: record {index} is not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8"
+        ) from None
+
+
+def read_text_lines(path: Path) -> Iterator[Record]:
+    """One record per non-empty line."""
+    with open(path, "rb") as f:
+        index = 0
+        for raw in f:
+            text = _decode(path, index, raw).rstrip("\r\n")
+            if text.strip():
+                yield Record(str(path), index, text)
+                index += 1
+
+
+def read_jsonl(path: Path, column: str) -> Iterator[Record]:
+    """One JSON object per line; the text is in `column`."""
+    with open(path, "rb") as f:
+        for index, raw in enumerate(f):
+            line = _decode(path, index, raw).strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CollapseguardError(f"{path}: record {index} is not valid JSON ({exc.msg}); fix or remove that line") from None
+            if not isinstance(obj, dict) or column not in obj:
+                keys = ", ".join(obj) if isinstance(obj, dict) else type(obj).__name__
+                raise CollapseguardError(f"{path}: record {index} has no {column!r} field (has: {keys}); pass --column")
+            yield Record(str(path), index, _as_text(path, index, obj[column]))
+
+
+def _as_text(path, index, value) -> str:
+    if not isinstance(value, str):
+        raise CollapseguardError(f"{path}: record {index} holds {type(value).__name__}, not text; pass the text --column")
+    return value
+
+
+def read_parquet(path: Path, column: str, batch_size: int = 8192) -> Iterator[Record]:
+    """Stream `column` of a parquet file in record batches."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError subclasses for corrupt files
+        raise CollapseguardError(f"{path}: not a readable parquet file ({exc}); check the file or re-export it") from None
+    names = pf.schema_arrow.names
+    if column not in names:
+        raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(names)}); pass --column")
+    index = 0
+    for batch in pf.iter_batches(batch_size=batch_size, columns=[column]):
+        for value in batch.column(0).to_pylist():
+            yield Record(str(path), index, _as_text(path, index, value) if value is not None else "")
+            index += 1
+
+
+def read_saved_dataset(path: Path, column: str) -> Iterator[Record]:
+    """A `datasets` Dataset saved with `save_to_disk` (the train split of a DatasetDict)."""
+    try:
+        import datasets
+    except ImportError:
+        raise CollapseguardError("reading a saved dataset needs `datasets`: pip install 'collapseguard[lm]'") from None
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    if column not in ds.column_names:
+        raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(ds.column_names)}); pass --column")
+    for index, value in enumerate(ds[column]):
+        yield Record(str(path), index, _as_text(path, index, value))
+
+
+def iter_records(path: str | Path, column: str = "text", fmt: str | None = None) -> Iterator[Record]:
+    """Records of one shard, in order; `fmt` overrides the format guessed from the name."""
+    path = Path(path)
+    if not path.exists():
+        raise CollapseguardError(f"{path}: no such file or directory")
+    fmt = fmt or detect_format(path)
+    if fmt == "text":
+        return read_text_lines(path)
+    if fmt == "jsonl":
+        return read_jsonl(path, column)
+    if fmt == "parquet":
+        return read_parquet(path, column)
+    if fmt == "datasets":
+        return read_saved_dataset(path, column)
+    raise CollapseguardError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+
+def read_texts(paths, column: str = "text", fmt: str | None = None) -> list[Record]:
+    """All records of several shards, in order."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return [r for p in paths for r in iter_records(p, column, fmt)]
