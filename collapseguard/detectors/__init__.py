@@ -1,1 +1,12 @@
 """Detectors of machine-generated text: perplexity, watermarks, dedup sketches, calibration."""
+
+# Dedup sketches, exported lazily so `import collapseguard.detectors` stays light.
+_LAZY = {"shingles": "collapseguard.detectors.minhash", "minhash_signatures": "collapseguard.detectors.minhash"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,92 @@
+"""MinHash signatures equal datasketch's (the reference) on random, unicode, empty and short texts."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from collapseguard.detectors import minhash as mh
+from collapseguard.detectors import minhash_kernels
+from collapseguard.detectors.minhash import minhash_signatures, shingles
+from collapseguard.errors import CollapseguardError
+
+datasketch = pytest.importorskip("datasketch")
+
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "naïve", "café", "日本語", "😀", "x" * 70, "Ωμέγα", "ß"]
+SPACES = [" ", "  ", "\t", "\n", "\u00a0", "\u3000", " \r\n "]
+
+
+def random_texts(rng: random.Random, count: int) -> list[str]:
+    texts = ["", "   ", "\u00a0\n", "one", "two words", "a b c d", "a b c d e", "a b c d e f"]
+    for _ in range(count):
+        n = rng.choice([0, 1, 3, 4, 5, 6, 12, 40, 200])
+        parts = []
+        for _ in range(n):
+            parts += [rng.choice(WORDS), rng.choice(SPACES)]
+        texts.append(rng.choice(["", " ", "\t"]) + "".join(parts))
+    return texts
+
+
+def reference(texts, num_perm, seed, ngram, scheme):
+    out = []
+    for text in texts:
+        m = datasketch.MinHash(num_perm=num_perm, seed=seed, scheme=scheme)
+        for s in shingles(text, ngram):
+            m.update(s.encode("utf-8"))
+        out.append(m.hashvalues)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("scheme", ["affine32", "affine64", "legacy"])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_signatures_equal_datasketch(scheme, compiled, monkeypatch):
+    if compiled and not minhash_kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(minhash_kernels, "AVAILABLE", compiled)
+    texts = random_texts(random.Random(7), 60)
+    for num_perm, seed, ngram in [(128, 1, 5), (64, 42, 3), (7, 3, 1)]:
+        got = minhash_signatures(texts, num_perm=num_perm, seed=seed, ngram=ngram, scheme=scheme)
+        want = reference(texts, num_perm, seed, ngram, scheme)
+        assert got.shape == (len(texts), num_perm)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_default_scheme_is_datasketch_default():
+    texts = ["the quick brown fox jumps over the lazy dog", ""]
+    m = datasketch.MinHash(num_perm=128, seed=1)
+    for s in shingles(texts[0]):
+        m.update(s.encode("utf-8"))
+    sig = minhash_signatures(texts)
+    np.testing.assert_array_equal(sig[0], m.hashvalues)
+    np.testing.assert_array_equal(sig[1], datasketch.MinHash(num_perm=128, seed=1).hashvalues)
+
+
+def test_shingle_definition():
+    assert shingles("a  b\tc d e f", 5) == ["a b c d e", "b c d e f"]
+    assert shingles("a b", 5) == ["a b"]
+    assert shingles(" \n ", 5) == []
+    assert shingles("x x x x x x x", 2) == ["x x"]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_shingle_hashes_match_hashlib_sets(compiled, monkeypatch):
+    if compiled and not minhash_kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(minhash_kernels, "AVAILABLE", compiled)
+    texts = random_texts(random.Random(3), 30)
+    hashes, offsets = mh.shingle_hash_sets(texts, 4)
+    for i, text in enumerate(texts):
+        want = np.unique(mh.sha1_hash64_array(shingles(text, 4)))
+        np.testing.assert_array_equal(hashes[offsets[i] : offsets[i + 1]], want)
+
+
+def test_bad_settings_refused():
+    with pytest.raises(CollapseguardError, match="ngram"):
+        minhash_signatures(["a"], ngram=0)
+    with pytest.raises(CollapseguardError, match="scheme"):
+        minhash_signatures(["a"], scheme="affine16")
+    with pytest.raises(CollapseguardError, match="record 1"):
+        minhash_signatures(["a", b"bytes"])
