@@ -1,0 +1,177 @@
+"""Calibrate a detector's threshold to a false-positive rate on held-out human text.
+
+threshold = the (1 - fpr) quantile of the human scores (abstentions excluded, the `higher`
+order statistic, so at most a share `fpr` of the calibration set lies strictly above it); a
+text is called "machine" when its score is strictly above the threshold. The achieved FPR on
+the calibration set comes with a 95% Clopper-Pearson interval. The calibration records the
+detector's name, fingerprint and identity, so applying it to another configuration is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from collapseguard.detectors.base import config_dict
+from collapseguard.errors import CollapseguardError
+from collapseguard.io.atomic import write_text_atomic
+
+FORMAT_VERSION = 1
+MACHINE, HUMAN, ABSTAIN = "machine", "human", "abstain"
+
+
+@dataclass
+class Calibration:
+    """A threshold for one detector configuration and how it was obtained."""
+
+    detector: str
+    fingerprint: str
+    identity: dict
+    fpr_target: float
+    threshold: float
+    achieved_fpr: float
+    fpr_ci95: list[float]
+    n: int
+    n_abstained: int
+    texts_sha256: str
+    human_scores: list[float] = field(default_factory=list, repr=False)
+
+    def p_values(self, scores) -> np.ndarray:
+        """Empirical p-values (1 + #human >= s) / (n + 1) against the calibration scores; NaN stays NaN."""
+        ref = np.sort(np.asarray(self.human_scores, dtype=float))
+        s = np.asarray(scores, dtype=float)
+        greater_eq = len(ref) - np.searchsorted(ref, s, side="left")
+        p = (1.0 + greater_eq) / (len(ref) + 1.0)
+        return np.where(np.isnan(s), np.nan, p)
+
+
+def detector_identity(detector) -> dict:
+    """What a calibration must match: the detector's own identity() or its name and config."""
+    if hasattr(detector, "identity"):
+        return detector.identity()
+    return {"name": detector.name, "config": config_dict(detector.config)}
+
+
+def texts_sha256(texts) -> str:
+    """sha256 over the texts in order (each length-prefixed, UTF-8)."""
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided binomial interval for k successes in n trials."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return (0.0, 1.0)
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return (lo, hi)
+
+
+def threshold_for_fpr(human_scores, fpr: float) -> float:
+    """The (1 - fpr) quantile of the non-NaN human scores (an observed value; `higher` method)."""
+    s = np.asarray(human_scores, dtype=float)
+    s = s[~np.isnan(s)]
+    if len(s) == 0:
+        raise CollapseguardError("no human text was scored (all abstained); pass longer or more calibration texts")
+    return float(np.quantile(s, 1.0 - fpr, method="higher"))
+
+
+def check_fpr(fpr: float) -> float:
+    if not 0.0 < fpr < 1.0:
+        raise CollapseguardError(f"fpr must be between 0 and 1 (exclusive), got {fpr}; e.g. --fpr 0.01")
+    return float(fpr)
+
+
+def calibrate_scores(scores, fpr: float, *, detector: str, fingerprint: str, identity: dict,
+                     sha256: str) -> Calibration:
+    """A Calibration from already computed human scores (NaN = abstained)."""
+    fpr = check_fpr(fpr)
+    s = np.asarray(scores, dtype=float)
+    valid = s[~np.isnan(s)]
+    threshold = threshold_for_fpr(valid, fpr)
+    k, n = int((valid > threshold).sum()), len(valid)
+    if n < math.ceil(10.0 / fpr):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "only %d scored human texts for fpr=%g: the threshold is uncertain (see fpr_ci95); use >= %d",
+            n, fpr, math.ceil(10.0 / fpr),
+        )
+    return Calibration(
+        detector=detector, fingerprint=fingerprint, identity=identity, fpr_target=fpr, threshold=threshold,
+        achieved_fpr=k / n, fpr_ci95=list(clopper_pearson(k, n)), n=n, n_abstained=int(len(s) - n),
+        texts_sha256=sha256, human_scores=[float(x) for x in valid],
+    )
+
+
+def calibrate(detector, human_texts, fpr: float, progress=None) -> Calibration:
+    """Score held-out human texts and set the threshold at their (1 - fpr) quantile."""
+    texts = list(human_texts)
+    scores = detector.score(texts, progress=progress) if progress is not None else detector.score(texts)
+    return calibrate_scores(
+        scores, fpr, detector=detector.name, fingerprint=detector.fingerprint(),
+        identity=detector_identity(detector), sha256=texts_sha256(texts),
+    )
+
+
+def _differences(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} (calibration) vs {b!r} (detector)"]
+
+
+def check_matches(calibration: Calibration, detector, source: str = "calibration") -> None:
+    """Refuse to apply `calibration` to a detector with another fingerprint, naming what differs."""
+    if calibration.fingerprint == detector.fingerprint():
+        return
+    diffs = _differences(calibration.identity, detector_identity(detector)) or ["fingerprint"]
+    raise CollapseguardError(
+        f"{source}: made for a different detector configuration ({'; '.join(diffs)}); "
+        "use the same options or recalibrate with `collapseguard detect calibrate`"
+    )
+
+
+def decide(scores, calibration: Calibration) -> np.ndarray:
+    """Per score: 'machine' (above the threshold), 'human', or 'abstain' (NaN score)."""
+    s = np.asarray(scores, dtype=float)
+    out = np.where(s > calibration.threshold, MACHINE, HUMAN).astype(object)
+    out[np.isnan(s)] = ABSTAIN
+    return out
+
+
+def save_calibration(calibration: Calibration, path: str | Path) -> None:
+    """Write the calibration as JSON, atomically."""
+    blob = {"collapseguard_calibration": FORMAT_VERSION, **asdict(calibration)}
+    write_text_atomic(path, json.dumps(blob, indent=1, sort_keys=True) + "\n")
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read a calibration JSON written by `save_calibration`."""
+    path = Path(path)
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CollapseguardError(f"{path}: no such calibration file; make one with `collapseguard detect calibrate`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CollapseguardError(f"{path}: not a calibration JSON ({exc}); make one with `collapseguard detect calibrate`") from None
+    if not isinstance(blob, dict) or blob.pop("collapseguard_calibration", None) != FORMAT_VERSION:
+        raise CollapseguardError(f"{path}: not a collapseguard calibration (format {FORMAT_VERSION}); recalibrate")
+    try:
+        return Calibration(**blob)
+    except TypeError as exc:
+        raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); recalibrate") from None
