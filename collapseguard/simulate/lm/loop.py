@@ -1,0 +1,333 @@
+"""The language-model collapse loop (Shumailov et al. 2024, section on OPT-125m / WikiText-2).
+
+Generation g's model M_g is the base model (a seeded fresh preset, or a local HF directory)
+trained on D_g. D_0 is the original training blocks. M_g continues every original training
+block with `block` new tokens, giving samples S_g as large as the original corpus, and
+D_{g+1} is mixed from S_g per the policy:
+
+* fresh_{g+1} = a random (1 - human_fraction) share of S_g plus a fresh random
+  human_fraction share of the original blocks (the paper's 10% variant);
+* ``replace``: D_{g+1} = fresh_{g+1}; ``accumulate``: D_{g+1} = D_g + fresh_{g+1};
+  ``subsample``: D_{g+1} = |D_0| blocks drawn from D_0 + fresh_1 + ... + fresh_{g+1}.
+
+Each generation writes ``seed_<s>/gen_<g>/`` (model/, corpus.parquet, samples.parquet,
+metrics.json) and then a ``DONE`` marker; a rerun skips finished generations, replaying only
+the (seeded, cheap) mixing, so a killed loop resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.io.atomic import write_parquet_atomic, write_text_atomic
+from collapseguard.simulate.lm.generate import DecodingConfig
+from collapseguard.simulate.lm.train import TrainConfig
+
+WORKFLOWS = ("replace", "accumulate", "subsample")
+SYNTHETIC_DEFAULT_BLOCKS = 512
+THROUGHPUT_METRICS = ("train_tokens_per_s", "generation_tokens_per_s")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Everything one LM loop needs; the CLI fills the same dataclass."""
+
+    corpus: str = "synthetic"  # "synthetic" or a path (text/jsonl/parquet/saved datasets/WikiText-2 dir)
+    test_corpus: str | None = None
+    text_column: str = "text"
+    preset: str = "tiny"
+    base_model: str | None = None  # local HF causal-LM dir to fine-tune instead of a fresh preset
+    tokenizer: str | None = None  # local tokenizer dir; default: the base model's, or trained here
+    vocab_size: int = 4096
+    block_size: int = 64
+    max_blocks: int | None = None  # cap on training blocks (synthetic default 512)
+    test_blocks: int = 128
+    generations: int = 5
+    seeds: int = 1
+    seed: int = 0
+    workflow: str = "replace"
+    human_fraction: float = 0.0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    gen_batch_size: int = 32
+    device: str = "auto"
+
+    def __post_init__(self):
+        check_choice("policy", self.workflow, WORKFLOWS)
+        if not 0.0 <= self.human_fraction <= 1.0:
+            raise CollapseguardError(f"--human-fraction must lie in [0, 1], got {self.human_fraction}")
+        for name in ("generations", "seeds", "block_size", "test_blocks", "gen_batch_size"):
+            if getattr(self, name) < 1 and not (name == "generations" and self.generations == 0):
+                raise CollapseguardError(f"--{name.replace('_', '-')} must be a positive whole number, got {getattr(self, name)}")
+        if self.block_size < 2:
+            raise CollapseguardError(f"--block-size must be at least 2, got {self.block_size}")
+        if self.max_blocks is not None and self.max_blocks < 1:
+            raise CollapseguardError(f"--max-blocks must be positive, got {self.max_blocks}")
+
+    def record(self) -> dict:
+        """JSON-able settings (what a resumed run must match)."""
+        d = asdict(self)
+        d.pop("device")
+        d.pop("seeds")
+        return d
+
+
+@dataclass
+class Blocks:
+    """Token blocks with provenance: origin, the generation and model that wrote them, decoding."""
+
+    ids: np.ndarray  # (n, block) int64
+    origin: np.ndarray  # "human" | "model"
+    source_generation: np.ndarray  # int; -1 for human text
+    parent_model: np.ndarray  # str; "" for human text
+    decoding: np.ndarray  # JSON str; "" for human text
+
+    @classmethod
+    def human(cls, ids):
+        n = len(ids)
+        return cls(ids, np.full(n, "human", object), np.full(n, -1), np.full(n, "", object), np.full(n, "", object))
+
+    @classmethod
+    def model(cls, ids, generation, parent, decoding):
+        n = len(ids)
+        return cls(ids, np.full(n, "model", object), np.full(n, generation), np.full(n, parent, object), np.full(n, decoding, object))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def take(self, idx):
+        return Blocks(*(getattr(self, f)[idx] for f in ("ids", "origin", "source_generation", "parent_model", "decoding")))
+
+    @staticmethod
+    def concat(parts):
+        fields = ("ids", "origin", "source_generation", "parent_model", "decoding")
+        return Blocks(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+
+    def table(self, tokenizer, generation: int):
+        import pyarrow as pa
+
+        return pa.table({
+            "generation": np.full(len(self), generation, dtype=np.int32),
+            "block": np.arange(len(self), dtype=np.int64),
+            "origin": list(self.origin), "source_generation": self.source_generation.astype(np.int32),
+            "parent_model": list(self.parent_model), "decoding": list(self.decoding),
+            "token_ids": [row.tolist() for row in self.ids],
+            "text": tokenizer.batch_decode(self.ids.tolist()),
+        })
+
+
+def mix(config: LMConfig, samples: Blocks, previous: Blocks, pool: Blocks, original: Blocks,
+        rng: np.random.Generator) -> tuple[Blocks, Blocks]:
+    """(D_{g+1}, pool_{g+1}) from S_g, D_g, the pool so far and the original blocks."""
+    n = len(original)
+    n_human = int(round(config.human_fraction * n))
+    parts = []
+    if n - n_human:
+        parts.append(samples.take(rng.choice(len(samples), size=n - n_human, replace=False)))
+    if n_human:
+        parts.append(original.take(rng.choice(n, size=n_human, replace=False)))
+    fresh = Blocks.concat(parts)
+    if config.workflow == "replace":
+        return fresh, fresh
+    if config.workflow == "accumulate":
+        data = Blocks.concat([previous, fresh])
+        return data, data
+    pool = Blocks.concat([pool, fresh])
+    return pool.take(np.sort(rng.choice(len(pool), size=n, replace=False))), pool
+
+
+def load_corpus(config: LMConfig, seed: int, tokenizer=None):
+    """The corpus of one seed (the synthetic language is resampled per seed; real text is fixed)."""
+    from collapseguard.simulate.lm.corpus import synthetic_corpus, text_corpus
+    from collapseguard.simulate.lm.tokenizer import load_tokenizer
+
+    if config.corpus == "synthetic":
+        return synthetic_corpus(config.max_blocks or SYNTHETIC_DEFAULT_BLOCKS, config.test_blocks, config.block_size, seed)
+    if tokenizer is None and (config.tokenizer or config.base_model):
+        tokenizer = load_tokenizer(config.tokenizer or config.base_model)
+    return text_corpus(config.corpus, config.block_size, tokenizer=tokenizer, test_path=config.test_corpus,
+                       column=config.text_column, max_blocks=config.max_blocks, test_blocks=config.test_blocks,
+                       vocab_size=config.vocab_size, seed=0)
+
+
+def base_model(config: LMConfig, tokenizer, seed: int):
+    """The model every generation starts from (fresh preset weights under `seed`, or the base dir)."""
+    from collapseguard.simulate.lm.models import build_model, check_vocab, load_model_dir
+
+    if config.base_model:
+        model = load_model_dir(config.base_model, tokenizer)
+    else:
+        model = build_model(config.preset, tokenizer, 2 * config.block_size, seed)
+    check_vocab(model, tokenizer, config.base_model or f"preset {config.preset}")
+    n_pos = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    if n_pos is not None and n_pos < 2 * config.block_size:
+        raise CollapseguardError(f"{config.base_model}: model context is shorter than 2 x --block-size; lower --block-size")
+    return model
+
+
+class GenerationMetrics:
+    """Metrics of one generation's model and samples (see metrics.py for definitions)."""
+
+    def __init__(self, corpus, gen0, human_ppl, device, batch_size):
+        self.corpus, self.gen0, self.human_ppl, self.device, self.bs = corpus, gen0, human_ppl, device, batch_size
+        lang = corpus.language
+        if lang is not None:  # exact truth on the test contexts, positions 1..L-1
+            self.truth_probs = lang.next_word_probs(corpus.test)[:, 1:]
+            self.truth_ppl = float(np.exp(-lang.log_likelihood(corpus.test, start=1).sum() / corpus.test[:, 1:].size))
+
+    def model_metrics(self, model) -> dict:
+        from collapseguard.simulate.lm.synthetic_language import kl_and_tail
+        from collapseguard.simulate.lm.train import corpus_perplexity, next_token_probs
+
+        out = {"test_perplexity": corpus_perplexity(model, self.corpus.test, self.bs, self.device)}
+        lang = self.corpus.language
+        if lang is not None:
+            q = next_token_probs(model, self.corpus.test, self.bs, self.device)
+            out["kl_to_truth"], out["tail_mass"] = kl_and_tail(self.truth_probs, q, lang.tail)
+            out["truth_tail_mass"] = float(self.truth_probs[..., lang.tail].sum(axis=-1).mean())
+            out["truth_test_perplexity"] = self.truth_ppl
+        return out
+
+    def sample_metrics(self, samples: np.ndarray, prompts: np.ndarray) -> tuple[dict, np.ndarray]:
+        from collapseguard.simulate.lm.metrics import distinct_n, gen0_auroc, repetition_rate
+        from collapseguard.simulate.lm.train import block_perplexity
+
+        ppl = block_perplexity(self.gen0, samples, self.bs, self.device)
+        out = {
+            "gen0_perplexity_median": float(np.median(ppl)), "gen0_perplexity_mean": float(np.mean(ppl)),
+            "gen0_perplexity_p95": float(np.percentile(ppl, 95)),
+            "repetition_rate": repetition_rate(samples), "distinct_2": distinct_n(samples, 2),
+            "gen0_auroc": gen0_auroc(ppl, self.human_ppl),
+        }
+        lang = self.corpus.language
+        if lang is not None:  # exact true perplexity of each continuation given its prompt
+            full = np.concatenate([prompts, samples], axis=1)
+            ll = lang.log_likelihood(full, start=prompts.shape[1])
+            out["truth_sample_perplexity"] = float(np.exp(-ll.sum() / samples.size))
+        return out, ppl
+
+
+def _check_out(out: Path, config: LMConfig) -> None:
+    """Refuse to resume into a directory made with other settings."""
+    path = out / "config.json"
+    rec = config.record()
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(rec)):
+            diff = sorted(k for k in set(old) | set(rec) if old.get(k) != json.loads(json.dumps(rec)).get(k))
+            raise CollapseguardError(f"{out}: holds a run with other settings ({', '.join(diff)}); pass a new --out or the same settings")
+    else:
+        write_text_atomic(path, json.dumps(rec, indent=2, sort_keys=True))
+
+
+def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
+             progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Run (or resume) all generations of one seed; returns one metrics dict per generation."""
+    from collapseguard.simulate.lm.generate import generate_continuations
+    from collapseguard.simulate.lm.models import load_model_dir
+    from collapseguard.simulate.lm.tokenizer import load_tokenizer
+    from collapseguard.simulate.lm.train import block_perplexity, pick_device, train_model
+
+    say = progress or (lambda msg: None)
+    device = pick_device(config.device)
+    sdir = out / f"seed_{seed}"
+    gdir0 = sdir / "gen_000"
+    tokenizer = load_tokenizer(gdir0 / "model") if (gdir0 / "DONE").exists() else None
+    corpus = load_corpus(config, seed, tokenizer)
+    tok, block = corpus.tokenizer, corpus.block
+    template = base_model(config, tok, seed)  # every generation starts from a copy of these weights
+    original = Blocks.human(corpus.train)
+    data = pool = original
+    decoding_json = json.dumps(asdict(config.decoding), sort_keys=True)
+    gen0, metrics_obj, history, samples = None, None, [], None
+    for g in range(config.generations + 1):
+        gdir = sdir / f"gen_{g:03d}"
+        if g > 0:
+            data, pool = mix(config, samples, data, pool, original, np.random.default_rng([seed, g]))
+        if (gdir / "DONE").exists():
+            history.append(json.loads((gdir / "metrics.json").read_text()))
+            samples = _read_samples(gdir / "samples.parquet", g, decoding_json)
+            say(f"seed {seed} generation {g}: done earlier, skipped")
+            continue
+        model = copy.deepcopy(template)
+        say(f"seed {seed} generation {g}: training on {len(data)} blocks")
+        train_tps = train_model(model, data.ids, config.train, seed * 100_003 + g, device)
+        if g == 0:  # generation 0's model scores every generation's samples
+            gen0 = model
+        elif gen0 is None:
+            gen0 = load_model_dir(gdir0 / "model", tok).to(device)
+        if metrics_obj is None:
+            human_ppl = block_perplexity(gen0, corpus.test, config.gen_batch_size, device)
+            metrics_obj = GenerationMetrics(corpus, gen0, human_ppl, device, config.gen_batch_size)
+        m = {"generation": g, "train_blocks": len(data), "human_share": float(np.mean(data.origin == "human")),
+             "train_tokens_per_s": train_tps} | metrics_obj.model_metrics(model)
+        say(f"seed {seed} generation {g}: writing {len(original)} samples")
+        new, gen_tps = generate_continuations(model, original.ids, block, config.decoding, batch_size=config.gen_batch_size,
+                                              seed=seed * 100_003 + g, device=device, logits_processor=logits_processor)
+        sm, ppl = metrics_obj.sample_metrics(new, original.ids)
+        m |= sm | {"generation_tokens_per_s": gen_tps}
+        samples = Blocks.model(new, g, f"seed_{seed}/gen_{g:03d}/model", decoding_json)
+        _write_generation(gdir, model, tok, data, samples, ppl, m, g)
+        history.append(m)
+        say(f"seed {seed} generation {g}: test perplexity {m['test_perplexity']:.2f}")
+    return history
+
+
+def _write_generation(gdir: Path, model, tok, data: Blocks, samples: Blocks, ppl, metrics: dict, g: int) -> None:
+    """Model, training corpus, samples and metrics; the DONE marker last."""
+    import pyarrow as pa
+
+    from collapseguard.simulate.lm.models import save_model
+
+    save_model(model, tok, gdir / "model")
+    write_parquet_atomic(data.table(tok, g), gdir / "corpus.parquet")
+    table = samples.table(tok, g).append_column("gen0_perplexity", pa.array(ppl, pa.float64()))
+    write_parquet_atomic(table, gdir / "samples.parquet")
+    write_text_atomic(gdir / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(gdir / "DONE", "")
+
+
+def _read_samples(path: Path, g: int, decoding_json: str) -> Blocks:
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(path, columns=["token_ids", "parent_model"])
+    ids = np.asarray(t.column("token_ids").to_pylist(), dtype=np.int64)
+    return Blocks.model(ids, g, t.column("parent_model")[0].as_py(), decoding_json)
+
+
+def results_rows(config: LMConfig, seed: int, history: list[dict]) -> list[dict]:
+    """Tidy rows in the schema of the other worlds."""
+    return [{"world": "lm", "policy": config.workflow, "human_fraction": config.human_fraction, "seed": seed,
+             "generation": int(h["generation"]), "metric": k, "value": float(v)}
+            for h in history for k, v in h.items() if k != "generation"]
+
+
+def run_lm_loop(config: LMConfig, out: str | Path, logits_processor=None,
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Run every seed, then write results.parquet and report.md; returns a JSON-able summary."""
+    import pyarrow as pa
+
+    from collapseguard.simulate.lm.report import write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out, replace(config))
+    start, rows = time.perf_counter(), []
+    for s in range(config.seeds):
+        rows += results_rows(config, config.seed + s, run_seed(config, config.seed + s, out, logits_processor, progress))
+    table = pa.Table.from_pylist(rows)
+    write_parquet_atomic(table, out / "results.parquet")
+    write_report(out, config)
+    final = {r["metric"]: r["value"] for r in rows if r["generation"] == config.generations and r["seed"] == config.seed}
+    first = {r["metric"]: r["value"] for r in rows if r["generation"] == 0 and r["seed"] == config.seed}
+    return {"world": "lm", "out": str(out), "policy": config.workflow, "human_fraction": config.human_fraction,
+            "generations": config.generations, "seeds": config.seeds, "seconds": time.perf_counter() - start,
+            "gen0": first, "final": final, "results": str(out / "results.parquet"), "report": str(out / "report.md")}
