@@ -162,3 +162,25 @@ def min_affine32(h, offsets, a, b, out):
                 v = np.uint32(a[k] * hj + b[k])
                 if v < row[k]:
                     row[k] = v
+
+
+@_jit
+def intersection_sizes(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib):
+    """|A_ia[p] ∩ B_ib[p]| for each pair p of sorted, de-duplicated hash sets (a merge walk)."""
+    out = np.zeros(len(ia), dtype=np.int64)
+    for p in range(len(ia)):
+        i, iend = offsets_a[ia[p]], offsets_a[ia[p] + 1]
+        j, jend = offsets_b[ib[p]], offsets_b[ib[p] + 1]
+        count = 0
+        while i < iend and j < jend:
+            x, y = hashes_a[i], hashes_b[j]
+            if x == y:
+                count += 1
+                i += 1
+                j += 1
+            elif x < y:
+                i += 1
+            else:
+                j += 1
+        out[p] = count
+    return out
