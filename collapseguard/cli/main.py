@@ -13,6 +13,7 @@ from collapseguard.errors import CollapseguardError
 
 # name -> "module:attribute"; each subcommand module is imported only when it is run.
 LAZY_COMMANDS = {
+    "watermark": "collapseguard.cli.watermark:watermark",
     "simulate": "collapseguard.cli.simulate:simulate",
 }
 

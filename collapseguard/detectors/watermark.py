@@ -357,8 +357,12 @@ class KGWDetector(Detector):
         return np.array([d["z_score"] for d in self.detect_ids(sequences)], dtype=float)
 
     def detect(self, texts: list[str]) -> list[dict]:
-        """Per-text dicts: z_score, p_value, num_tokens_scored, num_green_tokens, prediction."""
-        return self.detect_ids(self.encode(list(texts)))
+        """Per-text dicts: z_score, p_value, num_tokens_scored, num_green_tokens, prediction, truncated."""
+        texts = list(texts)
+        out = self.detect_ids(self.encode(texts))
+        for d, text in zip(out, texts):
+            d["truncated"] = isinstance(text, str) and len(text) > self.config.max_chars
+        return out
 
     def score(self, texts: list[str]) -> np.ndarray:
         """z-scores (higher = more likely watermarked); NaN where too few tokens to score."""
