@@ -135,15 +135,15 @@ def test_our_processor_is_detected_and_unwatermarked_or_wrong_key_is_not(tiny):
     _, tok, model = tiny
     cfg = KGWConfig(hashing_key=987654321, seeding_scheme="selfhash", context_width=2)
     proc = KGWLogitsProcessor(cfg, vocab_size=model.config.vocab_size, bias=2.0)
-    marked = tok.batch_decode(generate(model, tok, processor=proc, n=6, seed=1), skip_special_tokens=True)
-    plain = tok.batch_decode(generate(model, tok, n=6, seed=1), skip_special_tokens=True)
+    marked = tok.batch_decode(generate(model, tok, processor=proc, n=4, seed=1), skip_special_tokens=True)
+    plain = tok.batch_decode(generate(model, tok, n=4, seed=1), skip_special_tokens=True)
     detector = KGWDetector(cfg, tokenizer=tok)
     assert (detector.score(marked) > 4).all()
     assert (detector.score(plain) < 4).all()
     wrong = KGWDetector(KGWConfig(hashing_key=987654322, seeding_scheme="selfhash", context_width=2), tokenizer=tok)
     z_wrong = wrong.score(marked)
     assert (np.abs(z_wrong) < 4).all()
-    assert abs(z_wrong.mean()) < 1.5  # six texts of ~80 tokens: the mean of N(0,1)/sqrt(6) scale
+    assert abs(z_wrong.mean()) < 1.5  # four texts of ~80 tokens: the mean of N(0,1)/sqrt(6) scale
     assert all(d["prediction"] for d in detector.detect(marked))
 
 

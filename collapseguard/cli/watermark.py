@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import click
 
@@ -77,7 +78,7 @@ def detect(inputs, tokenizer_dir, greenlist_ratio, hashing_key, seeding_scheme, 
         click.echo("source\tindex\tz_score\tp_value\tnum_tokens_scored\tprediction")
 
     def flush(batch):
-        for rec, out in zip(batch, detector.detect([r.text for r in batch])):
+        for rec, out in zip(batch, detector.detect([r.text for r in batch]), strict=True):
             if as_json:
                 row = {"source": rec.source, "index": rec.index, "detector": detector.name,
                        **{k: _json_value(v) for k, v in out.items()}}  # fmt: skip
@@ -85,7 +86,7 @@ def detect(inputs, tokenizer_dir, greenlist_ratio, hashing_key, seeding_scheme, 
             else:
                 click.echo(_table_row(rec, out))
 
-    with click.progressbar(inputs, label="watermark detect", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(inputs, label="watermark detect", file=sys.stderr) as bar:
         for path in bar:
             batch = []
             for rec in iter_records(path, column=column):

@@ -21,7 +21,6 @@ numpy across a whole batch of texts.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -263,7 +262,7 @@ def count_green(sequences: list[np.ndarray], config: KGWConfig, cache: GreenList
     if lengths.sum() == 0:
         return scored, green
     ngrams = np.concatenate(
-        [np.lib.stride_tricks.sliding_window_view(np.asarray(s, dtype=np.int64), n) for s, k in zip(sequences, lengths) if k > 0]
+        [np.lib.stride_tricks.sliding_window_view(np.asarray(s, dtype=np.int64), n) for s, k in zip(sequences, lengths, strict=True) if k > 0]
     )  # (N, n)
     owner = np.repeat(np.arange(len(sequences)), lengths)  # (N,)
     if config.ignore_repeated_ngrams:
@@ -360,7 +359,7 @@ class KGWDetector(Detector):
         """Per-text dicts: z_score, p_value, num_tokens_scored, num_green_tokens, prediction, truncated."""
         texts = list(texts)
         out = self.detect_ids(self.encode(texts))
-        for d, text in zip(out, texts):
+        for d, text in zip(out, texts, strict=True):
             d["truncated"] = isinstance(text, str) and len(text) > self.config.max_chars
         return out
 
