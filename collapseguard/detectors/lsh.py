@@ -83,7 +83,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return keys
 
 
-def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(owner, position) for every position in each [lo[i], hi[i])."""
     counts = hi - lo
     owner = np.repeat(np.arange(len(lo)), counts)
@@ -160,7 +160,7 @@ class MinHashLSH:
             column = sorted_keys[:, band]
             lo = np.searchsorted(column, keys[:, band], side="left")
             hi = np.searchsorted(column, keys[:, band], side="right")
-            q, pos = _expand_ranges(lo, hi)
+            q, pos = expand_ranges(lo, hi)
             codes.append(q.astype(np.int64) * n_items + order[pos, band])
         code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
         return code // n_items, code % n_items
