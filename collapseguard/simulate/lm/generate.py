@@ -42,11 +42,12 @@ class DecodingConfig:
 
 def generate_continuations(model, prompts: np.ndarray, new_tokens: int, decoding: DecodingConfig,
                            *, batch_size: int = 32, seed: int = 0, device: str = "cpu",
-                           logits_processor=None, progress=None) -> tuple[np.ndarray, float]:
+                           logits_processor=None, suppress_tokens=None, progress=None) -> tuple[np.ndarray, float]:
     """Continuations (n, new_tokens) of each prompt row, and generated tokens per second.
 
     `logits_processor`: an optional transformers LogitsProcessor (or list of them), e.g. a KGW
-    watermark, applied at every step. `progress(k)` is called with the number of prompts done.
+    watermark, applied at every step. `suppress_tokens`: ids never generated (e.g. specials
+    outside the synthetic language). `progress(k)` is called with the number of prompts done.
     """
     import torch
     from transformers import LogitsProcessorList
@@ -63,7 +64,7 @@ def generate_continuations(model, prompts: np.ndarray, new_tokens: int, decoding
             x = torch.as_tensor(prompts[i:i + batch_size], dtype=torch.long, device=device)
             y = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens,
                                min_new_tokens=new_tokens, pad_token_id=eos, eos_token_id=eos,
-                               logits_processor=procs, **decoding.generate_kwargs())
+                               logits_processor=procs, suppress_tokens=suppress_tokens, **decoding.generate_kwargs())
             out.append(y[:, x.shape[1]:].cpu().numpy())
             if progress:
                 progress(min(i + batch_size, len(prompts)))

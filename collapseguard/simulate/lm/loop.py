@@ -59,6 +59,15 @@ class LMConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     gen_batch_size: int = 32
     device: str = "auto"
+    watermark_key: int | None = field(default=None, repr=False)  # KGW key; never recorded
+
+    def record(self) -> dict:
+        """JSON-able settings (what a resumed run must match); the watermark key is left out."""
+        d = asdict(self)
+        for k in ("device", "seeds", "watermark_key"):
+            d.pop(k)
+        d["watermark"] = self.watermark_key is not None
+        return d
 
     def __post_init__(self):
         check_choice("policy", self.workflow, WORKFLOWS)
@@ -72,12 +81,6 @@ class LMConfig:
         if self.max_blocks is not None and self.max_blocks < 1:
             raise CollapseguardError(f"--max-blocks must be positive, got {self.max_blocks}")
 
-    def record(self) -> dict:
-        """JSON-able settings (what a resumed run must match)."""
-        d = asdict(self)
-        d.pop("device")
-        d.pop("seeds")
-        return d
 
 
 @dataclass
@@ -215,6 +218,13 @@ class GenerationMetrics:
         return out, ppl
 
 
+def watermark_processor(key: int, vocab_size: int):
+    """The KGW logits processor of collapseguard.detectors.watermark (same key scheme as its detector)."""
+    from collapseguard.detectors.watermark import KGWConfig, KGWLogitsProcessor
+
+    return KGWLogitsProcessor(KGWConfig(hashing_key=key), vocab_size=vocab_size)
+
+
 def _check_out(out: Path, config: LMConfig) -> None:
     """Refuse to resume into a directory made with other settings."""
     path = out / "config.json"
@@ -244,9 +254,13 @@ def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
     corpus = load_corpus(config, seed, tokenizer)
     tok, block = corpus.tokenizer, corpus.block
     template = base_model(config, tok, seed)  # every generation starts from a copy of these weights
+    if logits_processor is None and config.watermark_key is not None:
+        logits_processor = watermark_processor(config.watermark_key, template.config.vocab_size)
     original = Blocks.human(corpus.train)
+    # the synthetic language has no special tokens: never generate ids outside it
+    suppress = list(range(corpus.language.vocab, len(tok))) if corpus.language is not None else None
     data = pool = original
-    decoding_json = json.dumps(asdict(config.decoding), sort_keys=True)
+    decoding_json = json.dumps(asdict(config.decoding) | {"watermark": logits_processor is not None}, sort_keys=True)
     gen0, metrics_obj, history, samples = None, None, [], None
     for g in range(config.generations + 1):
         gdir = sdir / f"gen_{g:03d}"
@@ -271,7 +285,8 @@ def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
              "train_tokens_per_s": train_tps} | metrics_obj.model_metrics(model)
         say(f"seed {seed} generation {g}: writing {len(original)} samples")
         new, gen_tps = generate_continuations(model, original.ids, block, config.decoding, batch_size=config.gen_batch_size,
-                                              seed=seed * 100_003 + g, device=device, logits_processor=logits_processor)
+                                              seed=seed * 100_003 + g, device=device, logits_processor=logits_processor,
+                                              suppress_tokens=suppress)
         sm, ppl = metrics_obj.sample_metrics(new, original.ids)
         m |= sm | {"generation_tokens_per_s": gen_tps}
         samples = Blocks.model(new, g, f"seed_{seed}/gen_{g:03d}/model", decoding_json)

@@ -18,6 +18,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 20
 
+    def __post_init__(self):
+        from collapseguard.errors import CollapseguardError
+
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise CollapseguardError(
+                f"need --epochs >= 1, --batch-size >= 1 and --lr > 0, got {self.epochs}, {self.batch_size}, {self.lr}")
+
 
 def pick_device(name: str = "auto") -> str:
     """`auto` picks CUDA when present, else the CPU."""

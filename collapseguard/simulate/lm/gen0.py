@@ -1,0 +1,40 @@
+"""Train and save the generation-0 reference model (the perplexity detector's scorer)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from collapseguard.io.atomic import write_text_atomic
+from collapseguard.simulate.lm.loop import LMConfig, base_model, load_corpus
+
+INFO_FILE = "collapseguard_gen0.json"
+
+
+def train_gen0(config: LMConfig, out: str | Path) -> dict:
+    """Train the base (preset or --base-model) on the corpus; save model + tokenizer to `out`.
+
+    `out` then loads with AutoModelForCausalLM/AutoTokenizer.from_pretrained(out); it also
+    holds collapseguard_gen0.json (settings, test perplexity, throughput).
+    """
+    from collapseguard.simulate.lm.models import save_model
+    from collapseguard.simulate.lm.train import corpus_perplexity, pick_device, train_model
+
+    start = time.perf_counter()
+    device = pick_device(config.device)
+    corpus = load_corpus(config, config.seed)
+    model = base_model(config, corpus.tokenizer, config.seed)
+    tps = train_model(model, corpus.train, config.train, config.seed, device)
+    info = {
+        "out": str(out), "corpus": config.corpus, "preset": None if config.base_model else config.preset,
+        "base_model": config.base_model, "train_blocks": int(len(corpus.train)), "test_blocks": int(len(corpus.test)),
+        "block_size": corpus.block, "vocab": len(corpus.tokenizer), "seed": config.seed,
+        "train": asdict(config.train), "train_tokens_per_s": tps,
+        "test_perplexity": corpus_perplexity(model, corpus.test, 64, device),
+    }
+    save_model(model.cpu(), corpus.tokenizer, out)
+    info["seconds"] = time.perf_counter() - start
+    write_text_atomic(Path(out) / INFO_FILE, json.dumps(info, indent=2))
+    return info
