@@ -16,6 +16,7 @@ LAZY_COMMANDS = {
     "detect": "collapseguard.cli.detect:detect",
     "gen0": "collapseguard.cli.gen0:gen0",
     "watermark": "collapseguard.cli.watermark:watermark",
+    "ledger": "collapseguard.cli.ledger:ledger",
     "simulate": "collapseguard.cli.simulate:simulate",
 }
 

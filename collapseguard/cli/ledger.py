@@ -1,0 +1,155 @@
+"""`collapseguard ledger add|query|info`: the generation ledger from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+BATCH = 4096
+
+
+def _batches(paths: tuple[str, ...], column: str) -> Iterator[list]:
+    """Records of all inputs in lists of at most BATCH."""
+    from collapseguard.io.readers import iter_records
+
+    batch = []
+    for path in paths:
+        for record in iter_records(path, column):
+            batch.append(record)
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def _progress(label: str):
+    return click.progressbar(length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False)
+
+
+def _sketch_settings(num_perm, seed, ngram, threshold) -> dict:
+    given = {"num_perm": num_perm, "seed": seed, "ngram": ngram, "lsh_threshold": threshold}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def sketch_options(fn):
+    """--num-perm/--seed/--ngram/--lsh-threshold: unset = the ledger's own (or the defaults for a new one)."""
+    fn = click.option("--lsh-threshold", type=float, default=None, help="Jaccard the LSH bands are tuned for (new ledger; default 0.8).")(fn)
+    fn = click.option("--ngram", type=int, default=None, help="Words per shingle (new ledger; default 5).")(fn)
+    fn = click.option("--seed", type=int, default=None, help="MinHash permutation seed (new ledger; default 1).")(fn)
+    fn = click.option("--num-perm", type=int, default=None, help="MinHash permutations (new ledger; default 128).")(fn)
+    return fn
+
+
+@click.group()
+def ledger() -> None:
+    """Record known model outputs and find them (pasted or near-duplicated) in corpora.
+
+    \b
+    Examples:
+      collapseguard ledger add gens.ledger generations.jsonl --column text
+      collapseguard ledger query gens.ledger shard-000.parquet --threshold 0.8 --json
+      collapseguard ledger info gens.ledger
+    """
+
+
+@ledger.command("add")
+@click.argument("ledger_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/dataset inputs.")
+@click.option("--id-prefix", default=None, help="Ids become PREFIX0, PREFIX1, ... (default: FILE_NAME:RECORD_INDEX).")
+@sketch_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_threshold, as_json) -> None:
+    """Store the records of INPUT... (known model outputs) in LEDGER_DIR, creating it if needed.
+
+    Records with no words are skipped. Each run appends one or more chunks atomically.
+
+    \b
+    Example:
+      collapseguard ledger add gens.ledger gen1.jsonl gen2.jsonl --id-prefix gen-
+    """
+    from collapseguard.detectors.ledger import Ledger, SketchConfig
+
+    settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold)
+    if (Path(ledger_dir) / "header.json").exists():
+        book = Ledger.open(ledger_dir, settings)
+    else:
+        book = Ledger.create(ledger_dir, SketchConfig(**settings))
+    added = seen = 0
+    with _progress("ledger add") as bar:
+        for batch in _batches(inputs, column):
+            if id_prefix is None:
+                ids = [f"{Path(r.source).name}:{r.index}" for r in batch]
+            else:
+                ids = [f"{id_prefix}{len(book) + k}" for k in range(len(batch))]
+            added += book.add([r.text for r in batch], ids)
+            seen += len(batch)
+            bar.update(len(batch))
+    summary = {"ledger": str(ledger_dir), "records": seen, "added": added, "skipped_empty": seen - added, "size": len(book)}
+    click.echo(json.dumps(summary) if as_json else f"added {added} of {seen} records to {ledger_dir} (now {len(book)} items)")
+
+
+@ledger.command("query")
+@click.argument("ledger_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/dataset inputs.")
+@click.option("--threshold", default=0.8, show_default=True, help="Report ledger items at or above this score.")
+@click.option("--mode", default="containment", show_default=True,
+              help="containment: |record ∩ item| / |item| (finds pasted generations); jaccard: near-duplicates via LSH.")
+@sketch_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, lsh_threshold, as_json) -> None:
+    """Report, per record of INPUT..., the ledger items it contains or near-duplicates.
+
+    Sketch options, when given, must equal the ledger's (a mismatch is refused).
+
+    \b
+    Text output: one line per match: SOURCE:INDEX  LEDGER_ID  containment=C  jaccard=J
+    Example:
+      collapseguard ledger query gens.ledger crawl.jsonl --threshold 0.5 --json
+    """
+    from collapseguard.detectors.ledger import Ledger
+
+    book = Ledger.open(ledger_dir, _sketch_settings(num_perm, seed, ngram, lsh_threshold))
+    records_out, scanned = [], 0
+    with _progress("ledger query") as bar:
+        for batch in _batches(inputs, column):
+            found: dict[int, list] = {}
+            for m in book.query([r.text for r in batch], threshold, mode):
+                found.setdefault(m.record, []).append(
+                    {"id": m.ledger_id, "containment": round(m.containment, 6), "jaccard": round(m.jaccard, 6)}
+                )
+            for k, matches in sorted(found.items()):
+                records_out.append({"source": batch[k].source, "index": batch[k].index, "matches": matches})
+            scanned += len(batch)
+            bar.update(len(batch))
+    if as_json:
+        doc = {"ledger": str(ledger_dir), "mode": mode, "threshold": threshold, "settings": asdict(book.config),
+               "records": scanned, "records_matched": len(records_out), "matches": records_out}
+        click.echo(json.dumps(doc))
+        return
+    for rec in records_out:
+        for m in rec["matches"]:
+            click.echo(f"{rec['source']}:{rec['index']}\t{m['id']}\tcontainment={m['containment']:.3f}\tjaccard={m['jaccard']:.3f}")
+    click.echo(f"{len(records_out)} of {scanned} records match the ledger ({mode} >= {threshold})", err=True)
+
+
+@ledger.command("info")
+@click.argument("ledger_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(ledger_dir, as_json) -> None:
+    """Print a ledger's settings and size."""
+    from collapseguard.detectors.ledger import Ledger
+    from collapseguard.detectors.lsh import collision_probability
+
+    book = Ledger.open(ledger_dir)
+    c = book.config
+    doc = {"ledger": str(ledger_dir), "items": len(book), "settings": asdict(c),
+           "lsh_recall_at_threshold": float(collision_probability(c.lsh_threshold, c.bands, c.rows))}
+    click.echo(json.dumps(doc) if as_json else "\n".join(f"{k}: {v}" for k, v in doc.items()))
