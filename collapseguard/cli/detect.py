@@ -1,0 +1,245 @@
+"""`collapseguard detect score|calibrate|evaluate|tokens`: run, calibrate and evaluate detectors."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import click
+
+from collapseguard.errors import CollapseguardError
+
+INPUT_HELP = "text, jsonl, parquet, saved datasets, or detect-dev *.raw_data.json (--column original|sampled)"
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict:
+    """KEY=VALUE pairs -> dict; values parsed as JSON where they parse (numbers, true, null), else strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CollapseguardError(f"detector option {pair!r} is not KEY=VALUE; write e.g. -o min_tokens=32")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def detector_options(f):
+    """The options every detect subcommand shares; they fill the detector's config dataclass."""
+    opts = [
+        click.option("--detector", default="gen0_ppl_v1", show_default=True, help="gen0_ppl_v1, kgw_v1 or minhash_v1."),
+        click.option("--model", "model_dir", type=click.Path(), help="Local model folder (gen0_ppl_v1) or tokenizer folder (kgw_v1)."),
+        click.option("--observer", "observer_dir", type=click.Path(), help="gen0_ppl_v1: second model with the same tokenizer (Binoculars)."),
+        click.option("--score", "score_kind", default=None, help="gen0_ppl_v1 main score: fast_detectgpt (default), log_prob, log_rank, entropy, binoculars."),
+        click.option("--min-tokens", type=int, default=None, help="gen0_ppl_v1: abstain below this many scored tokens (default 16)."),
+        click.option("--stride", type=int, default=None, help="gen0_ppl_v1: sliding-window stride for long texts (default: context / 2)."),
+        click.option("--batch-size", type=int, default=None, help="gen0_ppl_v1: windows per batch (default 32)."),
+        click.option("--device", default=None, help="gen0_ppl_v1: auto (default), cpu, cuda."),
+        click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE", help="Any other config field, e.g. -o max_text_tokens=4096."),
+        click.option("--column", default=None, help="Text column/field (default: text; original|sampled for raw_data.json)."),
+        click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def build(detector: str, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra):
+    from collapseguard.detectors.registry import build_detector
+
+    options = {"model_dir": model_dir}
+    if detector == "gen0_ppl_v1":
+        options.update(observer_dir=observer_dir, score=score_kind, min_tokens=min_tokens, stride=stride,
+                       batch_size=batch_size, device=device)
+    elif any(v is not None for v in (observer_dir, score_kind, min_tokens, stride, batch_size, device)):
+        raise CollapseguardError(f"--observer/--score/--min-tokens/--stride/--batch-size/--device are gen0_ppl_v1 options; for {detector} use -o KEY=VALUE")
+    options.update(parse_options(extra))
+    return build_detector(detector, options)
+
+
+def score_with_progress(detector, texts: list[str]):
+    """detector.score(texts), with a progress bar on stderr for the perplexity detector."""
+    import numpy as np
+
+    if not hasattr(detector, "count_windows") or not texts:
+        return np.asarray(detector.score(texts), dtype=float)
+    total = detector.count_windows(texts)
+    with click.progressbar(length=total, label="scoring windows", file=sys.stderr, show_pos=True) as bar:
+        return detector.score(texts, progress=bar.update)
+
+
+def _clean(x):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+@click.group()
+def detect() -> None:
+    """Score texts with a detector, calibrate its threshold, and evaluate it.
+
+    \b
+    Examples:
+      collapseguard detect score shard.parquet --model runs/gen0 --out scored.parquet
+      collapseguard detect calibrate --human heldout.jsonl --model runs/gen0 --fpr 0.01 --out cal.json
+      collapseguard detect score shard.jsonl --model runs/gen0 --calibration cal.json --json
+      collapseguard detect evaluate --human h.txt --machine m.txt --model runs/gen0 --json
+    """
+
+
+@detect.command("score")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@detector_options
+@click.option("--calibration", type=click.Path(), help="Calibration JSON: adds a machine/human/abstain decision column.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
+def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
+              column, fmt, calibration, out, as_json):
+    """Score each record of INPUT...; the score goes into a new column named after the detector.
+
+    \b
+    Higher = more machine-like; an empty score (NaN/null) means the detector abstained.
+    Example:
+      collapseguard detect score a.jsonl b.parquet --model runs/gen0 --calibration cal.json --out s.parquet
+    """
+    import numpy as np
+
+    from collapseguard.detectors.calibration import check_matches, decide, load_calibration
+    from collapseguard.detectors.detect_inputs import load_records
+
+    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    cal = None
+    if calibration:
+        cal = load_calibration(calibration)
+        check_matches(cal, det, source=str(calibration))
+    records = load_records(inputs, column, fmt)
+    scores = score_with_progress(det, [r.text for r in records])
+    decisions = decide(scores, cal) if cal is not None else None
+    col = det.name
+    if out:
+        import pyarrow as pa
+
+        from collapseguard.io.atomic import write_parquet_atomic
+
+        table = {"source": [r.source for r in records], "index": [r.index for r in records],
+                 col: pa.array(scores, type=pa.float64(), from_pandas=True)}
+        if decisions is not None:
+            table[f"{col}_decision"] = [str(d) for d in decisions]
+        write_parquet_atomic(pa.table(table), out)
+        summary = {"records": len(records), "abstained": int(np.isnan(scores).sum()), "out": out}
+        if decisions is not None:
+            summary["decisions"] = {k: int((decisions == k).sum()) for k in ("machine", "human", "abstain")}
+        click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
+        return
+    for i, (r, s) in enumerate(zip(records, scores, strict=True)):
+        row = {"source": r.source, "index": r.index, col: _clean(float(s))}
+        if decisions is not None:
+            row["decision"] = str(decisions[i])
+        click.echo(json.dumps(row) if as_json else "\t".join(str(v) for v in row.values()))
+
+
+@detect.command("calibrate")
+@click.option("--human", "human", multiple=True, required=True, type=click.Path(), help="Held-out human text (" + INPUT_HELP + "); repeatable.")
+@detector_options
+@click.option("--fpr", type=float, default=0.01, show_default=True, help="Target false-positive rate on human text.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
+def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
+                  column, fmt, fpr, out, as_json):
+    """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
+
+    \b
+    Use human text the detector will never be evaluated on. Example:
+      collapseguard detect calibrate --human wiki.valid.txt --model runs/gen0 --fpr 0.01 --out cal.json
+    """
+    from collapseguard.detectors.calibration import (
+        calibrate_scores,
+        detector_identity,
+        save_calibration,
+        texts_sha256,
+    )
+    from collapseguard.detectors.detect_inputs import load_records
+
+    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    texts = [r.text for r in load_records(human, column, fmt, raw_default="original")]
+    scores = score_with_progress(det, texts)
+    cal = calibrate_scores(scores, fpr, detector=det.name, fingerprint=det.fingerprint(),
+                           identity=detector_identity(det), sha256=texts_sha256(texts))
+    save_calibration(cal, out)
+    summary = {"detector": cal.detector, "threshold": cal.threshold, "fpr_target": cal.fpr_target,
+               "achieved_fpr": cal.achieved_fpr, "fpr_ci95": cal.fpr_ci95, "n": cal.n,
+               "n_abstained": cal.n_abstained, "texts_sha256": cal.texts_sha256, "out": out}
+    click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+@detect.command("evaluate")
+@click.option("--human", multiple=True, required=True, type=click.Path(), help="Human text (" + INPUT_HELP + "); repeatable.")
+@click.option("--machine", multiple=True, required=True, type=click.Path(), help="Machine text; raw_data.json files default to `sampled`.")
+@detector_options
+@click.option("--calibration", type=click.Path(), help="Take thresholds from this calibration's human scores (a disjoint split).")
+@click.option("--fpr", "fprs", type=float, multiple=True, default=(0.05, 0.01, 0.001), show_default=True, help="FPRs for TPR@FPR.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device,
+                 extra, column, fmt, calibration, fprs, as_json):
+    """AUROC and TPR at fixed FPRs on labelled human and machine text, also by length bucket.
+
+    \b
+    Example (detect-dev):
+      collapseguard detect evaluate --human xsum_gpt2-xl.raw_data.json --machine xsum_gpt2-xl.raw_data.json \\
+          --model runs/gen0 --json
+    """
+    import numpy as np
+
+    from collapseguard.detectors.calibration import check_matches, load_calibration
+    from collapseguard.detectors.detect_inputs import load_records
+    from collapseguard.detectors.evaluation import evaluate_by, length_bucket
+
+    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    reference = None
+    if calibration:
+        cal = load_calibration(calibration)
+        check_matches(cal, det, source=str(calibration))
+        reference = cal.human_scores
+    h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
+    m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")]
+    scores = score_with_progress(det, h + m)
+    y = np.r_[np.zeros(len(h), bool), np.ones(len(m), bool)]
+    rows = evaluate_by(scores, y, {"length": [length_bucket(t) for t in h + m]}, tuple(fprs), reference)
+    overall = rows[0]
+    result = {"detector": det.name, "auroc": overall["auroc"], "tpr_at_fpr": overall["tpr_at_fpr"],
+              "fpr_achieved": overall["fpr_achieved"], "thresholds": overall["thresholds"],
+              "n_human": overall["n_human"], "n_machine": overall["n_machine"],
+              "abstained_human": overall["abstained_human"], "abstained_machine": overall["abstained_machine"],
+              "thresholds_from": "calibration" if reference is not None else "evaluated human scores",
+              "by_length": rows[1:]}
+    if as_json:
+        click.echo(json.dumps(result, default=_clean))
+        return
+    click.echo(f"auroc={result['auroc']:.4f} n_human={len(h)} n_machine={len(m)}")
+    for f, tpr in result["tpr_at_fpr"].items():
+        click.echo(f"tpr@fpr={f}: {tpr:.4f} (fpr achieved {result['fpr_achieved'][f]:.4f})")
+
+
+@detect.command("tokens")
+@click.argument("input_path", type=click.Path())
+@click.option("--model", "model_dir", type=click.Path(), required=True, help="Local Gen-0 model folder.")
+@click.option("--record", default=0, show_default=True, help="Which record of INPUT to show.")
+@click.option("--column", default=None, help="Text column/field.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines per token.")
+def tokens_cmd(input_path, model_dir, record, column, as_json):
+    """Per-token log-prob, rank and entropy under the Gen-0 model: see which part of a document is machine-like.
+
+    \b
+    Example:
+      collapseguard detect tokens doc.txt --model runs/gen0 --record 3
+    """
+    from collapseguard.detectors.detect_inputs import load_records
+    from collapseguard.detectors.registry import build_detector
+
+    records = load_records([input_path], column)
+    if not 0 <= record < len(records):
+        raise CollapseguardError(f"{input_path}: no record {record} (has {len(records)}); pass --record 0..{len(records) - 1}")
+    det = build_detector("gen0_ppl_v1", {"model_dir": model_dir, "min_tokens": 1})
+    for t in det.token_scores(records[record].text):
+        click.echo(json.dumps(t) if as_json else f"{t['start']}\t{t['end']}\t{t['log_prob']:.3f}\t{t['rank']}\t{t['entropy']:.3f}\t{t['token']!r}")

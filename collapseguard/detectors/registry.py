@@ -1,0 +1,74 @@
+"""Build a detector by its versioned name from a flat dict of options (what the CLI collects).
+
+Other detectors' modules are imported only when asked for, so a missing optional extra only
+matters to the detector that needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+from collapseguard.errors import CollapseguardError, check_choice
+
+DETECTORS = ("gen0_ppl_v1", "kgw_v1", "minhash_v1")
+
+
+def _fill(config_cls, options: dict, detector: str):
+    """A config dataclass from `options`, refusing unknown keys with the valid ones."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise CollapseguardError(
+            f"{detector}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+        )
+    try:
+        return config_cls(**options)
+    except TypeError as exc:
+        raise CollapseguardError(f"{detector}: {exc}") from None
+
+
+def _drop_none(options: dict) -> dict:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def build_gen0_ppl(options: dict):
+    from collapseguard.detectors.perplexity import Gen0PerplexityDetector, PerplexityConfig
+
+    options = _drop_none(options)
+    if "model_dir" not in options:
+        raise CollapseguardError("gen0_ppl_v1 needs a model: pass --model DIR (a folder `collapseguard gen0 train` wrote)")
+    return Gen0PerplexityDetector(_fill(PerplexityConfig, options, "gen0_ppl_v1"))
+
+
+def build_kgw(options: dict):
+    from collapseguard.detectors.watermark import KGWConfig, KGWDetector
+
+    options = _drop_none(options)
+    tokenizer = options.pop("tokenizer_dir", None) or options.pop("model_dir", None)
+    if tokenizer is None:
+        raise CollapseguardError("kgw_v1 needs the generating model's tokenizer: pass --model DIR (or --option tokenizer_dir=DIR)")
+    return KGWDetector(_fill(KGWConfig, options, "kgw_v1"), tokenizer=tokenizer)
+
+
+def build_minhash(options: dict):
+    """minhash_v1 lives with the ledger; found by its versioned name when that module provides one."""
+    for module in ("collapseguard.detectors.ledger", "collapseguard.detectors.minhash"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        for obj in vars(mod).values():
+            if isinstance(obj, type) and getattr(obj, "name", None) == "minhash_v1" and hasattr(obj, "score"):
+                factory = getattr(obj, "from_options", None)
+                return factory(**_drop_none(options)) if factory else obj(**_drop_none(options))
+    raise CollapseguardError("minhash_v1 has no scoring detector in this build; use `collapseguard ledger query`")
+
+
+BUILDERS = {"gen0_ppl_v1": build_gen0_ppl, "kgw_v1": build_kgw, "minhash_v1": build_minhash}
+
+
+def build_detector(name: str, options: dict | None = None):
+    """The detector `name` configured by `options` (config field -> value; None = default)."""
+    check_choice("detector", name, BUILDERS)
+    return BUILDERS[name](dict(options or {}))

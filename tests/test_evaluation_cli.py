@@ -1,0 +1,104 @@
+"""`collapseguard detect score|calibrate|evaluate|tokens` end to end on a tiny local GPT-2."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from click.testing import CliRunner  # noqa: E402
+
+from collapseguard.cli.main import cli  # noqa: E402
+from collapseguard.detectors.tiny_lm import build_tiny_gpt2  # noqa: E402
+
+WORDS = "a tidal marsh holds reeds where plovers feed and tides rise slowly over mud".split()
+
+
+def texts(n, seed, lo=6, hi=30):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(lo, hi)))) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    build_tiny_gpt2(root / "model", texts(100, 0), vocab_size=300, n_positions=128)
+    (root / "human.txt").write_text("\n".join(texts(60, 1)) + "\n", encoding="utf-8")
+    machine = ["tides tides tides " * 5 + t for t in texts(40, 2)]
+    (root / "machine.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in machine), encoding="utf-8")
+    (root / "dev.raw_data.json").write_text(json.dumps({"original": texts(30, 3), "sampled": machine[:30]}))
+    return root
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def test_calibrate_then_score_to_parquet_with_decisions(setup):
+    import pyarrow.parquet as pq
+
+    m = ["--model", setup / "model", "--min-tokens", "4"]
+    r = run("detect", "calibrate", "--human", setup / "human.txt", *m, "--fpr", "0.1", "--out", setup / "cal.json", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["n"] == 60 and summary["achieved_fpr"] <= 0.1
+    before = (setup / "machine.jsonl").read_bytes()
+    out = setup / "scored.parquet"
+    r = run("detect", "score", setup / "machine.jsonl", setup / "human.txt", *m, "--calibration", setup / "cal.json",
+            "--out", out, "--json")
+    assert r.exit_code == 0, r.output
+    table = pq.read_table(out).to_pydict()
+    assert len(table["gen0_ppl_v1"]) == 100 and set(table["gen0_ppl_v1_decision"]) <= {"machine", "human", "abstain"}
+    assert (setup / "machine.jsonl").read_bytes() == before
+    human_machine_calls = [d for s, d in zip(table["source"], table["gen0_ppl_v1_decision"], strict=True) if s.endswith("human.txt")]
+    assert np.mean([d == "machine" for d in human_machine_calls]) <= 0.1 + 1e-9  # same texts as calibration
+
+
+def test_wrong_calibration_is_one_line_exit_2(setup):
+    run("detect", "calibrate", "--human", setup / "human.txt", "--model", setup / "model", "--min-tokens", "4",
+        "--out", setup / "cal4.json")
+    r = run("detect", "score", setup / "human.txt", "--model", setup / "model", "--min-tokens", "5",
+            "--calibration", setup / "cal4.json")
+    assert r.exit_code == 2
+    assert "min_tokens: 4 (calibration) vs 5 (detector)" in r.output and "Traceback" not in r.output
+
+
+def test_evaluate_json_on_raw_data_and_plain_files(setup):
+    r = run("detect", "evaluate", "--human", setup / "dev.raw_data.json", "--machine", setup / "dev.raw_data.json",
+            "--model", setup / "model", "--min-tokens", "4", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert 0.0 <= res["auroc"] <= 1.0 and set(res["tpr_at_fpr"]) == {"0.05", "0.01", "0.001"}
+    assert res["n_human"] == 30 and res["n_machine"] == 30
+    r = run("detect", "evaluate", "--human", setup / "human.txt", "--machine", setup / "machine.jsonl",
+            "--model", setup / "model", "--calibration", setup / "cal.json", "--min-tokens", "4", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["thresholds_from"] == "calibration"
+
+
+def test_bad_inputs_are_one_line_errors_and_blank_records_abstain(setup):
+    bad = setup / "bad.txt"
+    bad.write_bytes(b"fine line\n\xff\xfe broken\n")
+    r = run("detect", "score", bad, "--model", setup / "model")
+    assert r.exit_code == 2 and "UTF-8" in r.output and len(r.output.strip().splitlines()) == 1
+    r = run("detect", "score", setup / "human.txt", "--model", setup / "nope")
+    assert r.exit_code == 2 and "not a model directory" in r.output
+    r = run("detect", "score", setup / "human.txt")
+    assert r.exit_code == 2 and "--model" in r.output
+    blank = setup / "blank.jsonl"
+    blank.write_text('{"text": ""}\n{"text": "   "}\n{"text": "' + " ".join(WORDS) + '"}\n')
+    r = run("detect", "score", blank, "--model", setup / "model", "--min-tokens", "4", "--json")
+    rows = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert [row["gen0_ppl_v1"] is None for row in rows] == [True, True, False]
+
+
+def test_tokens_command_lists_scored_tokens(setup):
+    r = run("detect", "tokens", setup / "human.txt", "--model", setup / "model", "--json")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert rows and all(row["rank"] >= 1 and row["log_prob"] <= 0 for row in rows)
