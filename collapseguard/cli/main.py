@@ -14,7 +14,9 @@ from collapseguard.errors import CollapseguardError
 # name -> "module:attribute"; each subcommand module is imported only when it is run.
 LAZY_COMMANDS = {
     "detect": "collapseguard.cli.detect:detect",
+    "gen0": "collapseguard.cli.gen0:gen0",
     "watermark": "collapseguard.cli.watermark:watermark",
+    "ledger": "collapseguard.cli.ledger:ledger",
     "simulate": "collapseguard.cli.simulate:simulate",
 }
 
