@@ -101,8 +101,20 @@ def fixed_table(hashing_key: int) -> np.ndarray:
     return torch.randperm(TABLE_SIZE, generator=rng).numpy()
 
 
+@lru_cache(maxsize=8)
+def lefthash_table(hashing_key: int, size: int) -> np.ndarray:
+    """Seeds of tokens 0..size-1 (uint64), ``k * token mod (2**64-1)`` in exact integers."""
+    return np.array([(hashing_key * t) % MOD_SEED & 0xFFFFFFFF for t in range(size)], dtype=np.uint64)
+
+
 def lefthash_seeds(prev_tokens: np.ndarray, hashing_key: int) -> np.ndarray:
     """32-bit mt19937 seeds (uint64) of ``k * prev_token mod (2**64-1)``, exact for any key."""
+    prev_tokens = np.asarray(prev_tokens, dtype=np.int64)
+    if len(prev_tokens) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    size = 1 << max(int(prev_tokens.max()).bit_length(), 10)  # tables of 1024, 2048, ... seeds
+    if prev_tokens.min() >= 0 and size <= 1 << 22:
+        return lefthash_table(hashing_key, size)[prev_tokens]
     uniq, inverse = np.unique(prev_tokens, return_inverse=True)
     seeds = np.array([(hashing_key * int(t)) % MOD_SEED & 0xFFFFFFFF for t in uniq], dtype=np.uint64)
     return seeds[inverse.reshape(-1)]
@@ -253,6 +265,23 @@ def normal_p_values(z: np.ndarray) -> np.ndarray:
     return ndtr(-np.asarray(z, dtype=float))
 
 
+def unique_ngrams(owner: np.ndarray, ngrams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (owner, n-gram) rows; packed into one int64 key when the bits fit, else rows."""
+    n = ngrams.shape[1]
+    if len(ngrams) and ngrams.min() >= 0:
+        token_bits = max(int(ngrams.max()).bit_length(), 1)
+        owner_bits = max(int(owner.max()).bit_length(), 1)
+        if n * token_bits + owner_bits <= 63:
+            key = owner.astype(np.int64)
+            for j in range(n):
+                key = (key << token_bits) | ngrams[:, j]
+            _, first = np.unique(key, return_index=True)
+            return owner[first], ngrams[first]
+    keyed = np.ascontiguousarray(np.column_stack([owner, ngrams]))
+    rows = np.unique(keyed.view([("", np.int64)] * (n + 1)).reshape(-1)).view(np.int64).reshape(-1, n + 1)
+    return rows[:, 0], rows[:, 1:]
+
+
 def count_green(sequences: list[np.ndarray], config: KGWConfig, cache: GreenListCache) -> tuple[np.ndarray, np.ndarray]:
     """(num_tokens_scored, num_green_tokens) per token sequence, vectorised over the batch."""
     n = config.ngram_len
@@ -266,9 +295,7 @@ def count_green(sequences: list[np.ndarray], config: KGWConfig, cache: GreenList
     )  # (N, n)
     owner = np.repeat(np.arange(len(sequences)), lengths)  # (N,)
     if config.ignore_repeated_ngrams:
-        keyed = np.ascontiguousarray(np.column_stack([owner, ngrams]))
-        unique_rows = np.unique(keyed.view([("", np.int64)] * (n + 1)).reshape(-1)).view(np.int64).reshape(-1, n + 1)
-        owner, ngrams = unique_rows[:, 0], unique_rows[:, 1:]
+        owner, ngrams = unique_ngrams(owner, ngrams)
     is_green = cache.is_green(ngram_seeds(ngrams, config), ngrams[:, -1])
     scored = np.bincount(owner, minlength=len(sequences))
     green = np.bincount(owner, weights=is_green, minlength=len(sequences)).astype(np.int64)
