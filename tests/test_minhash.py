@@ -14,8 +14,9 @@ from collapseguard.errors import CollapseguardError
 
 datasketch = pytest.importorskip("datasketch")
 
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "naïve", "café", "日本語", "😀", "x" * 70, "Ωμέγα", "ß"]
-SPACES = [" ", "  ", "\t", "\n", "\u00a0", "\u3000", " \r\n "]
+# Tokens include look-alikes of whitespace that str.split() does not split on.
+WORDS = ["the", "cat", "sat", "a", "naïve", "café", "日本語", "😀", "x" * 70, "Ωμέγα", "ß", "a\u200bb", "\u2060", "\u180e", "\u00ad"]
+SPACES = [" ", "  ", "\t", "\n", " \r\n ", *(chr(c) for c in range(0x3001) if chr(c).isspace())]
 
 
 def random_texts(rng: random.Random, count: int) -> list[str]:

@@ -175,7 +175,10 @@ def _normalised_buffer(texts) -> tuple[np.ndarray, np.ndarray]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise CollapseguardError(f"record {i}: expected text, got {type(text).__name__}; pass strings")
-        docs.append(" ".join(text.split()).encode("utf-8"))
+        try:
+            docs.append(" ".join(text.split()).encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise CollapseguardError(f"record {i}: not encodable as UTF-8 ({exc.reason}); clean the text") from None
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum([len(d) for d in docs], out=offsets[1:])
     return np.frombuffer(b"".join(docs), dtype=np.uint8), offsets
@@ -184,8 +187,8 @@ def _normalised_buffer(texts) -> tuple[np.ndarray, np.ndarray]:
 def shingle_hashes(texts: list[str], ngram: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """sha1_hash64 of every document's shingles, flattened: (hashes, offsets).
 
-    Compiled path: every shingle occurrence hashed straight from one UTF-8 buffer (duplicates
-    kept). Fallback: each distinct shingle string of the batch hashed once with hashlib.
+    Compiled path: every shingle occurrence hashed straight from one UTF-8 buffer of normalised
+    texts (duplicates kept). Fallback: each distinct shingle string of the batch hashed once with hashlib.
     """
     if ngram < 1:
         raise CollapseguardError(f"shingle size n={ngram} must be at least 1; pass --ngram 1 or more")

@@ -1,8 +1,9 @@
 """Compiled (numba) hot paths for MinHash: SHA-1 of every shingle and the per-document minimum.
 
-Input is one UTF-8 buffer of whitespace-normalised documents (tokens joined by one space),
-so the shingle ``tokens[i:i+n]`` is the byte slice from the start of token i to the end of
-token i+n-1: no per-shingle Python string is ever built. SHA-1 follows FIPS 180-4; the value
+Input is one UTF-8 buffer of whitespace-normalised documents (``" ".join(text.split())``), so
+the shingle ``tokens[i:i+n]`` is the byte slice from the start of token i to the end of token
+i+n-1: no per-shingle Python string is ever built. (Tokenising raw UTF-8 inside numba and
+assembling each shingle was measured slower than this.) SHA-1 follows FIPS 180-4; the value
 kept is datasketch's ``sha1_hash64`` (first 8 digest bytes, little-endian), whose low 32 bits
 are ``sha1_hash32``. When numba is not installed, ``AVAILABLE`` is False and callers use the
 hashlib/numpy path in ``minhash.py`` (same results, slower).
@@ -36,14 +37,13 @@ def _bswap32(x):
 
 
 @_jit
-def sha1_hash64_slice(buf, start, length, block, w):
-    """datasketch sha1_hash64 of buf[start:start+length] as int64 bits.
+def sha1_hash64_block(block, length, w):
+    """datasketch sha1_hash64 of block[:length]; pads in place (block holds >= length + 72 bytes).
 
-    `block` is a uint8 scratch of at least length + 72 bytes, `w` an int64 scratch of 80 words.
-    All arithmetic is on int64 holding 32-bit values (masked), which numba compiles tightly.
+    `w` is an int64 scratch of 80 words. All arithmetic is on int64 holding 32-bit values
+    (masked), which numba compiles tightly.
     """
     total = ((length + 8) // 64 + 1) * 64
-    block[:length] = buf[start : start + length]
     block[length] = 0x80
     block[length + 1 : total - 8] = 0
     bits = length * 8
@@ -78,8 +78,15 @@ def sha1_hash64_slice(buf, start, length, block, w):
 
 
 @_jit
+def sha1_hash64_slice(buf, start, length, block, w):
+    """datasketch sha1_hash64 of buf[start:start+length] (copied into the scratch `block`)."""
+    block[:length] = buf[start : start + length]
+    return sha1_hash64_block(block, length, w)
+
+
+@_jit
 def shingle_counts(buf, doc_offsets, n):
-    """Number of shingles of each normalised document (see ``minhash.shingles``)."""
+    """Shingles of each normalised document (tokens joined by single spaces; see ``minhash.shingles``)."""
     n_docs = len(doc_offsets) - 1
     counts = np.zeros(n_docs, dtype=np.int64)
     for d in range(n_docs):
@@ -96,7 +103,10 @@ def shingle_counts(buf, doc_offsets, n):
 
 @_jit
 def shingle_hashes_kernel(buf, doc_offsets, n, offsets, max_tokens, max_bytes):
-    """sha1_hash64 bits (int64) of every shingle (duplicates included), laid out by `offsets`."""
+    """sha1_hash64 bits (int64) of every shingle (duplicates included), laid out by `offsets`.
+
+    In a normalised document the shingle tokens[i:i+n] is one contiguous byte slice.
+    """
     out = np.empty(offsets[-1], dtype=np.int64)
     block = np.empty(max_bytes + 72, dtype=np.uint8)
     starts = np.empty(max_tokens + 1, dtype=np.int64)
@@ -126,42 +136,42 @@ def shingle_hashes_kernel(buf, doc_offsets, n, offsets, max_tokens, max_bytes):
 def min_affine(h, offsets, a, b, out, mask):
     """out[d, k] = min over shingles j of doc d of (a[k] * h[j] + b[k]) & mask (uint64 wrap)."""
     num_perm = len(a)
+    acc = np.empty(num_perm, dtype=np.uint64)
     for d in range(len(offsets) - 1):
-        row = out[d]
+        acc[:] = out[d]
+        for j in range(offsets[d], offsets[d + 1]):
+            hj = h[j]
+            for k in range(num_perm):  # branch-free so LLVM vectorises it
+                acc[k] = min(acc[k], (a[k] * hj + b[k]) & mask)
+        out[d] = acc
+
+
+@_jit
+def min_affine32(h, offsets, a, b, out):
+    """affine32: out[d, k] = min over doc d's shingles of (a[k] * h[j] + b[k]) mod 2^32."""
+    num_perm = len(a)
+    acc = np.empty(num_perm, dtype=np.uint32)
+    for d in range(len(offsets) - 1):
+        acc[:] = out[d]
         for j in range(offsets[d], offsets[d + 1]):
             hj = h[j]
             for k in range(num_perm):
-                v = (a[k] * hj + b[k]) & mask
-                if v < row[k]:
-                    row[k] = v
+                acc[k] = min(acc[k], np.uint32(a[k] * hj + b[k]))
+        out[d] = acc
 
 
 @_jit
 def min_legacy(h, offsets, a, b, out, prime, mask):
     """datasketch legacy: ((a*h + b) mod 2^64 mod prime) & mask, min per document."""
     num_perm = len(a)
+    acc = np.empty(num_perm, dtype=np.uint64)
     for d in range(len(offsets) - 1):
-        row = out[d]
+        acc[:] = out[d]
         for j in range(offsets[d], offsets[d + 1]):
             hj = h[j]
             for k in range(num_perm):
-                v = ((a[k] * hj + b[k]) % prime) & mask
-                if v < row[k]:
-                    row[k] = v
-
-
-@_jit
-def min_affine32(h, offsets, a, b, out):
-    """affine32: out[d, k] = min over doc d's shingles of (a[k] * h[j] + b[k]) mod 2^32 (uint32 wrap)."""
-    num_perm = len(a)
-    for d in range(len(offsets) - 1):
-        row = out[d]
-        for j in range(offsets[d], offsets[d + 1]):
-            hj = h[j]
-            for k in range(num_perm):
-                v = np.uint32(a[k] * hj + b[k])
-                if v < row[k]:
-                    row[k] = v
+                acc[k] = min(acc[k], ((a[k] * hj + b[k]) % prime) & mask)
+        out[d] = acc
 
 
 @_jit
