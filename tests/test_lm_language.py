@@ -5,7 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
-from collapseguard.simulate.lm.synthetic_language import LanguageConfig, SyntheticLanguage, kl_and_tail
+from collapseguard.simulate.lm.synthetic_language import (
+    LanguageConfig,
+    SyntheticLanguage,
+    kl_and_tail,
+)
 
 
 def tiny_hmm(seed=0, states=2, vocab=3):
@@ -40,7 +44,7 @@ def test_next_word_probs_are_conditionals_of_brute_force():
     lang = tiny_hmm(seed=3)
     seqs = all_sequences(3, 3)
     probs = lang.next_word_probs(seqs)
-    for x, p in zip(seqs, probs):
+    for x, p in zip(seqs, probs, strict=True):
         for t in range(1, 3):
             joint = brute_force_prob(lang, x[: t + 1])
             prefix = brute_force_prob(lang, x[:t])
