@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from collapseguard.detectors.base import Detector, config_dict
-from collapseguard.detectors.lm_scores import TextScores, aggregate, cross_entropy_rows, token_stats
+from collapseguard.detectors.lm_scores import (
+    ALL_COLUMNS,
+    STAT_COLUMNS,
+    TextScores,
+    aggregate,
+    cross_entropy_rows,
+    token_stats,
+)
 from collapseguard.errors import CollapseguardError, check_choice
 
 # Main score -> sign that makes "higher = more machine-like".
@@ -32,6 +39,14 @@ _SCORE_FIELDS = {
     "log_rank": "mean_log_rank",
     "entropy": "mean_entropy",
     "binoculars": "binoculars",
+}
+# Per-token columns each main score needs (the rest are skipped when only `score()` is asked).
+_NEEDS = {
+    "fast_detectgpt": frozenset({"gap", "var"}),
+    "log_prob": frozenset(),
+    "log_rank": frozenset({"log_rank"}),
+    "entropy": frozenset({"entropy"}),
+    "binoculars": frozenset(),
 }
 # Fields that change speed or where files live, never the scores: left out of the fingerprint.
 RUNTIME_FIELDS = frozenset({"model_dir", "observer_dir", "batch_size", "max_batch_tokens", "device"})
@@ -231,8 +246,9 @@ class Gen0PerplexityDetector(Detector):
             return ids, [list(o[:cap]) for o in enc["offset_mapping"]]
         return ids
 
-    def token_arrays(self, ids_per_text: list[list[int]], progress: Callable[[int], None] | None = None):
-        """Per text: stats (T, 5) for its scored tokens and observer cross-entropies (T,) or None."""
+    def token_arrays(self, ids_per_text: list[list[int]], progress: Callable[[int], None] | None = None,
+                     columns=ALL_COLUMNS):
+        """Per text: stats (T, 6) for its scored tokens (see `token_stats`) and observer cross-entropies (T,) or None."""
         import torch
 
         windows = [w for i, ids in enumerate(ids_per_text) for w in plan_windows(i, ids, self.max_length, self.stride)]
@@ -255,7 +271,7 @@ class Gen0PerplexityDetector(Detector):
                 r = torch.tensor(rows, device=self.device)
                 c = torch.tensor(cols, device=self.device)
                 logits = self.model(input_ids=input_ids, attention_mask=mask).logits[r, c]  # (N, V)
-                stats = token_stats(logits, input_ids[r, c + 1])
+                stats = token_stats(logits, input_ids[r, c + 1], columns)
                 cross = None
                 if self.observer is not None:
                     obs = self.observer(input_ids=input_ids, attention_mask=mask).logits[r, c]
@@ -270,7 +286,7 @@ class Gen0PerplexityDetector(Detector):
         out = []
         for i in range(len(ids_per_text)):
             pieces = sorted(parts[i], key=lambda p: p[0])
-            stats = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros((0, 5))
+            stats = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros((0, len(STAT_COLUMNS)))
             cross = np.concatenate([p[2] for p in pieces]) if pieces and pieces[0][2] is not None else None
             out.append((stats, cross))
         return out
@@ -280,13 +296,14 @@ class Gen0PerplexityDetector(Detector):
         return sum(len(plan_windows(0, ids, self.max_length, self.stride)) for ids in self.encode(texts))
 
     # --- public scores ----------------------------------------------------------------------
-    def score_table(self, texts: list[str], progress: Callable[[int], None] | None = None) -> list[TextScores]:
+    def score_table(self, texts: list[str], progress: Callable[[int], None] | None = None,
+                    columns=ALL_COLUMNS) -> list[TextScores]:
         """All per-text scores; texts with fewer than min_tokens scored tokens get NaNs (abstain)."""
         out = []
-        for stats, cross in self.token_arrays(self.encode(list(texts)), progress):
+        for stats, cross in self.token_arrays(self.encode(list(texts)), progress, columns):
             s = aggregate(stats, cross)
             if s.n_tokens < self.config.min_tokens:
-                s = aggregate(np.zeros((0, 5)))
+                s = aggregate(np.zeros((0, len(STAT_COLUMNS))))
                 s.n_tokens = int(stats.shape[0])
             out.append(s)
         return out
@@ -294,7 +311,8 @@ class Gen0PerplexityDetector(Detector):
     def score(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """The configured main score (higher = more machine); NaN = abstain."""
         key, sign = _SCORE_FIELDS[self.config.score], SCORE_SIGNS[self.config.score]
-        return np.array([sign * getattr(s, key) for s in self.score_table(texts, progress)], dtype=float)
+        table = self.score_table(texts, progress, _NEEDS[self.config.score])
+        return np.array([sign * getattr(s, key) for s in table], dtype=float)
 
     def token_scores(self, text: str) -> list[dict]:
         """Per scored token: text, character span, log-prob, rank (1 = top choice) and entropy."""
