@@ -99,3 +99,31 @@ def test_bad_ledger_inputs(tmp_path):
     (tmp_path / "L" / "header.json").write_text("{not json")
     with pytest.raises(CollapseguardError, match="unreadable ledger header"):
         Ledger.open(tmp_path / "L")
+
+
+def test_detector_through_registry_and_fingerprint(tmp_path):
+    from collapseguard.detectors.registry import build_detector
+
+    rng = random.Random(8)
+    gen = words(rng, 40)
+    Ledger.create(tmp_path / "L", SketchConfig(ngram=4)).add([gen], ["g"])
+    det = build_detector("minhash_v1", {"model_dir": str(tmp_path / "L")})
+    assert det.name == "minhash_v1" and det.config.ngram == 4
+    doc = words(rng, 100) + " " + gen
+    np.testing.assert_allclose(det.score([doc, words(rng, 50)]), [1.0, 0.0])
+    Ledger.create(tmp_path / "M", SketchConfig(ngram=5)).add([gen], ["g"])
+    assert MinHashDetector(MinHashConfig(str(tmp_path / "M"))).fingerprint() != det.fingerprint()
+    with pytest.raises(CollapseguardError, match="ngram: ledger 4, requested 5"):
+        build_detector("minhash_v1", {"model_dir": str(tmp_path / "L"), "ngram": "5"})
+
+
+def test_ten_megabyte_record(tmp_path):
+    rng = random.Random(9)
+    gen = words(rng, 80)
+    ledger = Ledger.create(tmp_path / "L")
+    ledger.add([gen], ["g"])
+    filler = words(rng, 2000)
+    big = " ".join([filler] * 900)  # ~10 MB
+    assert len(big.encode()) > 9_000_000
+    matches = ledger.query([big[: len(big) // 2] + " " + gen + " " + big[len(big) // 2 :]])
+    assert [(m.record, m.ledger_id, m.containment) for m in matches] == [(0, "g", 1.0)]

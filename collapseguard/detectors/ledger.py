@@ -305,9 +305,16 @@ def _append_chunk(directory: Path, arrays: dict) -> Path:
 
 @dataclass
 class MinHashConfig:
-    """Score a text by how much of a known generation it contains."""
+    """Score a text by how much of a known generation it contains.
+
+    The sketch settings default to the ledger's own; given, they must equal them (a calibration
+    made with one ledger configuration is then refused by another, through the fingerprint).
+    """
 
     ledger_dir: str = "ledger"
+    num_perm: int | None = None
+    seed: int | None = None
+    ngram: int | None = None
 
 
 class MinHashDetector(Detector):
@@ -316,8 +323,23 @@ class MinHashDetector(Detector):
     name: ClassVar[str] = SCHEME
 
     def __init__(self, config: MinHashConfig | None = None):
-        self.config = config or MinHashConfig()
-        self.ledger = Ledger.open(self.config.ledger_dir)
+        config = config or MinHashConfig()
+        want = {"num_perm": config.num_perm, "seed": config.seed, "ngram": config.ngram}
+        self.ledger = Ledger.open(config.ledger_dir, want)
+        c = self.ledger.config
+        self.config = MinHashConfig(str(config.ledger_dir), c.num_perm, c.seed, c.ngram)
+
+    @classmethod
+    def from_options(cls, ledger_dir=None, model_dir=None, **options) -> MinHashDetector:
+        """Build from CLI options: the ledger is `ledger_dir` (or `--model LEDGER_DIR`)."""
+        valid = {"num_perm", "seed", "ngram"}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise CollapseguardError(f"minhash_v1: unknown option(s) {', '.join(unknown)}; valid: ledger_dir, {', '.join(sorted(valid))}")
+        path = ledger_dir or model_dir
+        if path is None:
+            raise CollapseguardError("minhash_v1 needs a ledger: pass --model LEDGER_DIR (made by `collapseguard ledger add`)")
+        return cls(MinHashConfig(str(path), **{k: int(v) for k, v in options.items()}))
 
     def score(self, texts: list[str]) -> np.ndarray:
         return self.ledger.max_containment(list(texts))
