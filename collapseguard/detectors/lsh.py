@@ -141,10 +141,12 @@ class MinHashLSH:
             )
 
     def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per band, the sorted keys and the item order: two contiguous (bands, n) arrays."""
         if self._sorted is None:
             keys = np.concatenate(self._chunks) if self._chunks else np.zeros((0, self.bands), np.uint64)
-            order = np.argsort(keys, axis=0, kind="stable")  # (n, bands)
-            self._sorted = (np.take_along_axis(keys, order, axis=0), order)
+            keys = np.ascontiguousarray(keys.T)  # (bands, n)
+            order = np.argsort(keys, axis=1, kind="stable")
+            self._sorted = (np.take_along_axis(keys, order, axis=1), order)
         return self._sorted
 
     def query(self, signatures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,14 +156,14 @@ class MinHashLSH:
 
     def query_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sorted_keys, order = self._tables()
-        n_items = max(len(order), 1)
+        n_items = max(order.shape[1], 1)
         codes = []
         for band in range(self.bands):
-            column = sorted_keys[:, band]
-            lo = np.searchsorted(column, keys[:, band], side="left")
-            hi = np.searchsorted(column, keys[:, band], side="right")
+            needles = np.ascontiguousarray(keys[:, band])
+            lo = np.searchsorted(sorted_keys[band], needles, side="left")
+            hi = np.searchsorted(sorted_keys[band], needles, side="right")
             q, pos = expand_ranges(lo, hi)
-            codes.append(q.astype(np.int64) * n_items + order[pos, band])
+            codes.append(q.astype(np.int64) * n_items + order[band, pos])
         code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
         return code // n_items, code % n_items
 
@@ -169,8 +171,8 @@ class MinHashLSH:
         """Candidate pairs (i, j), i < j, among the inserted items."""
         sorted_keys, order = self._tables()
         keys = np.empty_like(sorted_keys)
-        np.put_along_axis(keys, order, sorted_keys, axis=0)
-        i, j = self.query_keys(keys)
+        np.put_along_axis(keys, order, sorted_keys, axis=1)
+        i, j = self.query_keys(keys.T)
         keep = i < j
         return i[keep], j[keep]
 
