@@ -159,12 +159,19 @@ class MinHashLSH:
         n_items = max(order.shape[1], 1)
         codes = []
         for band in range(self.bands):
-            needles = np.ascontiguousarray(keys[:, band])
-            lo = np.searchsorted(sorted_keys[band], needles, side="left")
-            hi = np.searchsorted(sorted_keys[band], needles, side="right")
+            haystack = sorted_keys[band]
+            query_order = np.argsort(keys[:, band])  # sorted needles make searchsorted ~3x faster
+            needles = keys[query_order, band]
+            lo = np.searchsorted(haystack, needles, side="left")
+            hit = lo < len(haystack)
+            hit[hit] = haystack[lo[hit]] == needles[hit]
+            if not hit.any():
+                continue
+            lo, needles, query_order = lo[hit], needles[hit], query_order[hit]
+            hi = np.searchsorted(haystack, needles, side="right")
             q, pos = expand_ranges(lo, hi)
-            codes.append(q.astype(np.int64) * n_items + order[band, pos])
-        code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
+            codes.append(query_order[q].astype(np.int64) * n_items + order[band, pos])
+        code = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
         return code // n_items, code % n_items
 
     def candidate_pairs(self) -> tuple[np.ndarray, np.ndarray]:
