@@ -91,3 +91,16 @@ def test_bad_settings_refused():
         minhash_signatures(["a"], scheme="affine16")
     with pytest.raises(CollapseguardError, match="record 1"):
         minhash_signatures(["a", b"bytes"])
+
+
+def test_lazy_package_exports():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, collapseguard.detectors as d; "
+        "assert 'numba' not in sys.modules and 'collapseguard.detectors.minhash' not in sys.modules; "
+        "from collapseguard.detectors import shingles, minhash_signatures; "
+        "assert shingles('a b c', 2) == ['a b', 'b c'] and minhash_signatures(['a b c']).shape == (1, 128)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
