@@ -127,3 +127,17 @@ def test_bad_lsh_settings_refused():
         MinHashLSH().insert(np.zeros((2, 64), dtype=np.uint32))
     with pytest.raises(CollapseguardError, match="threshold"):
         choose_bands(1.5, 128)
+
+
+def test_exact_copies_cluster_without_quadratic_candidates():
+    rng = random.Random(6)
+    vocab = [f"c{i}" for i in range(5000)]
+    doc = " ".join(rng.choice(vocab) for _ in range(60))
+    near = doc.replace(doc.split()[30], "qqq", 1)
+    others = [" ".join(rng.choice(vocab) for _ in range(60)) for _ in range(4)]
+    texts = [doc] * 50 + [near] + others + [doc]
+    result = near_duplicate_clusters(texts, threshold=0.8)
+    assert result.groups() == [[*range(51), 55]]
+    assert result.candidates < 60  # 50 copies checked against their first, not 50^2 pairs
+    for i, j, jac in zip(result.edges_i, result.edges_j, result.jaccard, strict=True):
+        assert jac == pytest.approx(exact_jaccard(texts[i], texts[j])) and jac >= 0.8

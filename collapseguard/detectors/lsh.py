@@ -258,13 +258,24 @@ def near_duplicate_clusters(
     rows: int | None = None,
     recall_weight: float = 0.9,
 ) -> Clusters:
-    """Group texts whose word-shingle Jaccard is >= threshold, every edge exactly verified."""
+    """Group texts whose word-shingle Jaccard is >= threshold, every edge exactly verified.
+
+    Texts with identical signatures are banded once (a bucket of m exact copies would otherwise
+    yield m^2 candidate pairs): each copy is verified against its group's first member, and
+    only the first members go through LSH. Texts with no shingles are never clustered.
+    """
     hashes, offsets = shingle_hashes(list(texts), ngram)
     signatures = signatures_from_hashes(hashes, offsets, num_perm, seed)
     set_hashes, set_offsets = unique_per_document(hashes, offsets)
+    _, first, group = np.unique(signatures, axis=0, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    members = np.flatnonzero(first[group] != np.arange(len(texts)))
+    reps = np.sort(first)
     lsh = MinHashLSH(threshold, num_perm, bands, rows, recall_weight)
-    lsh.insert(signatures)
-    ci, cj = lsh.candidate_pairs()
+    lsh.insert(signatures[reps])
+    ri, rj = lsh.candidate_pairs()
+    ci = np.concatenate([first[group[members]], reps[ri]])
+    cj = np.concatenate([members, reps[rj]])
     jac, _ = jaccard_pairs(set_hashes, set_offsets, set_hashes, set_offsets, ci, cj)
     ok = (jac >= threshold) & (np.diff(set_offsets)[ci] > 0)
     labels = union_find(len(texts), ci[ok], cj[ok])
