@@ -64,7 +64,7 @@ def train_causal_lm(model, tokenizer, texts: list[str], block: int = 128, steps:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if log_every and step % log_every == 0:
             print(f"step {step} loss {loss.item():.3f}", flush=True)
     model.eval()
