@@ -12,7 +12,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from collapseguard.cli.main import cli  # noqa: E402
 
-FAST = ["--block-size", "8", "--max-blocks", "4", "--test-blocks", "2", "--epochs", "1", "--device", "cpu"]
+FAST = ["--block-size", "8", "--max-blocks", "4", "--test-blocks", "2", "--epochs", "1", "--device", "cpu", "--threads", "1"]
 
 
 def run(*args):
@@ -127,7 +127,7 @@ def test_gen0_train_writes_a_loadable_reference_model(tmp_path):
     corpus.write_text("".join(json.dumps({"text": " ".join(rng.choice(words, 12))}) + "\n" for _ in range(40)))
     out = tmp_path / "m"
     res = CliRunner().invoke(cli, ["gen0", "train", "--corpus", str(corpus), "--out", str(out), "--vocab-size", "300",
-                                   "--block-size", "8", "--epochs", "1", "--device", "cpu", "--json"])
+                                   "--block-size", "8", "--epochs", "1", "--device", "cpu", "--threads", "1", "--json"])
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout.strip().splitlines()[-1])
     model, tok = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)

@@ -17,7 +17,7 @@ from collapseguard.simulate.lm.loop import THROUGHPUT_METRICS, LMConfig, run_lm_
 from collapseguard.simulate.lm.train import TrainConfig  # noqa: E402
 
 TINY = dict(block_size=12, max_blocks=8, test_blocks=4, train=TrainConfig(epochs=1, batch_size=4),
-            decoding=DecodingConfig("beam", num_beams=2), device="cpu")
+            decoding=DecodingConfig("beam", num_beams=2), device="cpu", threads=1)
 
 
 def _values(out: Path):
@@ -34,7 +34,7 @@ def test_cli_loop_writes_files_and_schema(tmp_path):
     out = tmp_path / "run"
     args = ["simulate", "run", "--world", "lm", "--generations", "1", "--block-size", "12", "--max-blocks", "8",
             "--test-blocks", "4", "--epochs", "1", "--batch-size", "4", "--num-beams", "2", "--human-fraction", "0.25",
-            "--device", "cpu", "--out", str(out), "--json"]
+            "--device", "cpu", "--threads", "1", "--out", str(out), "--json"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     t = pq.read_table(out / "results.parquet")

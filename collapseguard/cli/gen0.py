@@ -30,6 +30,7 @@ def gen0() -> None:
 @click.option("--lr", default=3e-3, show_default=True, help="AdamW learning rate (use ~5e-5 to fine-tune a pretrained base).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, order, synthetic sample).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
+@click.option("--threads", default=0, show_default=True, help="CPU threads for torch (0: torch's default; 1 is fastest on a busy machine).")
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON summary.")
 def train_command(**p) -> None:
     """Train the reference model on a corpus and save it (safetensors) with its tokenizer.
@@ -53,7 +54,7 @@ def train_command(**p) -> None:
         base_model=p["base_model"], tokenizer=p["tokenizer"], vocab_size=p["vocab_size"], block_size=p["block_size"],
         max_blocks=p["max_blocks"], test_blocks=p["test_blocks"], generations=0, seed=p["seed"],
         train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"]), decoding=DecodingConfig(),
-        device=p["device"])
+        device=p["device"], threads=p["threads"])
     click.echo(f"training generation 0 on {p['corpus']} ...", err=True)
     info = train_gen0(config, p["out"])
     if p["json_out"]:

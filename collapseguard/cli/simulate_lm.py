@@ -32,6 +32,7 @@ _OPTIONS = [
     click.option("--repetition-penalty", default=1.0, show_default=True, help="lm: repetition penalty (the paper also ran 2.0)."),
     click.option("--gen-batch-size", default=32, show_default=True, help="lm: prompts per generate() call."),
     click.option("--device", default="auto", show_default=True, help="lm: auto (CUDA when present), cpu or cuda."),
+    click.option("--threads", default=0, show_default=True, help="lm: CPU threads for torch (0: torch's default; 1 is fastest on a busy machine)."),
     click.option("--watermark-key", type=int, default=None, help="lm: KGW-watermark generated text with this secret key."),
 ]
 
@@ -74,7 +75,7 @@ def config_from_params(p: dict):
         workflow=p.get("workflow") or p.get("policy") or "replace", human_fraction=p.get("human_fraction", 0.0),
         train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"]),
         decoding=DecodingConfig(p["decoding"], p["num_beams"], p["temperature"], p["top_p"], p["repetition_penalty"]),
-        gen_batch_size=p.get("gen_batch_size", 32), device=p.get("device", "auto"), watermark_key=p.get("watermark_key"))
+        gen_batch_size=p.get("gen_batch_size", 32), device=p.get("device", "auto"), threads=p.get("threads", 0), watermark_key=p.get("watermark_key"))
 
 
 def run_lm(params: dict) -> None:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from collapseguard.io.atomic import write_text_atomic
-from collapseguard.simulate.lm.loop import LMConfig, base_model, load_corpus
+from collapseguard.simulate.lm.loop import LMConfig, base_model, load_corpus, set_threads
 
 INFO_FILE = "collapseguard_gen0.json"
 
@@ -22,6 +22,7 @@ def train_gen0(config: LMConfig, out: str | Path) -> dict:
     from collapseguard.simulate.lm.models import save_model
     from collapseguard.simulate.lm.train import corpus_perplexity, pick_device, train_model
 
+    set_threads(config.threads)
     start = time.perf_counter()
     device = pick_device(config.device)
     corpus = load_corpus(config, config.seed)

@@ -59,12 +59,13 @@ class LMConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     gen_batch_size: int = 32
     device: str = "auto"
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default (1 is fastest on a busy machine)
     watermark_key: int | None = field(default=None, repr=False)  # KGW key; never recorded
 
     def record(self) -> dict:
         """JSON-able settings (what a resumed run must match); the watermark key is left out."""
         d = asdict(self)
-        for k in ("device", "seeds", "watermark_key"):
+        for k in ("device", "seeds", "threads", "watermark_key"):
             d.pop(k)
         d["watermark"] = self.watermark_key is not None
         return d
@@ -218,6 +219,14 @@ class GenerationMetrics:
         return out, ppl
 
 
+def set_threads(threads: int) -> None:
+    """Pin torch's CPU threads (0 = leave torch's default)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def watermark_processor(key: int, vocab_size: int):
     """The KGW logits processor of collapseguard.detectors.watermark (same key scheme as its detector)."""
     from collapseguard.detectors.watermark import KGWConfig, KGWLogitsProcessor
@@ -332,6 +341,7 @@ def run_lm_loop(config: LMConfig, out: str | Path, logits_processor=None,
 
     from collapseguard.simulate.lm.report import write_report
 
+    set_threads(config.threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_out(out, replace(config))
