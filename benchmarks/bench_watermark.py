@@ -123,7 +123,7 @@ def bench_detection(model, tok, n_texts: int, new_tokens: int):
         plain = generate(model, tok, prompts, new_tokens, seed=2)
         det = KGWDetector(cfg, tokenizer=tok)
         print(f"  {scheme} w={width}:  length  TPR(z>4)  FPR(z>4) on unwatermarked generations  median z")
-        for length in [16, 32, 64, 128, new_tokens]:
+        for length in sorted({16, 32, 64, 128, new_tokens}):
             texts_m = tok.batch_decode(marked[:, :length], skip_special_tokens=True)
             texts_p = tok.batch_decode(plain[:, :length], skip_special_tokens=True)
             zm, zp = det.score(texts_m), det.score(texts_p)
@@ -161,11 +161,11 @@ def bench_fpr(tok, n_keys: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab-size", type=int, default=8192)
-    ap.add_argument("--train-seconds", type=float, default=45)
-    ap.add_argument("--texts", type=int, default=100)
-    ap.add_argument("--new-tokens", type=int, default=200)
-    ap.add_argument("--speed-records", type=int, default=150)
-    ap.add_argument("--keys", type=int, default=3)
+    ap.add_argument("--train-seconds", type=float, default=20)
+    ap.add_argument("--texts", type=int, default=40)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--speed-records", type=int, default=100)
+    ap.add_argument("--keys", type=int, default=2)
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA}: WikiText-2 not found")
