@@ -102,3 +102,15 @@ def test_tokens_command_lists_scored_tokens(setup):
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in r.stdout.strip().splitlines()]
     assert rows and all(row["rank"] >= 1 and row["log_prob"] <= 0 for row in rows)
+
+
+def test_other_detectors_by_name_through_the_registry(setup):
+    pytest.importorskip("collapseguard.detectors.watermark")
+    r = run("detect", "score", setup / "human.txt", "--detector", "kgw_v1", "--model", setup / "model", "--json")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert len(rows) == 60 and all("kgw_v1" in row for row in rows)
+    r = run("detect", "score", setup / "human.txt", "--detector", "kgw_v1", "--model", setup / "model", "--min-tokens", "3")
+    assert r.exit_code == 2 and "gen0_ppl_v1 options" in r.output
+    r = run("detect", "score", setup / "human.txt", "--detector", "gen0_ppl", "--model", setup / "model")
+    assert r.exit_code == 2 and "did you mean 'gen0_ppl_v1'" in r.output
