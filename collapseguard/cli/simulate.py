@@ -32,7 +32,23 @@ def parse_world_options(pairs: tuple[str, ...]) -> dict:
     return out
 
 
+class _Silent:
+    """A progress bar that shows nothing (stderr is not a terminal)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
 def _progress(total: int, label: str):
+    """A progress bar on stderr when it is a terminal; silent in pipes, logs and CI."""
+    if not sys.stderr.isatty():
+        return _Silent()
     return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
 
 

@@ -85,7 +85,8 @@ def run_simulation(config: SimConfig, progress: Callable[[int], None] | None = N
             parts.append(world.truth(n_human, rng))
         if not parts:
             raise CollapseguardError(
-                f"generation {g} has no training data left after the filter; lower --filter-tpr/--filter-fpr"
+                f"generation {g}: the filter removes every candidate (no human data and --filter-tpr 1); "
+                "add --human-fraction or lower --filter-tpr"
             )
         fresh = concat(parts)
         if policy.workflow == "replace":

@@ -33,7 +33,8 @@ class Policy:
     ``subsample`` draws the generation's budget uniformly from all data so far.
     ``schedule``: per-generation sample size M_i = M (constant), M (i+1) or M (i+1)^2.
     ``filter_tpr``/``filter_fpr``: a detector between sampling and mixing removes that share
-    of the fresh synthetic and of the fresh human samples; the generation trains on the rest.
+    of the synthetic and of the human candidates; the pipeline draws until the generation's
+    budget is filled, so the filter changes the mix, not the size.
     """
 
     workflow: str = "replace"
@@ -74,10 +75,12 @@ class Policy:
         return samples * (generation + 1) ** power
 
     def split(self, m: int) -> tuple[int, int, int]:
-        """(model, previous, human) sample counts for m fresh samples, after the filter."""
-        n_human = round(self.human_fraction * m)
-        n_prev = round(self.prev_fraction * m)
-        n_model = max(0, m - n_human - n_prev)
-        n_model -= round(self.filter_tpr * n_model)
-        n_human -= round(self.filter_fpr * n_human)
-        return n_model, n_prev, n_human
+        """(model, previous, human) counts of m fresh samples that pass the filter (0s if none can)."""
+        kept_model = self.model_fraction * (1 - self.filter_tpr)
+        kept_human = self.human_fraction * (1 - self.filter_fpr)
+        total = kept_model + kept_human + self.prev_fraction
+        if total <= 0:
+            return 0, 0, 0
+        n_human = round(m * kept_human / total)
+        n_prev = round(m * self.prev_fraction / total)
+        return max(0, m - n_human - n_prev), n_prev, n_human
