@@ -114,3 +114,16 @@ def test_other_detectors_by_name_through_the_registry(setup):
     assert r.exit_code == 2 and "gen0_ppl_v1 options" in r.output
     r = run("detect", "score", setup / "human.txt", "--detector", "gen0_ppl", "--model", setup / "model")
     assert r.exit_code == 2 and "did you mean 'gen0_ppl_v1'" in r.output
+
+
+def test_scores_a_model_written_by_gen0_train(tmp_path):
+    pytest.importorskip("collapseguard.cli.gen0")
+    out = tmp_path / "gen0"
+    r = run("gen0", "train", "--out", out, "--preset", "tiny", "--max-blocks", "16", "--test-blocks", "4", "--epochs", "1")
+    if r.exit_code != 0:
+        pytest.skip(f"gen0 train unavailable here: {r.output.strip().splitlines()[-1:]}")
+    doc = tmp_path / "doc.txt"
+    doc.write_text("the cat sat on the mat and looked at the birds outside the window all day\n", encoding="utf-8")
+    r = run("detect", "score", doc, "--model", out, "--min-tokens", "4", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["gen0_ppl_v1"] is not None

@@ -50,7 +50,7 @@ def per_token_logits(model, ids):
 
 def test_batched_sorted_mean_log_prob_equals_per_text_transformers(tiny):
     root, tok, model, _ = tiny
-    texts = make_texts(23, seed=2)
+    texts = make_texts(12, seed=2)
     got = detector(root, score="log_prob", batch_size=4, max_batch_tokens=64).score(texts)
     for text, g in zip(texts, got, strict=True):
         ids = tok(text)["input_ids"]
@@ -184,3 +184,14 @@ def test_fingerprint_ignores_runtime_options_but_not_scoring_options(tiny):
     a = detector(root, batch_size=2).fingerprint()
     assert a == detector(root, batch_size=16).fingerprint()
     assert a != detector(root, min_tokens=9).fingerprint()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_scores_equal_cpu_scores(tiny):
+    root, *_ = tiny
+    texts = make_texts(8, seed=8)
+    cpu = detector(root).score_table(texts)
+    gpu = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(root / "perf"), device="cuda", min_tokens=2)).score_table(texts)
+    for a, b in zip(cpu, gpu, strict=True):
+        assert a.mean_log_prob == pytest.approx(b.mean_log_prob, abs=1e-4)
+        assert a.fast_detectgpt == pytest.approx(b.fast_detectgpt, abs=1e-3)
