@@ -30,7 +30,7 @@ def setup(tmp_path_factory):
     (root / "human.txt").write_text("\n".join(texts(60, 1)) + "\n", encoding="utf-8")
     machine = ["tides tides tides " * 5 + t for t in texts(40, 2)]
     (root / "machine.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in machine), encoding="utf-8")
-    (root / "dev.raw_data.json").write_text(json.dumps({"original": texts(30, 3), "sampled": machine[:30]}))
+    (root / "xsum_gpt2-xl.raw_data.json").write_text(json.dumps({"original": texts(30, 3), "sampled": machine[:30]}))
     return root
 
 
@@ -69,12 +69,16 @@ def test_wrong_calibration_is_one_line_exit_2(setup):
 
 
 def test_evaluate_json_on_raw_data_and_plain_files(setup):
-    r = run("detect", "evaluate", "--human", setup / "dev.raw_data.json", "--machine", setup / "dev.raw_data.json",
+    dev = setup / "xsum_gpt2-xl.raw_data.json"
+    r = run("detect", "evaluate", "--human", dev, "--machine", dev,
             "--model", setup / "model", "--min-tokens", "4", "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert 0.0 <= res["auroc"] <= 1.0 and set(res["tpr_at_fpr"]) == {"0.05", "0.01", "0.001"}
     assert res["n_human"] == 30 and res["n_machine"] == 30
+    slices = {(row["slice"], row["group"]): row for row in res["slices"]}
+    assert slices[("domain", "xsum")]["auroc"] == pytest.approx(res["auroc"])
+    assert slices[("generator", "gpt2-xl")]["n_machine"] == 30
     r = run("detect", "evaluate", "--human", setup / "human.txt", "--machine", setup / "machine.jsonl",
             "--model", setup / "model", "--calibration", setup / "cal.json", "--min-tokens", "4", "--json")
     assert r.exit_code == 0, r.output

@@ -182,7 +182,11 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device,
                  extra, column, fmt, calibration, fprs, as_json):
-    """AUROC and TPR at fixed FPRs on labelled human and machine text, also by length bucket.
+    """AUROC and TPR at fixed FPRs on labelled human and machine text, also per slice.
+
+    \b
+    Slices: length bucket and input file, plus domain and generator for detect-dev
+    <domain>_<generator>.raw_data.json files.
 
     \b
     Example (detect-dev):
@@ -193,7 +197,7 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
 
     from collapseguard.detectors.calibration import check_matches, load_calibration
     from collapseguard.detectors.detect_inputs import load_records
-    from collapseguard.detectors.evaluation import evaluate_by, length_bucket
+    from collapseguard.detectors.evaluation import evaluate_by
 
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
     reference = None
@@ -201,24 +205,41 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
         cal = load_calibration(calibration)
         check_matches(cal, det, source=str(calibration))
         reference = cal.human_scores
-    h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
-    m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")]
+    h_rec = load_records(human, column, fmt, raw_default="original")
+    m_rec = load_records(machine, column, fmt, raw_default="sampled")
+    h, m = [r.text for r in h_rec], [r.text for r in m_rec]
     scores = score_with_progress(det, h + m)
     y = np.r_[np.zeros(len(h), bool), np.ones(len(m), bool)]
-    rows = evaluate_by(scores, y, {"length": [length_bucket(t) for t in h + m]}, tuple(fprs), reference)
+    rows = evaluate_by(scores, y, slice_labels(h_rec + m_rec), tuple(fprs), reference)
     overall = rows[0]
     result = {"detector": det.name, "auroc": overall["auroc"], "tpr_at_fpr": overall["tpr_at_fpr"],
               "fpr_achieved": overall["fpr_achieved"], "thresholds": overall["thresholds"],
               "n_human": overall["n_human"], "n_machine": overall["n_machine"],
               "abstained_human": overall["abstained_human"], "abstained_machine": overall["abstained_machine"],
               "thresholds_from": "calibration" if reference is not None else "evaluated human scores",
-              "by_length": rows[1:]}
+              "slices": rows[1:]}
     if as_json:
         click.echo(json.dumps(result, default=_clean))
         return
     click.echo(f"auroc={result['auroc']:.4f} n_human={len(h)} n_machine={len(m)}")
     for f, tpr in result["tpr_at_fpr"].items():
         click.echo(f"tpr@fpr={f}: {tpr:.4f} (fpr achieved {result['fpr_achieved'][f]:.4f})")
+
+
+def slice_labels(records) -> dict:
+    """Per-record groups: length bucket and input file; domain and generator for detect-dev files."""
+    from pathlib import Path
+
+    from collapseguard.detectors.detect_inputs import is_raw_data_json
+    from collapseguard.detectors.evaluation import length_bucket
+
+    names = [Path(r.source).name for r in records]
+    groups = {"length": [length_bucket(r.text) for r in records], "file": names}
+    if names and all(is_raw_data_json(n) and "_" in n for n in names):
+        stems = [n.removesuffix(".raw_data.json").split("_", 1) for n in names]
+        groups["domain"] = [d for d, _ in stems]
+        groups["generator"] = [g for _, g in stems]
+    return groups
 
 
 @detect.command("tokens")
