@@ -81,3 +81,19 @@ def test_bad_sizes_and_worlds_are_refused():
         run_simulation(SimConfig("gaussian", 1, 10, 2, options={"stats": 3}))
     with pytest.raises(CollapseguardError, match="removes every candidate"):
         run_simulation(SimConfig("gaussian", 2, 10, 2, policy=Policy(filter_tpr=1.0)))
+
+
+def test_trend_check_ignores_insignificant_reversals():
+    from collapseguard.simulate.checks import human_fraction_trend
+
+    def cell(c, finals):
+        r = run_simulation(SimConfig("gaussian", 1, 10, len(finals), 0, Policy("replace", c)))
+        r.metrics["w2_sq"][:, -1] = finals
+        return r
+
+    rng = np.random.default_rng(0)
+    noisy = [cell(0.0, 1 + rng.random(10)), cell(0.1, 0.5 + rng.random(10)), cell(0.2, 0.55 + rng.random(10))]
+    trend = human_fraction_trend(noisy, "gaussian", "replace")
+    assert trend["reversals"] == 1 and trend["monotone"]
+    real = [cell(0.0, 1 + rng.random(10)), cell(0.1, 3 + rng.random(10))]
+    assert not human_fraction_trend(real, "gaussian", "replace")["monotone"]

@@ -126,7 +126,7 @@ def human_fraction_trend(results: list[SimResult], world: str, workflow: str) ->
             significant.append(mannwhitneyu(x, y, alternative="greater").pvalue < 0.05)
     return {"world": world, "workflow": workflow, "metric": cells[0].primary_metric,
             "fractions": [r.config.policy.human_fraction for r in cells], "finals": finals,
-            "higher_is_worse": worse, "monotone": not significant,
+            "higher_is_worse": worse, "monotone": not any(significant),
             "reversals": len(significant), "significant_reversals": sum(significant)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from collapseguard.errors import CollapseguardError
 from collapseguard.simulate.data import concat
 from collapseguard.simulate.policy import Policy
 from collapseguard.simulate.worlds import world_class
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ def run_simulation(config: SimConfig, progress: Callable[[int], None] | None = N
     """Run the loop for all seeds at once; `progress(generation)` is called after each generation."""
     start = time.perf_counter()
     world, policy = make_world(config), config.policy
+    if 0 < policy.human_fraction * config.samples < 0.5:
+        log.warning("human fraction %g of %d samples rounds to no human sample a generation; raise --samples",
+                    policy.human_fraction, config.samples)
     rng = np.random.default_rng(config.seed)
     train = world.truth(policy.size(config.samples, 0), rng)
     pool = train

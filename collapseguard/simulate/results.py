@@ -18,26 +18,28 @@ def summarise(values: np.ndarray) -> dict[str, np.ndarray]:
     return {"median": med, "lo": lo, "hi": hi}
 
 
-def to_columns(result: SimResult) -> dict[str, np.ndarray]:
-    """The result as tidy columns: one row per seed, generation and metric."""
+def to_table_one(result: SimResult):
+    """One result as a tidy pyarrow Table: a row per seed, generation and metric."""
+    import pyarrow as pa
+
     cfg = result.config
-    cols = {c: [] for c in COLUMNS}
-    for metric, values in result.metrics.items():
-        s, g = values.shape
-        cols["seed"].append(np.repeat(np.arange(s), g))
-        cols["generation"].append(np.tile(np.arange(g), s))
-        cols["value"].append(values.ravel().astype(float))
-        cols["metric"].append(np.full(s * g, metric, dtype=object))
-    n = sum(len(v) for v in cols["value"])
-    return {
-        "world": np.full(n, cfg.world, dtype=object),
-        "policy": np.full(n, cfg.policy.workflow, dtype=object),
-        "human_fraction": np.full(n, cfg.policy.human_fraction),
-        "seed": np.concatenate(cols["seed"]),
-        "generation": np.concatenate(cols["generation"]),
-        "metric": np.concatenate(cols["metric"]),
-        "value": np.concatenate(cols["value"]),
-    }
+    names = list(result.metrics)
+    s, g = result.metrics[names[0]].shape
+    n = len(names) * s * g
+
+    def repeated(value: str):  # a string column built from indices, without Python objects per row
+        return pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int32), [value]).cast(pa.string())
+
+    metric = pa.DictionaryArray.from_arrays(np.repeat(np.arange(len(names), dtype=np.int32), s * g), names)
+    return pa.table({
+        "world": repeated(cfg.world),
+        "policy": repeated(cfg.policy.workflow),
+        "human_fraction": pa.array(np.full(n, cfg.policy.human_fraction)),
+        "seed": pa.array(np.tile(np.repeat(np.arange(s, dtype=np.int64), g), len(names))),
+        "generation": pa.array(np.tile(np.arange(g, dtype=np.int64), s * len(names))),
+        "metric": metric.cast(pa.string()),
+        "value": pa.array(np.concatenate([result.metrics[k].astype(float).ravel() for k in names])),
+    })
 
 
 def config_record(result: SimResult) -> dict:
@@ -52,17 +54,7 @@ def to_table(results: list[SimResult]):
     """A pyarrow Table of all results; the configs go into the schema metadata."""
     import pyarrow as pa
 
-    parts = [to_columns(r) for r in results]
-    data = {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}
-    table = pa.table({
-        "world": pa.array(data["world"], pa.string()),
-        "policy": pa.array(data["policy"], pa.string()),
-        "human_fraction": pa.array(data["human_fraction"], pa.float64()),
-        "seed": pa.array(data["seed"], pa.int64()),
-        "generation": pa.array(data["generation"], pa.int64()),
-        "metric": pa.array(data["metric"], pa.string()),
-        "value": pa.array(data["value"], pa.float64()),
-    })
+    table = pa.concat_tables([to_table_one(r) for r in results])
     meta = {"collapseguard.configs": json.dumps([config_record(r) for r in results])}
     return table.replace_schema_metadata(meta)
 

@@ -49,7 +49,7 @@ class SweepConfig:
 # The embedded default: finishes in well under two minutes on two cores.
 DEFAULT_SWEEP = SweepConfig(worlds=(
     WorldSpec("gaussian", generations=200, samples=100, seeds=1000),
-    WorldSpec("discrete", generations=500, samples=50, seeds=500, options={"states": 20, "truth": "zipf"}),
+    WorldSpec("discrete", generations=800, samples=100, seeds=500, options={"states": 20, "truth": "zipf"}),
     WorldSpec("gmm", generations=30, samples=200, seeds=10),
 ))
 
