@@ -45,11 +45,13 @@ def lm_options(command):
 
 
 def _explicit(name: str) -> bool:
-    """Whether the user passed `--name` (rather than taking simulate run's default)."""
+    """Whether `--name` was passed (True outside click, where every given parameter counts)."""
     from click.core import ParameterSource
 
     ctx = click.get_current_context(silent=True)
-    return ctx is not None and ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    if ctx is None:
+        return True
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
 
 
 def config_from_params(p: dict):
@@ -63,15 +65,15 @@ def config_from_params(p: dict):
     from collapseguard.simulate.lm.train import TrainConfig
 
     max_blocks = p.get("max_blocks")
-    if max_blocks is None and _explicit("samples"):
+    if max_blocks is None and "samples" in p and _explicit("samples"):
         max_blocks = p["samples"]
     return LMConfig(
         corpus=p["corpus"], test_corpus=p.get("test_corpus"), text_column=p.get("text_column", "text"),
         preset=p["preset"], base_model=p.get("base_model"), tokenizer=p.get("tokenizer"),
         vocab_size=p.get("vocab_size", 4096), block_size=p["block_size"], max_blocks=max_blocks,
         test_blocks=p.get("test_blocks", 128),
-        generations=p["generations"] if _explicit("generations") or "generations" not in p else LM_GENERATIONS,
-        seeds=p["seeds"] if _explicit("seeds") else LM_SEEDS, seed=p.get("seed", 0),
+        generations=p["generations"] if "generations" in p and _explicit("generations") else LM_GENERATIONS,
+        seeds=p["seeds"] if "seeds" in p and _explicit("seeds") else LM_SEEDS, seed=p.get("seed", 0),
         workflow=p.get("workflow") or p.get("policy") or "replace", human_fraction=p.get("human_fraction", 0.0),
         train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"]),
         decoding=DecodingConfig(p["decoding"], p["num_beams"], p["temperature"], p["top_p"], p["repetition_penalty"]),
