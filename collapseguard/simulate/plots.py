@@ -61,7 +61,7 @@ def heatmap_plot(results: list[SimResult], path: Path) -> Path:
     from matplotlib.colors import LogNorm
 
     groups = _by_workflow(results)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 3.2), squeeze=False, layout="constrained")
     medians = {w: [np.median(r.metrics[r.primary_metric], axis=0) for r in
                    sorted(c, key=lambda r: r.config.policy.human_fraction)] for w, c in groups.items()}
     values = np.concatenate([np.ravel(m) for m in medians.values()])
