@@ -8,23 +8,15 @@ import sys
 
 import click
 
+from collapseguard.cli.options import parse_key_values
 from collapseguard.errors import CollapseguardError
 
 INPUT_HELP = "text, jsonl, parquet, saved datasets, or detect-dev *.raw_data.json (--column original|sampled)"
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict:
-    """KEY=VALUE pairs -> dict; values parsed as JSON where they parse (numbers, true, null), else strings."""
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise CollapseguardError(f"detector option {pair!r} is not KEY=VALUE; write e.g. -o min_tokens=32")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    """Detector KEY=VALUE options -> dict."""
+    return parse_key_values(pairs, "detector option", "min_tokens=32")
 
 
 def detector_options(f):

@@ -8,28 +8,11 @@ from pathlib import Path
 
 import click
 
+from collapseguard.cli.options import parse_key_values
 from collapseguard.cli.simulate_lm import lm_options, run_lm
-from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.errors import check_choice
 
 STAT_WORLDS = ("gaussian", "mvgaussian", "discrete", "gmm", "vae")
-
-
-def parse_world_options(pairs: tuple[str, ...]) -> dict:
-    """KEY=VALUE pairs -> dict with ints, floats and strings."""
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise CollapseguardError(f"world option {pair!r} is not KEY=VALUE; write e.g. -o states=50")
-        for cast in (int, float):
-            try:
-                out[key] = cast(raw)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = raw
-    return out
 
 
 class _Silent:
@@ -96,7 +79,7 @@ def run_command(**params) -> None:
     from collapseguard.simulate.policy import Policy
     from collapseguard.simulate.results import json_summary, to_table
 
-    options = parse_world_options(params["world_options"])
+    options = parse_key_values(params["world_options"], "world option", "states=50")
     if params["estimator"] is not None:
         options["estimator"] = params["estimator"]
     policy = Policy(params["workflow"], params["human_fraction"], params["prev_fraction"], params["model_fraction"],

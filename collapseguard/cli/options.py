@@ -1,0 +1,21 @@
+"""Option parsing shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+
+from collapseguard.errors import CollapseguardError
+
+
+def parse_key_values(pairs: tuple[str, ...], what: str, example: str) -> dict:
+    """KEY=VALUE pairs -> dict; values parse as JSON where they can (numbers, true, null), else strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CollapseguardError(f"{what} {pair!r} is not KEY=VALUE; write e.g. -o {example}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
