@@ -76,3 +76,20 @@ def test_bpe_tokenizer_round_trips_text():
     ids = tok("the cat ran", add_special_tokens=False)["input_ids"]
     assert tok.decode(ids) == "the cat ran"
     assert tok.eos_token_id is not None
+
+
+def test_watermark_key_marks_generated_text_for_the_kgw_detector():
+    wm = pytest.importorskip("collapseguard.detectors.watermark")
+    from collapseguard.simulate.lm.loop import watermark_processor
+
+    tok = synthetic_tokenizer(500)
+    model = build_model("tiny", tok, 64, seed=0).eval()
+    prompts = np.random.default_rng(3).integers(0, 500, size=(6, 8))
+    dec = DecodingConfig("sample")
+    proc = watermark_processor(1234, model.config.vocab_size)
+    marked, _ = generate_continuations(model, prompts, 40, dec, seed=0, logits_processor=proc, suppress_tokens=[500, 501])
+    plain, _ = generate_continuations(model, prompts, 40, dec, seed=0, suppress_tokens=[500, 501])
+    detector = wm.KGWDetector(wm.KGWConfig(hashing_key=1234), tokenizer=tok)
+    z_marked, z_plain = detector.score_ids(list(marked)), detector.score_ids(list(plain))
+    assert np.mean(z_marked) > np.mean(z_plain) + 2
+    assert "1234" not in repr(proc)
