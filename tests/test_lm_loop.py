@@ -105,3 +105,19 @@ def test_resume_refuses_other_settings(tmp_path):
     _check_out(tmp_path, LMConfig(generations=0, **TINY))  # same settings: fine
     with pytest.raises(CollapseguardError, match="other settings"):
         _check_out(tmp_path, LMConfig(generations=0, human_fraction=0.5, **TINY))
+
+
+def test_mixing_policies_sizes_and_origins():
+    from collapseguard.simulate.lm.loop import Blocks, mix
+
+    rng = np.random.default_rng(0)
+    original = Blocks.human(np.zeros((10, 4), dtype=np.int64))
+    samples = Blocks.model(np.ones((10, 4), dtype=np.int64), 0, "gen_000/model", "{}")
+    for workflow, n_data, n_human in (("replace", 10, 3), ("accumulate", 20, 13)):
+        cfg = LMConfig(workflow=workflow, human_fraction=0.3)
+        data, _ = mix(cfg, samples, original, original, original, rng)
+        assert len(data) == n_data and (data.origin == "human").sum() == n_human
+        assert (data.ids[data.origin == "model"] == 1).all() and (data.ids[data.origin == "human"] == 0).all()
+    cfg = LMConfig(workflow="subsample", human_fraction=0.0)
+    data, pool = mix(cfg, samples, original, original, original, rng)
+    assert len(pool) == 20 and len(data) == 10  # |D_0| blocks drawn from original + fresh
