@@ -74,14 +74,15 @@ class LMConfig:
         check_choice("policy", self.workflow, WORKFLOWS)
         if not 0.0 <= self.human_fraction <= 1.0:
             raise CollapseguardError(f"--human-fraction must lie in [0, 1], got {self.human_fraction}")
-        for name in ("generations", "seeds", "block_size", "test_blocks", "gen_batch_size"):
-            if getattr(self, name) < 1 and not (name == "generations" and self.generations == 0):
+        if self.generations < 0:
+            raise CollapseguardError(f"--generations must be 0 or more, got {self.generations}")
+        for name in ("seeds", "block_size", "test_blocks", "gen_batch_size"):
+            if getattr(self, name) < 1:
                 raise CollapseguardError(f"--{name.replace('_', '-')} must be a positive whole number, got {getattr(self, name)}")
         if self.block_size < 2:
             raise CollapseguardError(f"--block-size must be at least 2, got {self.block_size}")
         if self.max_blocks is not None and self.max_blocks < 1:
             raise CollapseguardError(f"--max-blocks must be positive, got {self.max_blocks}")
-
 
 
 @dataclass
