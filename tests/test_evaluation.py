@@ -9,7 +9,12 @@ from sklearn.metrics import roc_auc_score
 
 from collapseguard.detectors.base import Detector
 from collapseguard.detectors.calibration import calibrate, check_matches
-from collapseguard.detectors.combine import CombinedDetector, empirical_p_values
+from collapseguard.detectors.combine import (
+    CombinedDetector,
+    empirical_p_values,
+    load_combined,
+    save_combined,
+)
 from collapseguard.detectors.evaluation import auroc, evaluate_by, evaluate_scores, length_bucket
 from collapseguard.errors import CollapseguardError
 
@@ -109,3 +114,18 @@ def test_fisher_statistic_equals_scipy_combine_pvalues():
     assert det.combine(x) == pytest.approx(expected)
     x[0, 1] = np.nan
     assert np.isnan(det.combine(x)[0])
+
+
+def test_saved_combined_scores_the_same_and_refuses_other_members(tmp_path):
+    rng = np.random.default_rng(5)
+    det = CombinedDetector([ColumnDetector(0), ColumnDetector(1)], "logistic").fit(make(rng, 500, 0), make(rng, 500, 1))
+    save_combined(det, tmp_path / "comb.json")
+    again = load_combined(tmp_path / "comb.json", [ColumnDetector(0), ColumnDetector(1)])
+    probe = make(rng, 50, 0.5)
+    assert again.score(probe) == pytest.approx(det.score(probe))
+    assert again.fingerprint() == det.fingerprint()
+    with pytest.raises(CollapseguardError, match=r"members\.1\.config\.column: 1 \(fit\) vs 0 \(detector\)"):
+        load_combined(tmp_path / "comb.json", [ColumnDetector(0), ColumnDetector(0)])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CollapseguardError, match="not a combined-detector JSON"):
+        load_combined(tmp_path / "bad.json", [ColumnDetector(0)])

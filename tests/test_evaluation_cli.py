@@ -101,6 +101,40 @@ def test_bad_inputs_are_one_line_errors_and_blank_records_abstain(setup):
     assert [row["gen0_ppl_v1"] is None for row in rows] == [True, True, False]
 
 
+def test_combine_fits_all_gen0_scores_then_calibrates_and_evaluates(setup, tmp_path):
+    from collapseguard.detectors.combine import load_combined
+    from collapseguard.detectors.registry import build_detector
+
+    m = ["--model", setup / "model", "--min-tokens", "4"]
+    comb = tmp_path / "comb.json"
+    r = run("detect", "combine", "--human", setup / "human.txt", "--machine", setup / "machine.jsonl", *m,
+            "--out", comb, "--json")
+    assert r.exit_code == 0, r.output
+    fit = json.loads(r.stdout)
+    assert fit["features"] == ["gen0_ppl_v1.fast_detectgpt", "gen0_ppl_v1.log_prob", "gen0_ppl_v1.log_rank",
+                               "gen0_ppl_v1.entropy"]
+    # the CLI's fit scores like the library's, over the same member
+    member = build_detector("gen0_ppl_v1", {"model_dir": str(setup / "model"), "min_tokens": 4})
+    lib = load_combined(comb, [member])
+    probe = (setup / "human.txt").read_text().splitlines()[:5]
+    r = run("detect", "score", setup / "human.txt", *m, "--combined", comb, "--json")
+    assert r.exit_code == 0, r.output
+    cli_scores = [json.loads(x)["combined_v1"] for x in r.stdout.strip().splitlines()[:5]]
+    assert cli_scores == pytest.approx(list(lib.score(probe)))
+    r = run("detect", "calibrate", "--human", setup / "human.txt", *m, "--combined", comb, "--fpr", "0.1",
+            "--out", tmp_path / "cal.json", "--json")
+    assert r.exit_code == 0, r.output
+    r = run("detect", "evaluate", "--human", setup / "human.txt", "--machine", setup / "machine.jsonl", *m,
+            "--combined", comb, "--calibration", tmp_path / "cal.json", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["detector"] == "combined_v1"
+    # a fit made with other member options is refused, naming the field
+    r = run("detect", "score", setup / "human.txt", "--model", setup / "model", "--min-tokens", "5", "--combined", comb)
+    assert r.exit_code == 2 and "min_tokens: 4 (fit) vs 5 (detector)" in r.output
+    r = run("detect", "combine", "--human", setup / "human.txt", *m, "--out", tmp_path / "x.json")
+    assert r.exit_code == 2 and "--machine" in r.output
+
+
 def test_tokens_command_lists_scored_tokens(setup):
     r = run("detect", "tokens", setup / "human.txt", "--model", setup / "model", "--json")
     assert r.exit_code == 0, r.output

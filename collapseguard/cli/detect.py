@@ -1,4 +1,4 @@
-"""`collapseguard detect score|calibrate|evaluate|tokens`: run, calibrate and evaluate detectors."""
+"""`collapseguard detect score|calibrate|evaluate|combine|tokens`: run, calibrate and evaluate detectors."""
 
 from __future__ import annotations
 
@@ -33,13 +33,26 @@ def detector_options(f):
         click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE", help="Any other config field, e.g. -o max_text_tokens=4096."),
         click.option("--column", default=None, help="Text column/field (default: text; original|sampled for raw_data.json)."),
         click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets."),
+        click.option("--combined", type=click.Path(dir_okay=False), default=None,
+                     help="Apply a combined_v1 fit (from `detect combine`) on top of the detector's scores."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def build(detector: str, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra):
+def build(detector: str, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
+          combined=None):
+    """The detector the options describe, wrapped in the combined_v1 fit when `combined` is given."""
+    det = build_member(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    if combined is None:
+        return det
+    from collapseguard.detectors.combine import load_combined
+
+    return load_combined(combined, [det])
+
+
+def build_member(detector: str, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra):
     from collapseguard.detectors.registry import build_detector
 
     options = {"model_dir": model_dir}
@@ -77,6 +90,7 @@ def detect() -> None:
       collapseguard detect calibrate --human heldout.jsonl --model runs/gen0 --fpr 0.01 --out cal.json
       collapseguard detect score shard.jsonl --model runs/gen0 --calibration cal.json --json
       collapseguard detect evaluate --human h.txt --machine m.txt --model runs/gen0 --json
+      collapseguard detect combine --human h.txt --machine m.txt --model runs/gen0 --out comb.json
     """
 
 
@@ -87,7 +101,7 @@ def detect() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
 def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-              column, fmt, calibration, out, as_json):
+              column, fmt, combined, calibration, out, as_json):
     """Score each record of INPUT...; the score goes into a new column named after the detector.
 
     \b
@@ -100,7 +114,7 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
     from collapseguard.detectors.calibration import check_matches, decide, load_calibration
     from collapseguard.detectors.detect_inputs import load_records
 
-    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     cal = None
     if calibration:
         cal = load_calibration(calibration)
@@ -138,7 +152,7 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
 def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-                  column, fmt, fpr, out, as_json):
+                  column, fmt, combined, fpr, out, as_json):
     """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
 
     \b
@@ -153,7 +167,7 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     )
     from collapseguard.detectors.detect_inputs import load_records
 
-    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     texts = [r.text for r in load_records(human, column, fmt, raw_default="original")]
     scores = score_with_progress(det, texts)
     cal = calibrate_scores(scores, fpr, detector=det.name, fingerprint=det.fingerprint(),
@@ -173,7 +187,7 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
 @click.option("--fpr", "fprs", type=float, multiple=True, default=(0.05, 0.01, 0.001), show_default=True, help="FPRs for TPR@FPR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device,
-                 extra, column, fmt, calibration, fprs, as_json):
+                 extra, column, fmt, combined, calibration, fprs, as_json):
     """AUROC and TPR at fixed FPRs on labelled human and machine text, also per slice.
 
     \b
@@ -191,7 +205,7 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.evaluation import evaluate_by
 
-    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra)
+    det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     reference = None
     if calibration:
         cal = load_calibration(calibration)
@@ -216,6 +230,46 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     click.echo(f"auroc={result['auroc']:.4f} n_human={len(h)} n_machine={len(m)}")
     for f, tpr in result["tpr_at_fpr"].items():
         click.echo(f"tpr@fpr={f}: {tpr:.4f} (fpr achieved {result['fpr_achieved'][f]:.4f})")
+
+
+@detect.command("combine")
+@click.option("--human", multiple=True, required=True, type=click.Path(), help="Human text to fit on (" + INPUT_HELP + "); repeatable.")
+@click.option("--machine", multiple=True, type=click.Path(), help="Machine text to fit on (needed by --method logistic).")
+@detector_options
+@click.option("--method", default="logistic", show_default=True, help="logistic (fit on labelled text) or fisher (human text only).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the fitted combined_v1 JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the fit summary as JSON.")
+def combine_cmd(human, machine, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device,
+                extra, column, fmt, combined, method, out, as_json):
+    """Fit combined_v1: one score from all of a detector's signed scores (Gen-0: five or four).
+
+    \b
+    Fit, calibrate and evaluate on three disjoint splits; then pass --combined FILE to
+    score, calibrate and evaluate with the same detector options. Example:
+      collapseguard detect combine --human fit_h.jsonl --machine fit_m.jsonl --model runs/gen0 --out comb.json
+      collapseguard detect calibrate --human cal_h.jsonl --model runs/gen0 --combined comb.json --fpr 0.01 --out cal.json
+      collapseguard detect evaluate --human h.jsonl --machine m.jsonl --model runs/gen0 --combined comb.json --calibration cal.json
+    """
+    from collapseguard.detectors.combine import CombinedDetector, save_combined
+    from collapseguard.detectors.detect_inputs import load_records
+
+    if combined is not None:
+        raise CollapseguardError("--combined applies a fit; `detect combine` makes one: drop --combined")
+    if method == "logistic" and not machine:
+        raise CollapseguardError("--method logistic needs labelled machine text: pass --machine FILE, or use --method fisher")
+    det = CombinedDetector([build_member(detector, model_dir, observer_dir, score_kind, min_tokens, stride,
+                                         batch_size, device, extra)], method)
+    h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
+    m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")] if machine else []
+    h_scores = det.member_scores(h)
+    m_scores = det.member_scores(m) if m else None
+    det.fit_scores(h_scores, m_scores)
+    save_combined(det, out)
+    summary = {"detector": det.name, "method": method, "features": det.feature_names(), "n_human": len(h),
+               "n_machine": len(m), "out": out}
+    if method == "logistic":
+        summary["coef"] = det.params["coef"]
+    click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
 
 
 def slice_labels(records) -> dict:

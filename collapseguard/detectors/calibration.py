@@ -126,20 +126,21 @@ def calibrate(detector, human_texts, fpr: float, progress=None) -> Calibration:
     )
 
 
-def _differences(a, b, prefix="") -> list[str]:
+def identity_differences(a, b, saved: str = "calibration", prefix: str = "") -> list[str]:
+    """Human-readable `field: saved-value (saved) vs current-value (detector)` lines."""
     if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in sorted(set(a) | set(b)):
-            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
-        return out
-    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} (calibration) vs {b!r} (detector)"]
+        keys = sorted(set(a) | set(b))
+        return [d for k in keys for d in identity_differences(a.get(k), b.get(k), saved, f"{prefix}{k}.")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in identity_differences(x, y, saved, f"{prefix}{i}.")]
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} ({saved}) vs {b!r} (detector)"]
 
 
 def check_matches(calibration: Calibration, detector, source: str = "calibration") -> None:
     """Refuse to apply `calibration` to a detector with another fingerprint, naming what differs."""
     if calibration.fingerprint == detector.fingerprint():
         return
-    diffs = _differences(calibration.identity, detector_identity(detector)) or ["fingerprint"]
+    diffs = identity_differences(calibration.identity, detector_identity(detector)) or ["fingerprint"]
     raise CollapseguardError(
         f"{source}: made for a different detector configuration ({'; '.join(diffs)}); "
         "use the same options or recalibrate with `collapseguard detect calibrate`"

@@ -7,8 +7,12 @@ Two methods:
   own human reference scores: ``-2 * sum_i log p_i`` (chi-square with 2k dof under
   independence; used here only as a monotone score, the threshold comes from calibration).
 
-Fit on one human split and calibrate on another: the combined detector's calibration must not
-see the texts it was fitted on. A text abstains (NaN) when any member abstains.
+A member contributes every signed score it offers through ``features(texts)`` (the Gen-0
+detector: Fast-DetectGPT, log-prob, log-rank, entropy, and Binoculars with an observer), or
+else its ``score(texts)``. Fit on one human split and calibrate on another: the combined
+detector's calibration must not see the texts it was fitted on. A text abstains (NaN) when any
+member abstains. `save_combined` / `load_combined` keep the fitted parameters with the
+members' identities, so a fit is applied only to the detectors it was fitted with.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from collapseguard.detectors.base import Detector
-from collapseguard.detectors.calibration import detector_identity
+from collapseguard.detectors.calibration import detector_identity, identity_differences
 from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.io.atomic import write_text_atomic
 
 METHODS = ("logistic", "fisher")
+FORMAT_VERSION = 1
 
 
 @dataclass
@@ -64,10 +71,18 @@ class CombinedDetector(Detector):
         self.params: dict | None = None
 
     # --- fitting -----------------------------------------------------------------------------
-    def member_scores(self, texts) -> np.ndarray:
-        """(n, k) matrix of member scores."""
+    def feature_names(self) -> list[str]:
+        """One name per column of `member_scores`: ``member.feature``, or the member's name."""
+        return [name for m in self.members for name in _member_feature_names(m)]
+
+    def member_scores(self, texts, progress=None) -> np.ndarray:
+        """(n, k) matrix of the members' signed scores."""
         texts = list(texts)
-        return np.column_stack([np.asarray(m.score(texts), dtype=float) for m in self.members])
+        return np.column_stack([_member_matrix(m, texts, progress) for m in self.members])
+
+    def count_windows(self, texts) -> int:
+        """Forward windows the members will run (for progress bars); 0 when none reports them."""
+        return sum(m.count_windows(texts) for m in self.members if hasattr(m, "count_windows"))
 
     def fit(self, human_texts, machine_texts=None) -> CombinedDetector:
         h = self.member_scores(human_texts)
@@ -108,8 +123,8 @@ class CombinedDetector(Detector):
             out = z @ np.asarray(self.params["coef"]) + self.params["intercept"]
         return np.where(np.isnan(x).any(axis=1), np.nan, out)
 
-    def score(self, texts) -> np.ndarray:
-        return self.combine(self.member_scores(texts))
+    def score(self, texts, progress=None) -> np.ndarray:
+        return self.combine(self.member_scores(texts, progress))
 
     def identity(self) -> dict:
         params = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
@@ -118,6 +133,50 @@ class CombinedDetector(Detector):
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+
+
+def _member_feature_names(member) -> list[str]:
+    if hasattr(member, "features"):
+        return [f"{member.name}.{f}" for f in member.feature_names()]
+    return [member.name]
+
+
+def _member_matrix(member, texts: list[str], progress) -> np.ndarray:
+    """(n, k) signed scores of one member; progress goes to members that report windows."""
+    kwargs = {"progress": progress} if progress is not None and hasattr(member, "count_windows") else {}
+    if hasattr(member, "features"):
+        return np.asarray(member.features(texts, **kwargs), dtype=float)
+    return np.asarray(member.score(texts, **kwargs), dtype=float).reshape(-1, 1)
+
+
+def save_combined(detector: CombinedDetector, path) -> None:
+    """Write a fitted combined detector (method, parameters, members' identities) as JSON, atomically."""
+    if detector.params is None:
+        raise CollapseguardError("combined detector is not fitted; nothing to save")
+    blob = {"collapseguard_combined": FORMAT_VERSION, "method": detector.config.method,
+            "features": detector.feature_names(), "params": detector.params,
+            "members": [detector_identity(m) for m in detector.members]}
+    write_text_atomic(path, json.dumps(blob, indent=1, sort_keys=True) + "\n")
+
+
+def load_combined(path, members: list) -> CombinedDetector:
+    """A combined detector from `save_combined`'s file, over `members` built with the same options."""
+    try:
+        blob = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CollapseguardError(f"{path}: no such combined-detector file; fit one with `collapseguard detect combine`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CollapseguardError(f"{path}: not a combined-detector JSON ({exc}); refit with `collapseguard detect combine`") from None
+    if not isinstance(blob, dict) or blob.get("collapseguard_combined") != FORMAT_VERSION:
+        raise CollapseguardError(f"{path}: not a combined-detector file (version {FORMAT_VERSION}); refit with `collapseguard detect combine`")
+    det = CombinedDetector(members, blob["method"])
+    saved, current = blob["members"], [detector_identity(m) for m in members]
+    if saved != current:
+        diffs = identity_differences({"members": saved}, {"members": current}, "fit") or ["members"]
+        raise CollapseguardError(f"{path}: fitted with other member detectors ({'; '.join(diffs)}); "
+                                 "pass the same detector options or refit with `collapseguard detect combine`")
+    det.params = blob["params"]
+    return det
 
 
 def _complete_rows(matrix) -> np.ndarray:

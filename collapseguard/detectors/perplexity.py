@@ -314,6 +314,17 @@ class Gen0PerplexityDetector(Detector):
         table = self.score_table(texts, progress, _NEEDS[self.config.score])
         return np.array([sign * getattr(s, key) for s in table], dtype=float)
 
+    def feature_names(self) -> list[str]:
+        """The signed scores `features` returns, in order (binoculars only with an observer)."""
+        return [k for k in SCORE_SIGNS if k != "binoculars" or self.observer is not None]
+
+    def features(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """(len(texts), k) signed scores named by `feature_names` (higher = more machine); NaN rows abstain."""
+        names = self.feature_names()
+        table = self.score_table(texts, progress)
+        rows = [[SCORE_SIGNS[k] * getattr(s, _SCORE_FIELDS[k]) for k in names] for s in table]
+        return np.array(rows, dtype=float).reshape(len(table), len(names))
+
     def token_scores(self, text: str) -> list[dict]:
         """Per scored token: text, character span, log-prob, rank (1 = top choice) and entropy."""
         ids, offs = self.encode([text], offsets=True)
