@@ -7,7 +7,6 @@ matters to the detector that needs it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 from collapseguard.errors import CollapseguardError, check_choice
 
@@ -52,17 +51,9 @@ def build_kgw(options: dict):
 
 
 def build_minhash(options: dict):
-    """minhash_v1 lives with the ledger; found by its versioned name when that module provides one."""
-    for module in ("collapseguard.detectors.ledger", "collapseguard.detectors.minhash"):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        for obj in vars(mod).values():
-            if isinstance(obj, type) and getattr(obj, "name", None) == "minhash_v1" and hasattr(obj, "score"):
-                factory = getattr(obj, "from_options", None)
-                return factory(**_drop_none(options)) if factory else obj(**_drop_none(options))
-    raise CollapseguardError("minhash_v1 has no scoring detector in this build; use `collapseguard ledger query`")
+    from collapseguard.detectors.ledger import MinHashDetector
+
+    return MinHashDetector.from_options(**_drop_none(options))
 
 
 BUILDERS = {"gen0_ppl_v1": build_gen0_ppl, "kgw_v1": build_kgw, "minhash_v1": build_minhash}
