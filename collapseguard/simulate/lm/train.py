@@ -62,18 +62,25 @@ def train_model(model, blocks: np.ndarray, config: TrainConfig, seed: int, devic
     return tokens / max(time.perf_counter() - start, 1e-9)
 
 
+def _batched_logits(model, blocks: np.ndarray, batch_size: int, device: str):
+    """(tokens, logits of positions 0..L-2) per batch of blocks, under no_grad."""
+    import torch
+
+    model.to(device).eval()
+    with torch.no_grad():
+        for i in range(0, len(blocks), batch_size):
+            x = torch.as_tensor(blocks[i:i + batch_size], dtype=torch.long, device=device)
+            yield x, model(input_ids=x).logits[:, :-1]
+
+
 def block_nll(model, blocks: np.ndarray, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """Summed negative log-likelihood (nats) of tokens 1..L-1 of each block given its prefix, (n,)."""
     import torch
 
-    model.to(device).eval()
     out = []
-    with torch.no_grad():
-        for i in range(0, len(blocks), batch_size):
-            x = torch.as_tensor(blocks[i:i + batch_size], dtype=torch.long, device=device)
-            logp = torch.log_softmax(model(input_ids=x).logits[:, :-1].float(), dim=-1)
-            nll = -logp.gather(-1, x[:, 1:, None])[..., 0]
-            out.append(nll.sum(dim=1).double().cpu().numpy())
+    for x, logits in _batched_logits(model, blocks, batch_size, device):
+        nll = -torch.log_softmax(logits.float(), dim=-1).gather(-1, x[:, 1:, None])[..., 0]
+        out.append(nll.sum(dim=1).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -92,10 +99,5 @@ def next_token_probs(model, blocks: np.ndarray, batch_size: int = 64, device: st
     """The model's P(x_{t+1} | x_<=t) for t = 0..L-2 of each block: (n, L-1, vocab) float64."""
     import torch
 
-    model.to(device).eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(blocks), batch_size):
-            x = torch.as_tensor(blocks[i:i + batch_size], dtype=torch.long, device=device)
-            out.append(torch.softmax(model(input_ids=x).logits[:, :-1].double(), dim=-1).cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate([torch.softmax(logits.double(), dim=-1).cpu().numpy()
+                           for _, logits in _batched_logits(model, blocks, batch_size, device)])
