@@ -9,7 +9,10 @@
    detector), `calib` (thresholds: the (1 - FPR) quantile of its human scores, all domains
    pooled), `report` (every figure printed). No threshold is tuned on reported texts.
 
-    nice .venv/bin/python benchmarks/eval_detect_dev.py [--steps 300] [--pairs 120] [--model DIR]
+With --embeddings, a supervised reference is added: a logistic regression on the offline
+MiniLM sentence embeddings (extra `embeddings`), fitted on the `fit` split like the combined one.
+
+    nice .venv/bin/python benchmarks/eval_detect_dev.py [--steps 300] [--pairs 120] [--model DIR] [--embeddings]
 """
 
 from __future__ import annotations
@@ -69,6 +72,21 @@ def load_pairs(n_pairs: int) -> list[dict]:
     return rows
 
 
+def embedding_logistic(texts: list[str], fit: list[dict]) -> dict:
+    """A supervised reference: logistic regression on offline MiniLM embeddings, fitted on `fit` pairs only."""
+    from sklearn.linear_model import LogisticRegression
+
+    from collapseguard.detectors.embeddings import SentenceEmbedder
+
+    t0 = time.perf_counter()
+    emb = dict(zip(texts, SentenceEmbedder().encode(texts), strict=True))
+    print(f"embedded {len(texts)} texts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    x = np.array([emb[r[k]] for k in ("human", "machine") for r in fit])
+    y = np.r_[np.zeros(len(fit)), np.ones(len(fit))]
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+    return dict(zip(texts, clf.decision_function(np.array([emb[t] for t in texts])), strict=True))
+
+
 def figures(h, m, thresholds) -> dict:
     from collapseguard.detectors.evaluation import auroc
 
@@ -87,6 +105,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="reuse a trained Gen-0 folder")
     ap.add_argument("--max-text-tokens", type=int, default=160)
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON")
+    ap.add_argument("--embeddings", action="store_true", help="add a logistic regression on offline MiniLM embeddings")
     args = ap.parse_args()
     if not (DATA / "detect-dev").is_dir() or not (DATA / "wikitext-2").is_dir():
         print(f"skip: {DATA} (detect-dev, wikitext-2) not present")
@@ -118,6 +137,9 @@ def main() -> None:
     fit = [r for r in rows if r["split"] == "fit"]
     comb.fit_scores(mat([r["human"] for r in fit]), mat([r["machine"] for r in fit]))
     score["combined_logistic"] = dict(zip(unique, comb.combine(mat(unique)), strict=True))
+
+    if args.embeddings:
+        score["embedding_logistic"] = embedding_logistic(unique, fit)
 
     calib_h = sorted({r["human"] for r in rows if r["split"] == "calib"})
     report = [r for r in rows if r["split"] == "report"]
