@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-SECRET_FIELDS = frozenset({"hashing_key", "key", "signing_key", "watermark_key"})
+SECRET_FIELDS = frozenset({"hashing_key", "key", "keys", "signing_key", "watermark_key"})
 
 
 def config_dict(config: Any) -> dict:
