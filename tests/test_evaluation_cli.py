@@ -154,6 +154,23 @@ def test_other_detectors_by_name_through_the_registry(setup):
     assert r.exit_code == 2 and "did you mean 'gen0_ppl_v1'" in r.output
 
 
+def test_synthid_through_the_registry_takes_keys_from_the_environment(setup, monkeypatch):
+    from collapseguard.detectors.synthid import SynthIDConfig, SynthIDDetector
+
+    monkeypatch.delenv("COLLAPSEGUARD_SYNTHID_KEYS", raising=False)
+    r = run("detect", "score", setup / "human.txt", "--detector", "synthid_v1", "--model", setup / "model")
+    assert r.exit_code == 2 and "COLLAPSEGUARD_SYNTHID_KEYS" in r.output
+    monkeypatch.setenv("COLLAPSEGUARD_SYNTHID_KEYS", "731,112,9041")
+    r = run("detect", "score", setup / "human.txt", "--detector", "synthid_v1", "--model", setup / "model",
+            "-o", "ngram_len=3", "--json")
+    assert r.exit_code == 0, r.output
+    assert "9041" not in r.output
+    got = [json.loads(x)["synthid_v1"] for x in r.stdout.strip().splitlines()]
+    texts = (setup / "human.txt").read_text().splitlines()
+    expected = SynthIDDetector(SynthIDConfig(keys=[731, 112, 9041], ngram_len=3), tokenizer=str(setup / "model")).score(texts)
+    assert got == pytest.approx(list(expected))
+
+
 def test_scores_a_model_written_by_gen0_train(tmp_path):
     pytest.importorskip("collapseguard.cli.gen0")
     out = tmp_path / "gen0"

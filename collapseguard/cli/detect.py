@@ -22,7 +22,7 @@ def parse_options(pairs: tuple[str, ...]) -> dict:
 def detector_options(f):
     """The options every detect subcommand shares; they fill the detector's config dataclass."""
     opts = [
-        click.option("--detector", default="gen0_ppl_v1", show_default=True, help="gen0_ppl_v1, kgw_v1 or minhash_v1."),
+        click.option("--detector", default="gen0_ppl_v1", show_default=True, help="gen0_ppl_v1, kgw_v1, synthid_v1 or minhash_v1."),
         click.option("--model", "model_dir", type=click.Path(), help="Local model folder (gen0_ppl_v1) or tokenizer folder (kgw_v1)."),
         click.option("--observer", "observer_dir", type=click.Path(), help="gen0_ppl_v1: second model with the same tokenizer (Binoculars)."),
         click.option("--score", "score_kind", default=None, help="gen0_ppl_v1 main score: fast_detectgpt (default), log_prob, log_rank, entropy, binoculars."),

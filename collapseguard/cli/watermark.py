@@ -8,10 +8,11 @@ import sys
 
 import click
 
+from collapseguard.detectors.synthid import KEYS_ENV as SYNTHID_KEYS_ENV
+from collapseguard.detectors.synthid import parse_keys
 from collapseguard.errors import CollapseguardError
 
 KEY_ENV = "COLLAPSEGUARD_WATERMARK_KEY"
-SYNTHID_KEYS_ENV = "COLLAPSEGUARD_SYNTHID_KEYS"
 BATCH = 256
 KGW_COLUMNS = ("z_score", "p_value", "num_tokens_scored", "prediction")
 SYNTHID_COLUMNS = ("z_score", "p_value", "mean_g", "num_tokens_scored", "prediction")
@@ -35,16 +36,6 @@ def _parse_key(value: str | None) -> int:
 
 def _json_value(value):
     return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _parse_keys(value: str | None) -> list[int]:
-    """SynthID keys from 'K1,K2,...'; errors never echo the (secret) values."""
-    if value is None or not value.strip():
-        raise CollapseguardError(f"no SynthID keys; pass --keys K1,K2,... or set {SYNTHID_KEYS_ENV}")
-    try:
-        return [int(part.strip()) for part in value.split(",")]
-    except ValueError:
-        raise CollapseguardError("--keys: not a comma-separated list of integers (values not shown: they are secret); pass the keys used at generation") from None
 
 
 def _cell(column: str, value) -> str:
@@ -159,7 +150,7 @@ def synthid(inputs, tokenizer_dir, keys, ngram_len, sampling_table_size, samplin
     """
     from collapseguard.detectors.synthid import SynthIDConfig, SynthIDDetector
 
-    config = SynthIDConfig(keys=_parse_keys(keys), ngram_len=ngram_len, sampling_table_size=sampling_table_size,
+    config = SynthIDConfig(keys=parse_keys(keys), ngram_len=ngram_len, sampling_table_size=sampling_table_size,
                            sampling_table_seed=sampling_table_seed, sampling_table_device=sampling_table_device,
                            context_history_size=context_history_size, z_threshold=z_threshold,
                            min_tokens_scored=min_tokens, normalize=normalize)  # fmt: skip

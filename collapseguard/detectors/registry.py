@@ -10,7 +10,6 @@ import dataclasses
 
 from collapseguard.errors import CollapseguardError, check_choice
 
-DETECTORS = ("gen0_ppl_v1", "kgw_v1", "minhash_v1")
 
 
 def _fill(config_cls, options: dict, detector: str):
@@ -50,13 +49,28 @@ def build_kgw(options: dict):
     return KGWDetector(_fill(KGWConfig, options, "kgw_v1"), tokenizer=tokenizer)
 
 
+def build_synthid(options: dict):
+    """synthid_v1: keys from -o keys=K1,K2,... or the COLLAPSEGUARD_SYNTHID_KEYS environment variable."""
+    import os
+
+    from collapseguard.detectors.synthid import KEYS_ENV, SynthIDConfig, SynthIDDetector, parse_keys
+
+    options = _drop_none(options)
+    tokenizer = options.pop("tokenizer_dir", None) or options.pop("model_dir", None)
+    if tokenizer is None:
+        raise CollapseguardError("synthid_v1 needs the generating model's tokenizer: pass --model DIR (or -o tokenizer_dir=DIR)")
+    options["keys"] = parse_keys(options.get("keys", os.environ.get(KEYS_ENV)))
+    return SynthIDDetector(_fill(SynthIDConfig, options, "synthid_v1"), tokenizer=tokenizer)
+
+
 def build_minhash(options: dict):
     from collapseguard.detectors.ledger import MinHashDetector
 
     return MinHashDetector.from_options(**_drop_none(options))
 
 
-BUILDERS = {"gen0_ppl_v1": build_gen0_ppl, "kgw_v1": build_kgw, "minhash_v1": build_minhash}
+BUILDERS = {"gen0_ppl_v1": build_gen0_ppl, "kgw_v1": build_kgw, "synthid_v1": build_synthid,
+            "minhash_v1": build_minhash}
 
 
 def build_detector(name: str, options: dict | None = None):

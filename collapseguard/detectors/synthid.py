@@ -40,6 +40,18 @@ LCG_MULTIPLIER = np.uint64(6364136223846793005)  # transformers' accumulate_hash
 LCG_INCREMENT = np.uint64(1)
 MAX_TABLE_SIZE = 2**24  # transformers' SynthIDTextWatermarkingConfig.validate
 CHUNK = 1 << 16  # n-grams per (CHUNK, depth) block of g-values
+KEYS_ENV = "COLLAPSEGUARD_SYNTHID_KEYS"
+
+
+def parse_keys(value: str | None) -> list[int]:
+    """SynthID keys from 'K1,K2,...'; errors never echo the (secret) values."""
+    if value is None or not str(value).strip():
+        raise CollapseguardError(f"no SynthID keys; pass --keys K1,K2,... or set {KEYS_ENV}")
+    try:
+        return [int(part.strip()) for part in str(value).split(",")]
+    except ValueError:
+        raise CollapseguardError("--keys: not a comma-separated list of integers (values not shown: they are secret); "
+                                 "pass the keys used at generation") from None
 
 
 def _is_int(value: Any) -> bool:
