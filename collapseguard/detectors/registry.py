@@ -11,7 +11,6 @@ import dataclasses
 from collapseguard.errors import CollapseguardError, check_choice
 
 
-
 def _fill(config_cls, options: dict, detector: str):
     """A config dataclass from `options`, refusing unknown keys with the valid ones."""
     names = {f.name for f in dataclasses.fields(config_cls)}
