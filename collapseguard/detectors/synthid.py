@@ -31,9 +31,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from collapseguard.detectors.base import Detector
-from collapseguard.detectors.text_normalize import normalize_text
-from collapseguard.detectors.watermark import binomial_p_values, load_tokenizer, z_scores
+from collapseguard.detectors.watermark import (
+    TokenWatermarkDetector,
+    binomial_p_values,
+    load_tokenizer,
+    z_scores,
+)
 from collapseguard.errors import CollapseguardError
 
 LCG_MULTIPLIER = np.uint64(6364136223846793005)  # transformers' accumulate_hash (newlib/musl LCG)
@@ -296,17 +299,7 @@ def truncate_at_end(seq, end_ids: tuple[int, ...]) -> np.ndarray:
     return seq[start:stop]
 
 
-def encode_texts(tokenizer, texts: list[str], normalize: bool, max_chars: int) -> list[np.ndarray]:
-    """Token ids of each text (normalised, truncated to max_chars, no special tokens)."""
-    prepared = []
-    for text in texts:
-        text = text[:max_chars] if isinstance(text, str) else ""
-        prepared.append(normalize_text(text) if normalize else text)
-    ids = tokenizer(prepared, add_special_tokens=False)["input_ids"] if prepared else []
-    return [np.asarray(x, dtype=np.int64) for x in ids]
-
-
-class SynthIDDetector(Detector):
+class SynthIDDetector(TokenWatermarkDetector):
     """SynthID-Text mean-score detection; ``score`` gives z-scores (NaN = too few positions).
 
     ``tokenizer`` is a tokenizer object or a local directory to load one from. Scoring stops at
@@ -334,10 +327,6 @@ class SynthIDDetector(Detector):
         return (f"SynthIDDetector(depth={c.depth}, ngram_len={c.ngram_len}, sampling_table_size={c.sampling_table_size}, "
                 f"context_history_size={c.context_history_size}, z_threshold={c.z_threshold})")  # fmt: skip
 
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids of each text (normalised, truncated to max_chars, no special tokens)."""
-        return encode_texts(self.tokenizer, texts, self.config.normalize, self.config.max_chars)
-
     def detect_ids(self, sequences) -> list[dict]:
         """Per-sequence z_score, p_value (exact binomial), mean_g, num_tokens_scored, prediction."""
         seqs = [truncate_at_end(s, self.end_ids) for s in sequences]
@@ -349,22 +338,6 @@ class SynthIDDetector(Detector):
             mean_g = np.where(n > 0, total / np.maximum(n, 1), np.nan)
         abstain = positions < self.config.min_tokens_scored
         return [_record(z[i], p[i], mean_g[i], positions[i], abstain[i], self.config.z_threshold) for i in range(len(seqs))]
-
-    def score_ids(self, sequences) -> np.ndarray:
-        """z-scores of token-id sequences (NaN = abstain)."""
-        return np.array([d["z_score"] for d in self.detect_ids(sequences)], dtype=float)
-
-    def detect(self, texts: list[str]) -> list[dict]:
-        """Per-text dicts: z_score, p_value, mean_g, num_tokens_scored, prediction, truncated."""
-        texts = list(texts)
-        out = self.detect_ids(self.encode(texts))
-        for d, text in zip(out, texts, strict=True):
-            d["truncated"] = isinstance(text, str) and len(text) > self.config.max_chars
-        return out
-
-    def score(self, texts: list[str]) -> np.ndarray:
-        """z-scores (higher = more likely watermarked); NaN where too few positions to score."""
-        return self.score_ids(self.encode(list(texts)))
 
 
 def _record(z: float, p: float, mean_g: float, positions: int, abstain: bool, threshold: float) -> dict:

@@ -318,7 +318,42 @@ def load_tokenizer(tokenizer_dir: str | Path):
         raise CollapseguardError(f"{path}: not a loadable tokenizer ({first}); pass a directory written by save_pretrained") from None
 
 
-class KGWDetector(Detector):
+class TokenWatermarkDetector(Detector):
+    """The text side shared by the watermark detectors; subclasses implement ``detect_ids``.
+
+    Needs ``self.tokenizer`` and a config with ``normalize`` and ``max_chars``.
+    """
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids of each text (normalised, truncated to max_chars, no special tokens)."""
+        prepared = []
+        for text in texts:
+            text = text[: self.config.max_chars] if isinstance(text, str) else ""
+            prepared.append(normalize_text(text) if self.config.normalize else text)
+        ids = self.tokenizer(prepared, add_special_tokens=False)["input_ids"] if prepared else []
+        return [np.asarray(x, dtype=np.int64) for x in ids]
+
+    def detect_ids(self, sequences) -> list[dict]:
+        raise NotImplementedError
+
+    def score_ids(self, sequences) -> np.ndarray:
+        """z-scores of token-id sequences (NaN = abstain)."""
+        return np.array([d["z_score"] for d in self.detect_ids(sequences)], dtype=float)
+
+    def detect(self, texts: list[str]) -> list[dict]:
+        """Per-text result dicts of ``detect_ids``, plus ``truncated`` (longer than max_chars)."""
+        texts = list(texts)
+        out = self.detect_ids(self.encode(texts))
+        for d, text in zip(out, texts, strict=True):
+            d["truncated"] = isinstance(text, str) and len(text) > self.config.max_chars
+        return out
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """z-scores (higher = more likely watermarked); NaN where too few tokens to score."""
+        return self.score_ids(self.encode(list(texts)))
+
+
+class KGWDetector(TokenWatermarkDetector):
     """KGW green-list detection; ``score`` gives z-scores (NaN = too few tokens to score).
 
     ``tokenizer`` is a tokenizer object or a local directory to load one from. ``bos_token_id``
@@ -337,18 +372,6 @@ class KGWDetector(Detector):
         self.vocab_size = self.config.vocab_size or len(tokenizer)
         self.bos_token_id = bos_token_id if bos_token_id is not None else getattr(tokenizer, "bos_token_id", None)
         self.cache = GreenListCache(self.vocab_size, self.config.greenlist_ratio, self.config.cache_mb)
-
-    # -- tokens ----------------------------------------------------------------------------
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids of each text (normalised, truncated to max_chars, no special tokens)."""
-        prepared = []
-        for text in texts:
-            if not isinstance(text, str):
-                text = ""
-            text = text[: self.config.max_chars]
-            prepared.append(normalize_text(text) if self.config.normalize else text)
-        ids = self.tokenizer(prepared, add_special_tokens=False)["input_ids"] if prepared else []
-        return [np.asarray(x, dtype=np.int64) for x in ids]
 
     def _strip_bos(self, seq) -> np.ndarray:
         seq = np.asarray(seq, dtype=np.int64).reshape(-1)
@@ -377,22 +400,6 @@ class KGWDetector(Detector):
                         "num_tokens_scored": int(scored[i]), "num_green_tokens": int(green[i]),
                         "prediction": bool(z[i] > self.config.z_threshold)})  # fmt: skip
         return out
-
-    def score_ids(self, sequences) -> np.ndarray:
-        """z-scores of token-id sequences (NaN = abstain)."""
-        return np.array([d["z_score"] for d in self.detect_ids(sequences)], dtype=float)
-
-    def detect(self, texts: list[str]) -> list[dict]:
-        """Per-text dicts: z_score, p_value, num_tokens_scored, num_green_tokens, prediction, truncated."""
-        texts = list(texts)
-        out = self.detect_ids(self.encode(texts))
-        for d, text in zip(out, texts, strict=True):
-            d["truncated"] = isinstance(text, str) and len(text) > self.config.max_chars
-        return out
-
-    def score(self, texts: list[str]) -> np.ndarray:
-        """z-scores (higher = more likely watermarked); NaN where too few tokens to score."""
-        return self.score_ids(self.encode(list(texts)))
 
 
 # ---------------------------------------------------------------------------------------------
