@@ -51,12 +51,14 @@ def plot_histograms(out: Path, seed: int, generations: int, path: Path) -> None:
         if f.exists():
             values[g] = np.asarray(pq.read_table(f, columns=["gen0_perplexity"]).column(0).to_pylist())
     if values:
-        hi = np.percentile(np.concatenate(list(values.values())), 99)
-        bins = np.linspace(min(v.min() for v in values.values()), hi, 40)
+        everything = np.concatenate(list(values.values()))
+        lo, hi = max(everything.min(), 1e-3), max(everything.max(), everything.min() * 1.01)
+        bins = np.geomspace(lo, hi, 50)  # log-spaced: a long tail stays visible beside the bulk
         for g, v in values.items():
-            ax.hist(v, bins=bins, histtype="step", density=True, label=f"gen {g}")
-    ax.set_xlabel("perplexity under generation 0")
-    ax.set_ylabel("density")
+            ax.hist(v, bins=bins, histtype="step", label=f"gen {g}")
+        ax.set_xscale("log")
+    ax.set_xlabel("perplexity under generation 0 (log scale)")
+    ax.set_ylabel("samples")
     ax.legend(fontsize=7)
     _save(fig, path)
     plt.close(fig)
