@@ -93,3 +93,19 @@ def test_watermark_key_marks_generated_text_for_the_kgw_detector():
     z_marked, z_plain = detector.score_ids(list(marked)), detector.score_ids(list(plain))
     assert np.mean(z_marked) > np.mean(z_plain) + 2
     assert "1234" not in repr(proc)
+
+
+@pytest.mark.parametrize("all_positions", [False, True])
+def test_training_reaches_every_position_the_model_will_generate_at(all_positions):
+    from collapseguard.simulate.lm.train import TrainConfig, train_model
+
+    tok = synthetic_tokenizer(20)
+    model = build_model("tiny", tok, 32, seed=0)  # 128 positions; blocks of 16 tokens
+    before = model.transformer.wpe.weight.detach().clone()
+    blocks = np.random.default_rng(1).integers(0, 20, size=(64, 16))
+    train_model(model, blocks, TrainConfig(epochs=8, batch_size=8), seed=0, all_positions=all_positions)
+    moved = ((model.transformer.wpe.weight.detach() - before).abs().sum(dim=1) > 0).numpy()
+    if all_positions:
+        assert moved.mean() > 0.9  # 64 batches at random offsets cover nearly all 128 positions
+    else:  # a block's last position predicts nothing, so only 0..14 learn
+        assert moved[:15].all() and not moved[15:].any()

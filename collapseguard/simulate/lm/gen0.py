@@ -27,7 +27,7 @@ def train_gen0(config: LMConfig, out: str | Path) -> dict:
     device = pick_device(config.device)
     corpus = load_corpus(config, config.seed)
     model = base_model(config, corpus.tokenizer, config.seed)
-    tps = train_model(model, corpus.train, config.train, config.seed, device)
+    tps = train_model(model, corpus.train, config.train, config.seed, device, all_positions=not config.base_model)
     info = {
         "out": str(out), "corpus": config.corpus, "preset": None if config.base_model else config.preset,
         "base_model": config.base_model, "train_blocks": int(len(corpus.train)), "test_blocks": int(len(corpus.test)),

@@ -283,7 +283,8 @@ def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
             continue
         model = copy.deepcopy(template)
         say(f"seed {seed} generation {g}: training on {len(data)} blocks")
-        train_tps = train_model(model, data.ids, config.train, seed * 100_003 + g, device)
+        train_tps = train_model(model, data.ids, config.train, seed * 100_003 + g, device,
+                                    all_positions=not config.base_model)
         if g == 0:  # generation 0's model scores every generation's samples
             gen0 = model
         elif gen0 is None:

@@ -35,13 +35,20 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
-def train_model(model, blocks: np.ndarray, config: TrainConfig, seed: int, device: str = "cpu") -> float:
-    """Train `model` in place on (n, block) token ids; returns training tokens per second."""
+def train_model(model, blocks: np.ndarray, config: TrainConfig, seed: int, device: str = "cpu",
+                all_positions: bool = False) -> float:
+    """Train `model` in place on (n, block) token ids; returns training tokens per second.
+
+    all_positions: place each batch at a random offset within the model's context, so a model
+    trained from scratch on blocks shorter than its context has trained position embeddings
+    everywhere it will later generate or score (a prompt block plus its continuation).
+    """
     import torch
 
     torch.manual_seed(seed)  # dropout
     model.to(device).train()
     gen = torch.Generator().manual_seed(seed)
+    offsets = position_offsets(model, blocks.shape[1], seed) if all_positions else None
     data = torch.as_tensor(blocks, dtype=torch.long)
     steps = config.epochs * ((len(data) + config.batch_size - 1) // config.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -51,7 +58,8 @@ def train_model(model, blocks: np.ndarray, config: TrainConfig, seed: int, devic
     for _ in range(config.epochs):
         for idx in torch.randperm(len(data), generator=gen).split(config.batch_size):
             batch = data[idx].to(device)
-            loss = model(input_ids=batch, labels=batch).loss
+            position_ids = None if offsets is None else (next(offsets) + torch.arange(batch.shape[1], device=device)).expand_as(batch)
+            loss = model(input_ids=batch, position_ids=position_ids, labels=batch).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -60,6 +68,16 @@ def train_model(model, blocks: np.ndarray, config: TrainConfig, seed: int, devic
             tokens += batch.numel()
     model.eval()
     return tokens / max(time.perf_counter() - start, 1e-9)
+
+
+def position_offsets(model, length: int, seed: int):
+    """Endless seeded offsets in [0, context - length] (only 0 when the context is one block)."""
+    import torch
+
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", length)
+    gen = torch.Generator().manual_seed(seed + 1)
+    while True:
+        yield int(torch.randint(0, max(context - length, 0) + 1, (1,), generator=gen))
 
 
 def _batched_logits(model, blocks: np.ndarray, batch_size: int, device: str):
