@@ -1,7 +1,8 @@
 """Gen-0 perplexity detectors on detect-dev (Fast-DetectGPT's data), per domain and generator.
 
-1. Train a small GPT-2 Gen-0 on WikiText-2 train (detokenised; BPE tokenizer trained locally
-   with `tokenizers`), or reuse one with --model DIR.
+1. Load the Gen-0 model --model DIR, a folder written by `collapseguard gen0 train`, e.g.
+       collapseguard gen0 train --corpus ../shared/data/wikitext-2 --preset mini --block-size 128 \
+           --max-blocks 4000 --epochs 2 --threads 1 --out /tmp/gen0_wt2_mini
 2. Score the first --pairs human/machine pairs of each detect-dev file with gen0_ppl_v1 (all
    scores in one pass: Fast-DetectGPT discrepancy, mean log-prob, GLTR log-rank, entropy).
 3. Split pairs three ways by a hash of the human text (the same human text sits in several
@@ -12,7 +13,7 @@
 With --embeddings, a supervised reference is added: a logistic regression on the offline
 MiniLM sentence embeddings (extra `embeddings`), fitted on the `fit` split like the combined one.
 
-    nice .venv/bin/python benchmarks/eval_detect_dev.py [--steps 300] [--pairs 120] [--model DIR] [--embeddings]
+    nice .venv/bin/python benchmarks/eval_detect_dev.py --model DIR [--pairs 120] [--embeddings]
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,30 +31,6 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SCORES = ("fast_detectgpt", "log_prob", "log_rank", "entropy")
-
-
-def detokenize(line: str) -> str:
-    """WikiText's tokenised form back to plain text (@-@ joins, spaces before punctuation)."""
-    line = line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".")
-    line = re.sub(r" ([.,;:!?')])", r"\1", line)
-    return re.sub(r"([(]) ", r"\1", line).replace(" n't", "n't").replace(" 's", "'s")
-
-
-def wikitext_train() -> list[str]:
-    lines = (DATA / "wikitext-2" / "wiki.train.chunk-shuffled.tokens").read_text(encoding="utf-8").splitlines()
-    return [detokenize(ln.strip()) for ln in lines if ln.strip() and not ln.strip().startswith("=")]
-
-
-def train_gen0(out: Path, steps: int) -> None:
-    from collapseguard.detectors.tiny_lm import build_tiny_gpt2, train_causal_lm
-
-    texts = wikitext_train()
-    t0 = time.perf_counter()
-    tok, model = build_tiny_gpt2(out, texts, vocab_size=4096, n_positions=256, n_embd=128, n_layer=2, n_head=4)
-    losses = train_causal_lm(model, tok, texts, block=128, steps=steps, batch_size=16, lr=2e-3)
-    model.save_pretrained(out)
-    print(f"trained Gen-0 ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) for {steps} steps in "
-          f"{time.perf_counter() - t0:.0f} s; final loss {np.mean(losses[-20:]):.3f} (ppl {np.exp(np.mean(losses[-20:])):.1f})")
 
 
 def split_of(text: str) -> str:
@@ -100,15 +76,14 @@ def figures(h, m, thresholds) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--pairs", type=int, default=120, help="pairs per detect-dev file")
-    ap.add_argument("--model", type=Path, default=None, help="reuse a trained Gen-0 folder")
+    ap.add_argument("--model", type=Path, required=True, help="Gen-0 folder written by `collapseguard gen0 train`")
     ap.add_argument("--max-text-tokens", type=int, default=160)
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON")
     ap.add_argument("--embeddings", action="store_true", help="add a logistic regression on offline MiniLM embeddings")
     args = ap.parse_args()
-    if not (DATA / "detect-dev").is_dir() or not (DATA / "wikitext-2").is_dir():
-        print(f"skip: {DATA} (detect-dev, wikitext-2) not present")
+    if not (DATA / "detect-dev").is_dir():
+        print(f"skip: {DATA / 'detect-dev'} not present")
         return
     from collapseguard.detectors.calibration import threshold_for_fpr
     from collapseguard.detectors.combine import CombinedDetector
@@ -118,10 +93,7 @@ def main() -> None:
         PerplexityConfig,
     )
 
-    model_dir = args.model or Path("/tmp/collapseguard_gen0_wikitext2")
-    if args.model is None:
-        train_gen0(model_dir, args.steps)
-    det = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(model_dir), min_tokens=16,
+    det = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(args.model), min_tokens=16,
                                                   max_text_tokens=args.max_text_tokens, device="cpu"))
     rows = load_pairs(args.pairs)
     unique = sorted({r["human"] for r in rows} | {r["machine"] for r in rows})

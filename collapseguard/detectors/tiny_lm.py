@@ -1,7 +1,7 @@
-"""Build (and briefly train) small GPT-2 models with a locally trained tokenizer, fully offline.
+"""Build small random GPT-2 models with a locally trained tokenizer, fully offline.
 
-Used by tests (a random tiny model from a config) and by benchmarks (a small reference model
-trained on WikiText-2); the folders it writes load with `AutoModelForCausalLM.from_pretrained`.
+Used by tests and benchmarks that need a model folder quickly (trained reference models come
+from `collapseguard gen0 train`); the folders load with `AutoModelForCausalLM.from_pretrained`.
 """
 
 from __future__ import annotations
@@ -42,30 +42,3 @@ def build_tiny_gpt2(out_dir: str | Path, texts: Iterable[str], vocab_size: int =
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return tokenizer, model
-
-
-def train_causal_lm(model, tokenizer, texts: list[str], block: int = 128, steps: int = 300, batch_size: int = 16,
-                    lr: float = 1e-3, seed: int = 0, log_every: int = 50) -> list[float]:
-    """Train `model` for `steps` on random `block`-token blocks of the concatenated texts; returns losses."""
-    import torch
-
-    ids = torch.tensor([t for x in tokenizer(texts)["input_ids"] for t in x + [tokenizer.eos_token_id]])
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    losses = []
-    for step in range(steps):
-        starts = torch.randint(0, len(ids) - block - 1, (batch_size,), generator=gen)
-        x = torch.stack([ids[s : s + block] for s in starts.tolist()])
-        loss = model(input_ids=x, labels=x).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if log_every and step % log_every == 0:
-            print(f"step {step} loss {loss.item():.3f}", flush=True)
-    model.eval()
-    return losses
