@@ -261,9 +261,7 @@ def combine_cmd(human, machine, detector, model_dir, observer_dir, score_kind, m
                                          batch_size, device, extra)], method)
     h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
     m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")] if machine else []
-    h_scores = det.member_scores(h)
-    m_scores = det.member_scores(m) if m else None
-    det.fit_scores(h_scores, m_scores)
+    det.fit(h, m or None)
     save_combined(det, out)
     summary = {"detector": det.name, "method": method, "features": det.feature_names(), "n_human": len(h),
                "n_machine": len(m), "out": out}

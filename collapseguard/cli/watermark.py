@@ -51,7 +51,7 @@ def _cell(column: str, value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _table_row(rec, out: dict, columns=KGW_COLUMNS) -> str:
+def _table_row(rec, out: dict, columns) -> str:
     """source, index, then ``columns`` of ``out``, tab-separated."""
     return "\t".join([rec.source, str(rec.index), *(_cell(c, out[c]) for c in columns)])
 

@@ -163,13 +163,9 @@ def save_calibration(calibration: Calibration, path: str | Path) -> None:
 
 def load_calibration(path: str | Path) -> Calibration:
     """Read a calibration JSON written by `save_calibration`."""
-    path = Path(path)
-    try:
-        blob = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CollapseguardError(f"{path}: no such calibration file; make one with `collapseguard detect calibrate`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CollapseguardError(f"{path}: not a calibration JSON ({exc}); make one with `collapseguard detect calibrate`") from None
+    from collapseguard.io.readers import read_json_file
+
+    blob = read_json_file(path, "calibration", "make one with `collapseguard detect calibrate`")
     if not isinstance(blob, dict) or blob.pop("collapseguard_calibration", None) != FORMAT_VERSION:
         raise CollapseguardError(f"{path}: not a collapseguard calibration (format {FORMAT_VERSION}); recalibrate")
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from collapseguard.detectors.base import Detector
 from collapseguard.detectors.calibration import detector_identity, identity_differences
 from collapseguard.errors import CollapseguardError, check_choice
 from collapseguard.io.atomic import write_text_atomic
+from collapseguard.io.readers import read_json_file
 
 METHODS = ("logistic", "fisher")
 FORMAT_VERSION = 1
@@ -161,12 +161,7 @@ def save_combined(detector: CombinedDetector, path) -> None:
 
 def load_combined(path, members: list) -> CombinedDetector:
     """A combined detector from `save_combined`'s file, over `members` built with the same options."""
-    try:
-        blob = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CollapseguardError(f"{path}: no such combined-detector file; fit one with `collapseguard detect combine`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CollapseguardError(f"{path}: not a combined-detector JSON ({exc}); refit with `collapseguard detect combine`") from None
+    blob = read_json_file(path, "combined-detector", "fit one with `collapseguard detect combine`")
     if not isinstance(blob, dict) or blob.get("collapseguard_combined") != FORMAT_VERSION:
         raise CollapseguardError(f"{path}: not a combined-detector file (version {FORMAT_VERSION}); refit with `collapseguard detect combine`")
     det = CombinedDetector(members, blob["method"])

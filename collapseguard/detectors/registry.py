@@ -29,6 +29,14 @@ def _drop_none(options: dict) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _pop_tokenizer(options: dict, detector: str):
+    """The watermark detectors' tokenizer folder: -o tokenizer_dir=DIR, else --model DIR."""
+    tokenizer = options.pop("tokenizer_dir", None) or options.pop("model_dir", None)
+    if tokenizer is None:
+        raise CollapseguardError(f"{detector} needs the generating model's tokenizer: pass --model DIR (or -o tokenizer_dir=DIR)")
+    return tokenizer
+
+
 def build_gen0_ppl(options: dict):
     from collapseguard.detectors.perplexity import Gen0PerplexityDetector, PerplexityConfig
 
@@ -42,9 +50,7 @@ def build_kgw(options: dict):
     from collapseguard.detectors.watermark import KGWConfig, KGWDetector
 
     options = _drop_none(options)
-    tokenizer = options.pop("tokenizer_dir", None) or options.pop("model_dir", None)
-    if tokenizer is None:
-        raise CollapseguardError("kgw_v1 needs the generating model's tokenizer: pass --model DIR (or --option tokenizer_dir=DIR)")
+    tokenizer = _pop_tokenizer(options, "kgw_v1")
     return KGWDetector(_fill(KGWConfig, options, "kgw_v1"), tokenizer=tokenizer)
 
 
@@ -55,9 +61,7 @@ def build_synthid(options: dict):
     from collapseguard.detectors.synthid import KEYS_ENV, SynthIDConfig, SynthIDDetector, parse_keys
 
     options = _drop_none(options)
-    tokenizer = options.pop("tokenizer_dir", None) or options.pop("model_dir", None)
-    if tokenizer is None:
-        raise CollapseguardError("synthid_v1 needs the generating model's tokenizer: pass --model DIR (or -o tokenizer_dir=DIR)")
+    tokenizer = _pop_tokenizer(options, "synthid_v1")
     options["keys"] = parse_keys(options.get("keys", os.environ.get(KEYS_ENV)))
     return SynthIDDetector(_fill(SynthIDConfig, options, "synthid_v1"), tokenizer=tokenizer)
 

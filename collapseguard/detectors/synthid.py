@@ -290,9 +290,7 @@ def truncate_at_end(seq, end_ids: tuple[int, ...]) -> np.ndarray:
     seq = np.asarray(seq, dtype=np.int64).reshape(-1)
     if not end_ids:
         return seq
-    is_end = seq == end_ids[0]
-    for end in end_ids[1:]:
-        is_end |= seq == end
+    is_end = np.isin(seq, end_ids)
     start = int(np.argmin(is_end)) if not is_end.all() else len(seq)
     rest = is_end[start:]
     stop = start + (int(np.argmax(rest)) if rest.any() else len(rest))

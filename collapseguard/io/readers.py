@@ -137,3 +137,13 @@ def read_texts(paths, column: str = "text", fmt: str | None = None) -> list[Reco
     if isinstance(paths, (str, Path)):
         paths = [paths]
     return [r for p in paths for r in iter_records(p, column, fmt)]
+
+
+def read_json_file(path: str | Path, kind: str, fix: str):
+    """Parsed JSON of `path`; a missing or unreadable file is one line naming `kind` and the `fix`."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CollapseguardError(f"{path}: no such {kind} file; {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CollapseguardError(f"{path}: not a {kind} JSON ({exc}); {fix}") from None
