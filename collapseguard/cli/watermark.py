@@ -83,20 +83,30 @@ def _write_results(detector, inputs, column: str, as_json: bool, columns, label:
             flush(batch)
 
 
+def shared_options(f):
+    """The options both watermark commands take: tokenizer, normalisation, threshold, column, --json."""
+    opts = [
+        click.option("--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Local directory of the generating model's tokenizer."),
+        click.option("--normalize/--no-normalize", default=True, show_default=True, help="NFKC, zero-width removal, homoglyph folding."),
+        click.option("--z-threshold", default=4.0, show_default=True, help="prediction = z_score > threshold."),
+        click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/datasets inputs."),
+        click.option("--json", "as_json", is_flag=True, help="One JSON object per record."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 @watermark.command("detect")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Local directory of the generating model's tokenizer.")
+@shared_options
 @click.option("--greenlist-ratio", default=0.25, show_default=True, help="Green fraction γ of the vocabulary.")
 @click.option("--hashing-key", envvar=KEY_ENV, default=None, help=f"Secret integer key (or set {KEY_ENV}); never printed.")
 @click.option("--seeding-scheme", default="lefthash", show_default=True, type=click.Choice(["lefthash", "selfhash"]))
 @click.option("--context-width", default=1, show_default=True, help="Tokens of context per seed.")
 @click.option("--vocab-size", type=int, default=None, help="The model's config.vocab_size [default: len(tokenizer)].")
 @click.option("--ignore-repeated-ngrams/--count-repeated-ngrams", default=True, show_default=True, help="Score each distinct n-gram once.")
-@click.option("--normalize/--no-normalize", default=True, show_default=True, help="NFKC, zero-width removal, homoglyph folding.")
-@click.option("--z-threshold", default=4.0, show_default=True, help="prediction = z_score > threshold.")
 @click.option("--min-tokens", default=1, show_default=True, help="Abstain below this many scored tokens.")
-@click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/datasets inputs.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per record.")
 def detect(inputs, tokenizer_dir, greenlist_ratio, hashing_key, seeding_scheme, context_width, vocab_size,
            ignore_repeated_ngrams, normalize, z_threshold, min_tokens, column, as_json) -> None:  # fmt: skip
     """Score each record of INPUT... for a KGW watermark: z_score, p_value, num_tokens_scored.
@@ -121,18 +131,14 @@ def detect(inputs, tokenizer_dir, greenlist_ratio, hashing_key, seeding_scheme, 
 
 @watermark.command("synthid")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--tokenizer", "tokenizer_dir", required=True, type=click.Path(), help="Local directory of the generating model's tokenizer.")
+@shared_options
 @click.option("--keys", envvar=SYNTHID_KEYS_ENV, default=None, help=f"Secret comma-separated integer keys, one per depth (or set {SYNTHID_KEYS_ENV}); never printed.")
 @click.option("--ngram-len", default=5, show_default=True, help="Tokens per n-gram (context + scored token).")
 @click.option("--sampling-table-size", default=2**16, show_default=True, help="Size of the random 0/1 g-value table.")
 @click.option("--sampling-table-seed", default=0, show_default=True, help="Seed of the g-value table.")
 @click.option("--sampling-table-device", default="cpu", show_default=True, help="Device of the generating model (its generator draws the table).")
 @click.option("--context-history-size", default=1024, show_default=True, help="Contexts remembered when masking repeated contexts.")
-@click.option("--normalize/--no-normalize", default=True, show_default=True, help="NFKC, zero-width removal, homoglyph folding.")
-@click.option("--z-threshold", default=4.0, show_default=True, help="prediction = z_score > threshold.")
 @click.option("--min-tokens", default=1, show_default=True, help="Abstain below this many scored positions.")
-@click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/datasets inputs.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per record.")
 def synthid(inputs, tokenizer_dir, keys, ngram_len, sampling_table_size, sampling_table_seed, sampling_table_device,
             context_history_size, normalize, z_threshold, min_tokens, column, as_json) -> None:  # fmt: skip
     """Score each record of INPUT... for a SynthID-Text watermark (training-free mean score).

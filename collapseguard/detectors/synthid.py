@@ -26,7 +26,6 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,7 +33,6 @@ import numpy as np
 from collapseguard.detectors.watermark import (
     TokenWatermarkDetector,
     binomial_p_values,
-    load_tokenizer,
     z_scores,
 )
 from collapseguard.errors import CollapseguardError
@@ -310,11 +308,8 @@ class SynthIDDetector(TokenWatermarkDetector):
     def __init__(self, config: SynthIDConfig | None = None, tokenizer: Any = None,
                  eos_token_id: int | None = None, pad_token_id: int | None = None):  # fmt: skip
         self.config = config or SynthIDConfig()
-        if tokenizer is None:
-            raise CollapseguardError("SynthIDDetector: no tokenizer; pass the generating model's tokenizer or its local directory")
-        if isinstance(tokenizer, (str, Path)):
-            tokenizer = load_tokenizer(tokenizer)
-        self.tokenizer = tokenizer
+        self._set_tokenizer(tokenizer)
+        tokenizer = self.tokenizer
         eos = eos_token_id if eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
         pad = pad_token_id if pad_token_id is not None else getattr(tokenizer, "pad_token_id", None)
         self.end_ids = tuple(sorted({int(t) for t in (eos, pad) if t is not None}))

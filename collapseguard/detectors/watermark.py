@@ -324,6 +324,12 @@ class TokenWatermarkDetector(Detector):
     Needs ``self.tokenizer`` and a config with ``normalize`` and ``max_chars``.
     """
 
+    def _set_tokenizer(self, tokenizer: Any) -> None:
+        """A tokenizer object, or one loaded from its local directory."""
+        if tokenizer is None:
+            raise CollapseguardError(f"{type(self).__name__}: no tokenizer; pass the generating model's tokenizer or its local directory")
+        self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each text (normalised, truncated to max_chars, no special tokens)."""
         prepared = []
@@ -364,11 +370,8 @@ class KGWDetector(TokenWatermarkDetector):
 
     def __init__(self, config: KGWConfig | None = None, tokenizer: Any = None, bos_token_id: int | None = None):
         self.config = config or KGWConfig()
-        if tokenizer is None:
-            raise CollapseguardError("KGWDetector: no tokenizer; pass the generating model's tokenizer or its local directory")
-        if isinstance(tokenizer, (str, Path)):
-            tokenizer = load_tokenizer(tokenizer)
-        self.tokenizer = tokenizer
+        self._set_tokenizer(tokenizer)
+        tokenizer = self.tokenizer
         self.vocab_size = self.config.vocab_size or len(tokenizer)
         self.bos_token_id = bos_token_id if bos_token_id is not None else getattr(tokenizer, "bos_token_id", None)
         self.cache = GreenListCache(self.vocab_size, self.config.greenlist_ratio, self.config.cache_mb)
