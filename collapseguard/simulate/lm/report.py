@@ -36,20 +36,26 @@ def plot_perplexity(results, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_histograms(out: Path, seed: int, generations: int, path: Path) -> None:
-    """The paper's figure: perplexity of each generation's samples under generation 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def sample_perplexities(out: Path, seed: int, generations: int) -> dict[int, np.ndarray]:
+    """Each finished generation's per-sample perplexity under generation 0 (from its samples.parquet)."""
     import pyarrow.parquet as pq
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
     values = {}
     for g in range(generations + 1):
         f = out / f"seed_{seed}" / f"gen_{g:03d}" / "samples.parquet"
         if f.exists():
             values[g] = np.asarray(pq.read_table(f, columns=["gen0_perplexity"]).column(0).to_pylist())
+    return values
+
+
+def plot_histograms(values: dict[int, np.ndarray], path: Path) -> None:
+    """The paper's figure: perplexity of each generation's samples under generation 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
     if values:
         everything = np.concatenate(list(values.values()))
         lo, hi = max(everything.min(), 1e-3), max(everything.max(), everything.min() * 1.01)
@@ -64,13 +70,32 @@ def plot_histograms(out: Path, seed: int, generations: int, path: Path) -> None:
     plt.close(fig)
 
 
+def tail_table(values: dict[int, np.ndarray]) -> list[str]:
+    """Markdown rows: quantiles of each generation's Gen-0 perplexities and its share above gen 0's p99 and max.
+
+    The paper's "longer tail": later generations' bulk moves to lower perplexity while a growing
+    share of samples lies above anything generation 0 itself wrote.
+    """
+    if 0 not in values:
+        return []
+    ref_p99, ref_max = np.percentile(values[0], 99), values[0].max()
+    lines = ["| generation | p5 | median | p95 | p99 | max | share > gen-0 p99 | share > gen-0 max |",
+             "|---|" + "---:|" * 7]
+    for g, v in values.items():
+        q = np.percentile(v, [5, 50, 95, 99])
+        cells = [f"{x:.4g}" for x in (*q, v.max())] + [f"{np.mean(v > ref_p99):.3f}", f"{np.mean(v > ref_max):.3f}"]
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(out: Path, config) -> None:
     """Plots and a Markdown report of results.parquet."""
     import pyarrow.parquet as pq
 
     results = pq.read_table(out / "results.parquet").to_pandas()
     plot_perplexity(results, out / "perplexity.png")
-    plot_histograms(out, config.seed, config.generations, out / "gen0_histograms.png")
+    values = sample_perplexities(out, config.seed, config.generations)
+    plot_histograms(values, out / "gen0_histograms.png")
     mean = results.groupby(["metric", "generation"])["value"].mean().unstack("generation")
     rows = [m for m in TABLE_METRICS if m in mean.index]
     head = "| metric | " + " | ".join(f"gen {g}" for g in mean.columns) + " |"
@@ -87,6 +112,10 @@ Corpus `{config.corpus}`, policy `{config.workflow}`, human fraction {config.hum
 ![test perplexity by generation](perplexity.png)
 
 ![perplexity of each generation's samples under generation 0 (seed {config.seed})](gen0_histograms.png)
+
+Perplexity of each generation's samples under generation 0 (seed {config.seed}):
+
+{chr(10).join(tail_table(values))}
 
 Definitions: test_perplexity = exp(mean NLL of held-out blocks, tokens 2..L); gen0_perplexity =
 per-sample perplexity of a generation's samples under generation 0; gen0_auroc = ROC AUC of
