@@ -1,6 +1,7 @@
 """The LM collapse loop end to end on the tiny preset: files, schema, resume, determinism."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,11 @@ def test_resume_after_kill_skips_finished_generations_and_is_deterministic(tmp_p
     config = LMConfig(generations=2, human_fraction=0.5, workflow="accumulate", **TINY)
     full = tmp_path / "full"
     run_lm_loop(config, full)
+    # a finished shorter run extended with more --generations continues exactly
+    ext = tmp_path / "extended"
+    run_lm_loop(replace(config, generations=1), ext)
+    run_lm_loop(config, ext)
+    np.testing.assert_array_equal(_values(full)["value"], _values(ext)["value"])
 
     calls, real_train = [], train_mod.train_model
 
@@ -103,6 +109,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
     _check_out(tmp_path, LMConfig(generations=0, **TINY))
     _check_out(tmp_path, LMConfig(generations=0, **TINY))  # same settings: fine
+    _check_out(tmp_path, LMConfig(generations=3, **TINY))  # more generations: extends the run
     with pytest.raises(CollapseguardError, match="other settings"):
         _check_out(tmp_path, LMConfig(generations=0, human_fraction=0.5, **TINY))
 

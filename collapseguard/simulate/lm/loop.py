@@ -236,16 +236,19 @@ def watermark_processor(key: int, vocab_size: int):
 
 
 def _check_out(out: Path, config: LMConfig) -> None:
-    """Refuse to resume into a directory made with other settings."""
+    """Refuse to resume into a directory made with other settings; another --generations extends the run.
+
+    Generation g depends only on the settings and generations < g, so a finished run continues
+    exactly as a longer run from scratch would.
+    """
     path = out / "config.json"
-    rec = config.record()
+    rec = json.loads(json.dumps(config.record()))
     if path.exists():
         old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(rec)):
-            diff = sorted(k for k in set(old) | set(rec) if old.get(k) != json.loads(json.dumps(rec)).get(k))
+        diff = sorted(k for k in set(old) | set(rec) if k != "generations" and old.get(k) != rec.get(k))
+        if diff:
             raise CollapseguardError(f"{out}: holds a run with other settings ({', '.join(diff)}); pass a new --out or the same settings")
-    else:
-        write_text_atomic(path, json.dumps(rec, indent=2, sort_keys=True))
+    write_text_atomic(path, json.dumps(rec, indent=2, sort_keys=True))
 
 
 def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
