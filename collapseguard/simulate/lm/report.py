@@ -54,6 +54,7 @@ def plot_histograms(values: dict[int, np.ndarray], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     if values:
@@ -63,6 +64,9 @@ def plot_histograms(values: dict[int, np.ndarray], path: Path) -> None:
         for g, v in values.items():
             ax.hist(v, bins=bins, histtype="step", label=f"gen {g}")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("perplexity under generation 0 (log scale)")
     ax.set_ylabel("samples")
     ax.legend(fontsize=7)
