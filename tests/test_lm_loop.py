@@ -109,7 +109,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
     _check_out(tmp_path, LMConfig(generations=0, **TINY))
     _check_out(tmp_path, LMConfig(generations=0, **TINY))  # same settings: fine
-    _check_out(tmp_path, LMConfig(generations=3, **TINY))  # more generations: extends the run
+    _check_out(tmp_path, LMConfig(generations=3, seeds=2, **TINY))  # more generations or seeds: extends the run
     with pytest.raises(CollapseguardError, match="other settings"):
         _check_out(tmp_path, LMConfig(generations=0, human_fraction=0.5, **TINY))
 

@@ -236,10 +236,10 @@ def watermark_processor(key: int, vocab_size: int):
 
 
 def _check_out(out: Path, config: LMConfig) -> None:
-    """Refuse to resume into a directory made with other settings; another --generations extends the run.
+    """Refuse to resume into a directory made with other settings; more --generations or --seeds extend the run.
 
-    Generation g depends only on the settings and generations < g, so a finished run continues
-    exactly as a longer run from scratch would.
+    Generation g of a seed depends only on the settings, the seed and generations < g, so a
+    finished run continues exactly as a longer run from scratch would (the record holds no seed count).
     """
     path = out / "config.json"
     rec = json.loads(json.dumps(config.record()))
