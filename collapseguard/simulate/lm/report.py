@@ -100,6 +100,10 @@ def write_report(out: Path, config) -> None:
     plot_perplexity(results, out / "perplexity.png")
     values = sample_perplexities(out, config.seed, config.generations)
     plot_histograms(values, out / "gen0_histograms.png")
+    tails = []
+    for seed in range(config.seed, config.seed + config.seeds):
+        rows = tail_table(sample_perplexities(out, seed, config.generations))
+        tails += [f"Seed {seed}:", "", *rows, ""]
     mean = results.groupby(["metric", "generation"])["value"].mean().unstack("generation")
     rows = [m for m in TABLE_METRICS if m in mean.index]
     head = "| metric | " + " | ".join(f"gen {g}" for g in mean.columns) + " |"
@@ -117,10 +121,9 @@ Corpus `{config.corpus}`, policy `{config.workflow}`, human fraction {config.hum
 
 ![perplexity of each generation's samples under generation 0 (seed {config.seed})](gen0_histograms.png)
 
-Perplexity of each generation's samples under generation 0 (seed {config.seed}):
+Perplexity of each generation's samples under generation 0:
 
-{chr(10).join(tail_table(values))}
-
+{chr(10).join(tails)}
 Definitions: test_perplexity = exp(mean NLL of held-out blocks, tokens 2..L); gen0_perplexity =
 per-sample perplexity of a generation's samples under generation 0; gen0_auroc = ROC AUC of
 -gen0 perplexity separating samples from held-out human blocks; repetition_rate = share of a
