@@ -48,7 +48,8 @@ def test_cli_loop_writes_files_and_schema(tmp_path):
         assert m in metrics
     for f in ("report.md", "perplexity.png", "gen0_histograms.png", "config.json"):
         assert (out / f).exists()
-    assert "Seed 0:" in (out / "report.md").read_text() and "share > gen-0 max" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Seed 0:" in report and "share > gen-0 max" in report
     g1 = out / "seed_0" / "gen_001"
     corpus = pq.read_table(g1 / "corpus.parquet").to_pandas()
     # 25% of the 8 original blocks come back as human text, the rest was written by generation 0

@@ -98,12 +98,9 @@ def write_report(out: Path, config) -> None:
 
     results = pq.read_table(out / "results.parquet").to_pandas()
     plot_perplexity(results, out / "perplexity.png")
-    values = sample_perplexities(out, config.seed, config.generations)
-    plot_histograms(values, out / "gen0_histograms.png")
-    tails = []
-    for seed in range(config.seed, config.seed + config.seeds):
-        rows = tail_table(sample_perplexities(out, seed, config.generations))
-        tails += [f"Seed {seed}:", "", *rows, ""]
+    per_seed = {s: sample_perplexities(out, s, config.generations) for s in range(config.seed, config.seed + config.seeds)}
+    plot_histograms(per_seed[config.seed], out / "gen0_histograms.png")
+    tails = [line for s, values in per_seed.items() for line in (f"Seed {s}:", "", *tail_table(values), "")]
     mean = results.groupby(["metric", "generation"])["value"].mean().unstack("generation")
     rows = [m for m in TABLE_METRICS if m in mean.index]
     head = "| metric | " + " | ".join(f"gen {g}" for g in mean.columns) + " |"
