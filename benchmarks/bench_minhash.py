@@ -43,7 +43,7 @@ def load_texts(limit: int) -> list[str]:
 def bench_signatures(texts, repeat):
     from datasketch import MinHash
 
-    from collapseguard.detectors.minhash import minhash_signatures, shingles
+    from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
 
     def ours():
         return minhash_signatures(texts, num_perm=128, seed=1, ngram=5)
@@ -78,7 +78,7 @@ def bench_signatures(texts, repeat):
 def bench_lsh(sig, mhs, repeat):
     from datasketch import MinHashLSH as DSLSH
 
-    from collapseguard.detectors.lsh import MinHashLSH
+    from collapseguard.detectors.dedup.lsh import MinHashLSH
 
     def theirs():
         lsh = DSLSH(threshold=0.8, num_perm=128)
@@ -122,8 +122,8 @@ def planted_recall(texts, pairs: int, seed: int = 0):
     from datasketch import MinHash
     from datasketch import MinHashLSH as DSLSH
 
-    from collapseguard.detectors.lsh import MinHashLSH, collision_probability
-    from collapseguard.detectors.minhash import minhash_signatures, shingles
+    from collapseguard.detectors.dedup.lsh import MinHashLSH, collision_probability
+    from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
 
     rng = random.Random(seed)
     vocab = sorted({w for t in texts[:2000] for w in t.split()})
@@ -168,8 +168,8 @@ def main() -> None:
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
         return
-    from collapseguard.detectors import minhash_kernels
-    from collapseguard.detectors.minhash import minhash_signatures
+    from collapseguard.detectors.dedup import kernels as minhash_kernels
+    from collapseguard.detectors.dedup.minhash import minhash_signatures
 
     texts = load_texts(args.docs)
     t = time.perf_counter()

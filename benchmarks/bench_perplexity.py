@@ -53,7 +53,7 @@ def per_text_loop(model, tok, texts, fast_detectgpt: bool) -> tuple[np.ndarray, 
 
 
 def ours(model_dir, texts, score: str) -> tuple[np.ndarray, float]:
-    from collapseguard.detectors.perplexity import Gen0PerplexityDetector, PerplexityConfig
+    from collapseguard.detectors.lm.perplexity import Gen0PerplexityDetector, PerplexityConfig
 
     det = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(model_dir), score=score, min_tokens=1, device="cpu"))
     t0 = time.perf_counter()
@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from collapseguard.detectors.tiny_lm import build_tiny_gpt2
+    from collapseguard.detectors.lm.tiny import build_tiny_gpt2
 
     texts = load_texts(args.n)
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,8 +62,8 @@ def best_of(fn, repeat: int) -> tuple[float, object]:
 
 def human_null(n_keysets: int, ngram_len: int) -> None:
     """z-scores of WikiText-2 test lines under random 30-key sets: should look like N(0, 1)."""
-    from collapseguard.detectors.synthid import SynthIDConfig, SynthIDDetector
-    from collapseguard.detectors.tiny_lm import train_tokenizer
+    from collapseguard.detectors.lm.tiny import train_tokenizer
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
 
     def lines(name):
         return [t.strip() for t in (DATA / name).read_text(encoding="utf-8").splitlines() if t.strip()]
@@ -93,7 +93,7 @@ def main() -> None:
     import torch
     from transformers.generation.logits_process import SynthIDTextWatermarkLogitsProcessor
 
-    from collapseguard.detectors.synthid import SynthIDConfig, SynthIDDetector
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--texts", type=int, default=200)

@@ -88,7 +88,7 @@ def bench_speed(tok, sequences, scheme: str, width: int):
     import torch
     from transformers import GPT2Config, WatermarkDetector, WatermarkingConfig
 
-    from collapseguard.detectors.watermark import KGWConfig, KGWDetector
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
 
     wcfg = WatermarkingConfig(greenlist_ratio=0.25, hashing_key=KEY, seeding_scheme=scheme, context_width=width)
     ref = WatermarkDetector(GPT2Config(vocab_size=len(tok), bos_token_id=-1), "cpu", wcfg, ignore_repeated_ngrams=True)
@@ -113,7 +113,7 @@ def bench_speed(tok, sequences, scheme: str, width: int):
 
 def bench_detection(model, tok, n_texts: int, new_tokens: int):
     """Detection rate (z > 4) of watermarked generations, truncated to increasing lengths."""
-    from collapseguard.detectors.watermark import KGWConfig, KGWDetector, KGWLogitsProcessor
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector, KGWLogitsProcessor
 
     prompts = lines("wiki.valid.tokens", 40)[:n_texts]
     print(f"[detection] {n_texts} texts x {new_tokens} new tokens, gamma=0.25, bias 2.0, multinomial sampling")
@@ -134,7 +134,7 @@ def bench_fpr(tok, n_keys: int):
     """False-positive rate at z = 4 on WikiText-2 test lines (human text), over several keys."""
     from scipy.stats import beta
 
-    from collapseguard.detectors.watermark import KGWConfig, KGWDetector
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
 
     texts = lines("wiki.test.tokens")
     rng = np.random.default_rng(0)

@@ -52,7 +52,7 @@ def embedding_logistic(texts: list[str], fit: list[dict]) -> dict:
     """A supervised reference: logistic regression on offline MiniLM embeddings, fitted on `fit` pairs only."""
     from sklearn.linear_model import LogisticRegression
 
-    from collapseguard.detectors.embeddings import SentenceEmbedder
+    from collapseguard.detectors.dedup.embeddings import SentenceEmbedder
 
     t0 = time.perf_counter()
     emb = dict(zip(texts, SentenceEmbedder().encode(texts), strict=True))
@@ -87,7 +87,7 @@ def main() -> None:
         return
     from collapseguard.detectors.calibration import threshold_for_fpr
     from collapseguard.detectors.combine import CombinedDetector
-    from collapseguard.detectors.perplexity import (
+    from collapseguard.detectors.lm.perplexity import (
         SCORE_SIGNS,
         Gen0PerplexityDetector,
         PerplexityConfig,

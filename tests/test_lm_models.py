@@ -79,7 +79,7 @@ def test_bpe_tokenizer_round_trips_text():
 
 
 def test_watermark_key_marks_generated_text_for_the_kgw_detector():
-    wm = pytest.importorskip("collapseguard.detectors.watermark")
+    wm = pytest.importorskip("collapseguard.detectors.watermark.kgw")
     from collapseguard.simulate.lm.loop import watermark_processor
 
     tok = synthetic_tokenizer(500)

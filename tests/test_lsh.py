@@ -8,13 +8,13 @@ import random
 import numpy as np
 import pytest
 
-from collapseguard.detectors.lsh import (
+from collapseguard.detectors.dedup.lsh import (
     MinHashLSH,
     choose_bands,
     collision_probability,
     near_duplicate_clusters,
 )
-from collapseguard.detectors.minhash import minhash_signatures, shingles
+from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
 from collapseguard.errors import CollapseguardError
 
 datasketch = pytest.importorskip("datasketch")

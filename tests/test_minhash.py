@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from collapseguard.detectors import minhash as mh
-from collapseguard.detectors import minhash_kernels
-from collapseguard.detectors.minhash import minhash_signatures, shingles
+from collapseguard.detectors.dedup import kernels as minhash_kernels
+from collapseguard.detectors.dedup import minhash as mh
+from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
 from collapseguard.errors import CollapseguardError
 
 datasketch = pytest.importorskip("datasketch")
@@ -99,7 +99,7 @@ def test_lazy_package_exports():
 
     code = (
         "import sys, collapseguard.detectors as d; "
-        "assert 'numba' not in sys.modules and 'collapseguard.detectors.minhash' not in sys.modules; "
+        "assert 'numba' not in sys.modules and 'collapseguard.detectors.dedup.minhash' not in sys.modules; "
         "from collapseguard.detectors import shingles, minhash_signatures; "
         "assert shingles('a b c', 2) == ['a b', 'b c'] and minhash_signatures(['a b c']).shape == (1, 128)"
     )

@@ -10,11 +10,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from collapseguard.detectors.perplexity import (  # noqa: E402
+from collapseguard.detectors.lm.perplexity import (  # noqa: E402
     Gen0PerplexityDetector,
     PerplexityConfig,
 )
-from collapseguard.detectors.tiny_lm import build_tiny_gpt2  # noqa: E402
+from collapseguard.detectors.lm.tiny import build_tiny_gpt2  # noqa: E402
 from collapseguard.errors import CollapseguardError  # noqa: E402
 
 WORDS = "the river flows past old stone mills while children count boats and herons wait".split()

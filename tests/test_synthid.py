@@ -18,7 +18,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from collapseguard.cli.main import cli  # noqa: E402
 from collapseguard.detectors.base import config_dict  # noqa: E402
-from collapseguard.detectors.synthid import (  # noqa: E402
+from collapseguard.detectors.watermark.synthid import (  # noqa: E402
     LCG_MULTIPLIER,
     SynthIDConfig,
     SynthIDDetector,
@@ -76,7 +76,7 @@ def test_a_context_hashing_to_zero_counts_as_repeated_like_transformers():
 
 
 def test_mean_score_equals_transformers_masked_pipeline(tiny, monkeypatch):
-    import collapseguard.detectors.synthid as synthid
+    import collapseguard.detectors.watermark.synthid as synthid
 
     monkeypatch.setattr(synthid, "CHUNK", 7)  # g-values are summed in several blocks
     _, tok, _, _ = tiny
@@ -155,7 +155,7 @@ def tiny(tmp_path_factory):
     """A tiny random GPT-2 whose generations are whole-word tokens (decode/encode round-trips)."""
     from transformers import LogitsProcessorList, SynthIDTextWatermarkingConfig
 
-    from collapseguard.detectors.tiny_lm import build_tiny_gpt2
+    from collapseguard.detectors.lm.tiny import build_tiny_gpt2
 
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("synthid") / "model"

@@ -13,8 +13,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from collapseguard.detectors.text_normalize import normalize_text  # noqa: E402
-from collapseguard.detectors.watermark import (  # noqa: E402
+from collapseguard.detectors.watermark.kgw import (  # noqa: E402
     GreenListCache,
     KGWConfig,
     KGWDetector,
@@ -23,6 +22,7 @@ from collapseguard.detectors.watermark import (  # noqa: E402
     normal_p_values,
     z_scores,
 )
+from collapseguard.detectors.watermark.normalize import normalize_text  # noqa: E402
 from collapseguard.errors import CollapseguardError  # noqa: E402
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "da", "fe", "gu", "ho", "ji", "be", "vo"]

@@ -16,7 +16,7 @@ pytest.importorskip("tokenizers")
 from click.testing import CliRunner  # noqa: E402
 
 from collapseguard.cli.main import cli  # noqa: E402
-from collapseguard.detectors.watermark import KGWConfig, KGWDetector  # noqa: E402
+from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector  # noqa: E402
 
 KEY = "918273645"
 

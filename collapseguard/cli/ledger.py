@@ -74,7 +74,7 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
     Example:
       collapseguard ledger add gens.ledger gen1.jsonl gen2.jsonl --id-prefix gen-
     """
-    from collapseguard.detectors.ledger import Ledger, SketchConfig
+    from collapseguard.detectors.dedup.ledger import Ledger, SketchConfig
 
     settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold)
     if (Path(ledger_dir) / "header.json").exists():
@@ -114,7 +114,7 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
     Example:
       collapseguard ledger query gens.ledger crawl.jsonl --threshold 0.5 --json
     """
-    from collapseguard.detectors.ledger import Ledger
+    from collapseguard.detectors.dedup.ledger import Ledger
 
     book = Ledger.open(ledger_dir, _sketch_settings(num_perm, seed, ngram, lsh_threshold))
     records_out, scanned = [], 0
@@ -145,8 +145,8 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(ledger_dir, as_json) -> None:
     """Print a ledger's settings and size."""
-    from collapseguard.detectors.ledger import Ledger
-    from collapseguard.detectors.lsh import collision_probability
+    from collapseguard.detectors.dedup.ledger import Ledger
+    from collapseguard.detectors.dedup.lsh import collision_probability
 
     book = Ledger.open(ledger_dir)
     c = book.config

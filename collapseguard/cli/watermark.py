@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from collapseguard.detectors.synthid import KEYS_ENV as SYNTHID_KEYS_ENV
-from collapseguard.detectors.synthid import parse_keys
+from collapseguard.detectors.watermark.synthid import KEYS_ENV as SYNTHID_KEYS_ENV
+from collapseguard.detectors.watermark.synthid import parse_keys
 from collapseguard.errors import CollapseguardError
 
 KEY_ENV = "COLLAPSEGUARD_WATERMARK_KEY"
@@ -120,7 +120,7 @@ def detect(inputs, tokenizer_dir, greenlist_ratio, hashing_key, seeding_scheme, 
       COLLAPSEGUARD_WATERMARK_KEY=15485863 collapseguard watermark detect a.txt b.parquet \\
           --tokenizer gen0/ --seeding-scheme selfhash --context-width 4
     """
-    from collapseguard.detectors.watermark import KGWConfig, KGWDetector
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
 
     config = KGWConfig(greenlist_ratio=greenlist_ratio, hashing_key=_parse_key(hashing_key), seeding_scheme=seeding_scheme,
                        context_width=context_width, ignore_repeated_ngrams=ignore_repeated_ngrams, z_threshold=z_threshold,
@@ -154,7 +154,7 @@ def synthid(inputs, tokenizer_dir, keys, ngram_len, sampling_table_size, samplin
           --tokenizer gen0/ --ngram-len 5 --json
       collapseguard watermark synthid a.txt b.parquet --tokenizer gen0/ --keys 654,400,836 --z-threshold 5
     """
-    from collapseguard.detectors.synthid import SynthIDConfig, SynthIDDetector
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
 
     config = SynthIDConfig(keys=parse_keys(keys), ngram_len=ngram_len, sampling_table_size=sampling_table_size,
                            sampling_table_seed=sampling_table_seed, sampling_table_device=sampling_table_device,

@@ -1,7 +1,7 @@
 """Detectors of machine-generated text: perplexity, watermarks, dedup sketches, calibration."""
 
 # Dedup sketches, exported lazily so `import collapseguard.detectors` stays light.
-_LAZY = {"shingles": "collapseguard.detectors.minhash", "minhash_signatures": "collapseguard.detectors.minhash"}
+_LAZY = {"shingles": "collapseguard.detectors.dedup.minhash", "minhash_signatures": "collapseguard.detectors.dedup.minhash"}
 
 
 def __getattr__(name):

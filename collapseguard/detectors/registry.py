@@ -38,7 +38,7 @@ def _pop_tokenizer(options: dict, detector: str):
 
 
 def build_gen0_ppl(options: dict):
-    from collapseguard.detectors.perplexity import Gen0PerplexityDetector, PerplexityConfig
+    from collapseguard.detectors.lm.perplexity import Gen0PerplexityDetector, PerplexityConfig
 
     options = _drop_none(options)
     if "model_dir" not in options:
@@ -47,7 +47,7 @@ def build_gen0_ppl(options: dict):
 
 
 def build_kgw(options: dict):
-    from collapseguard.detectors.watermark import KGWConfig, KGWDetector
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
 
     options = _drop_none(options)
     tokenizer = _pop_tokenizer(options, "kgw_v1")
@@ -58,7 +58,12 @@ def build_synthid(options: dict):
     """synthid_v1: keys from -o keys=K1,K2,... or the COLLAPSEGUARD_SYNTHID_KEYS environment variable."""
     import os
 
-    from collapseguard.detectors.synthid import KEYS_ENV, SynthIDConfig, SynthIDDetector, parse_keys
+    from collapseguard.detectors.watermark.synthid import (
+        KEYS_ENV,
+        SynthIDConfig,
+        SynthIDDetector,
+        parse_keys,
+    )
 
     options = _drop_none(options)
     tokenizer = _pop_tokenizer(options, "synthid_v1")
@@ -67,7 +72,7 @@ def build_synthid(options: dict):
 
 
 def build_minhash(options: dict):
-    from collapseguard.detectors.ledger import MinHashDetector
+    from collapseguard.detectors.dedup.ledger import MinHashDetector
 
     return MinHashDetector.from_options(**_drop_none(options))
 

@@ -229,8 +229,8 @@ def set_threads(threads: int) -> None:
 
 
 def watermark_processor(key: int, vocab_size: int):
-    """The KGW logits processor of collapseguard.detectors.watermark (same key scheme as its detector)."""
-    from collapseguard.detectors.watermark import KGWConfig, KGWLogitsProcessor
+    """The KGW logits processor of collapseguard.detectors.watermark.kgw (same key scheme as its detector)."""
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWLogitsProcessor
 
     return KGWLogitsProcessor(KGWConfig(hashing_key=key), vocab_size=vocab_size)
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from collapseguard.detectors.base import Detector
-from collapseguard.detectors.text_normalize import normalize_text
+from collapseguard.detectors.watermark.normalize import normalize_text
 from collapseguard.errors import CollapseguardError, check_choice
 
 SEEDING_SCHEMES = ("lefthash", "selfhash")

@@ -26,7 +26,7 @@ import hashlib
 
 import numpy as np
 
-from collapseguard.detectors import minhash_kernels as kernels
+from collapseguard.detectors.dedup import kernels
 from collapseguard.errors import CollapseguardError, check_choice
 
 SCHEMES = ("affine32", "affine64", "legacy")

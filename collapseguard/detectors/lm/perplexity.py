@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from collapseguard.detectors.base import Detector, config_dict
-from collapseguard.detectors.lm_scores import (
+from collapseguard.detectors.lm.scores import (
     ALL_COLUMNS,
     STAT_COLUMNS,
     TextScores,

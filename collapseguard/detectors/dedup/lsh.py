@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from collapseguard.detectors import minhash_kernels as kernels
-from collapseguard.detectors.minhash import (
+from collapseguard.detectors.dedup import kernels
+from collapseguard.detectors.dedup.minhash import (
     fmix,
     shingle_hashes,
     signatures_from_hashes,

@@ -29,8 +29,8 @@ from typing import ClassVar
 import numpy as np
 
 from collapseguard.detectors.base import Detector
-from collapseguard.detectors.lsh import MinHashLSH, choose_bands, expand_ranges, jaccard_pairs
-from collapseguard.detectors.minhash import (
+from collapseguard.detectors.dedup.lsh import MinHashLSH, choose_bands, expand_ranges, jaccard_pairs
+from collapseguard.detectors.dedup.minhash import (
     shingle_hashes,
     signatures_from_hashes,
     unique_per_document,

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from collapseguard.detectors.watermark import (
+from collapseguard.detectors.watermark.kgw import (
     TokenWatermarkDetector,
     binomial_p_values,
     z_scores,

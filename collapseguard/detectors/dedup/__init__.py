@@ -1,0 +1,1 @@
+"""Dedup sketches: MinHash signatures, LSH, the generation ledger, embeddings."""

@@ -1,0 +1,1 @@
+"""Gen-0 language-model scores: perplexity, Fast-DetectGPT, two-model contrast."""
