@@ -18,6 +18,9 @@ LAZY_COMMANDS = {
     "watermark": "collapseguard.cli.watermark:watermark",
     "ledger": "collapseguard.cli.ledger:ledger",
     "simulate": "collapseguard.cli.simulate:simulate",
+    "policy": "collapseguard.cli.policy:policy",
+    "scan": "collapseguard.cli.scan:scan",
+    "filter": "collapseguard.cli.scan:filter_command",
 }
 
 

@@ -1,0 +1,217 @@
+"""Calibrate a guard policy as a whole: per-detector thresholds whose union keeps the promised FPR.
+
+The human texts are split (seeded) into a fitting part and a held-out part. Detectors with a
+fixed `threshold` in the policy keep it; the others share one quantile level alpha, the largest
+for which the union rule's FPR on the fitting part is at most the target F (alpha = F / k is the
+Bonferroni floor; correlated detectors allow more). The achieved union FPR is then measured on
+the held-out part, with its Clopper-Pearson interval. With labelled machine text, each
+detector's TPR and the union's TPR are recorded too, with their intervals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from collapseguard.detectors.calibration import (
+    check_fpr,
+    clopper_pearson,
+    identity_differences,
+    texts_sha256,
+)
+from collapseguard.errors import CollapseguardError
+from collapseguard.io.atomic import write_text_atomic
+
+FORMAT = "collapseguard_policy_calibration"
+VERSION = 1
+
+
+@dataclass
+class Rate:
+    """k of n, with the 95% Clopper-Pearson interval."""
+
+    k: int
+    n: int
+    rate: float | None
+    ci95: list[float]
+
+    @classmethod
+    def of(cls, k: int, n: int) -> Rate:
+        return cls(int(k), int(n), (k / n) if n else None, list(clopper_pearson(int(k), int(n))))
+
+
+@dataclass
+class PolicyCalibration:
+    """Thresholds for every detector of a policy and what they achieved."""
+
+    fpr_target: float
+    alpha: float
+    detectors: list[dict]
+    union_fpr_fit: dict
+    union_fpr_heldout: dict
+    union_tpr: dict | None
+    human_sha256: str
+    machine_sha256: str | None
+    holdout: float
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    def thresholds(self) -> list[float]:
+        return [d["threshold"] for d in self.detectors]
+
+    def fpr(self) -> Rate:
+        return Rate(**self.union_fpr_heldout)
+
+    def tpr(self) -> Rate | None:
+        return None if self.union_tpr is None else Rate(**self.union_tpr)
+
+
+def fires(scores: np.ndarray, thresholds) -> np.ndarray:
+    """(n,) True where any detector's score is above its threshold (NaN never fires)."""
+    with np.errstate(invalid="ignore"):
+        return (scores > np.asarray(thresholds, dtype=float)[None, :]).any(axis=1)
+
+
+def decided(scores: np.ndarray) -> np.ndarray:
+    """(n,) True where at least one detector gave a score."""
+    return (~np.isnan(scores)).any(axis=1)
+
+
+def thresholds_at(alpha: float, scores: np.ndarray, fixed: list[float | None]) -> list[float]:
+    """Per detector: its fixed threshold, or the (1 - alpha) quantile of its non-NaN scores."""
+    out = []
+    for j, t in enumerate(fixed):
+        col = scores[:, j][~np.isnan(scores[:, j])]
+        if t is not None:
+            out.append(float(t))
+        elif len(col) == 0:
+            out.append(float("inf"))
+        else:
+            out.append(float(np.quantile(col, 1.0 - alpha, method="higher")))
+    return out
+
+
+def split_alpha(scores: np.ndarray, fixed: list[float | None], fpr: float) -> float:
+    """The largest alpha in [0, fpr] whose thresholds keep the union FPR on `scores` at most `fpr`."""
+    ok = decided(scores)
+
+    def union(alpha):
+        return fires(scores[ok], thresholds_at(alpha, scores, fixed)).mean() if ok.any() else 0.0
+
+    if union(0.0) > fpr:
+        raise CollapseguardError(f"the fixed thresholds alone flag {union(0.0):.3%} of the human texts, above fpr {fpr}; "
+                                 "raise them or drop `threshold` from the policy to calibrate them")
+    lo, hi = 0.0, fpr
+    if union(hi) <= fpr:
+        return hi
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if union(mid) <= fpr else (lo, mid)
+    return lo
+
+
+def calibrate_policy(policy, human: list, fpr: float, machine: list | None = None, holdout: float = 0.3,
+                     seed: int = 0, score=None) -> PolicyCalibration:
+    """Calibrate `policy` on human texts (and measure TPR on machine texts when given)."""
+    fpr = check_fpr(fpr)
+    if not 0.0 < holdout < 1.0:
+        raise CollapseguardError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
+    if len(human) < 2:
+        raise CollapseguardError(f"{len(human)} human text(s); calibration needs held-out human text (hundreds at least)")
+    score = score or (lambda texts: policy.score(texts))
+    h_scores = score(human)
+    order = np.random.default_rng(seed).permutation(len(human))
+    n_held = max(1, int(round(holdout * len(human))))
+    held, fit = order[:n_held], order[n_held:]
+    fixed = [spec.threshold for spec in policy.detectors]
+    alpha = split_alpha(h_scores[fit], fixed, fpr)
+    thresholds = thresholds_at(alpha, h_scores[fit], fixed)
+    m_scores = score(machine) if machine else None
+    rows = []
+    for j, (ident, t) in enumerate(zip(policy.identities(), thresholds)):
+        row = {**ident, "threshold": t, "fixed": fixed[j] is not None,
+               "fpr_heldout": asdict(_rate(h_scores[held][:, [j]], [t]))}
+        if m_scores is not None:
+            row["tpr"] = asdict(_rate(m_scores[:, [j]], [t]))
+        rows.append(row)
+    notes = []
+    if len(fit) * fpr < 10:
+        notes.append(f"only {len(fit)} fitting human texts for fpr {fpr}: thresholds are coarse; use >= {int(np.ceil(10 / fpr))}")
+    return PolicyCalibration(
+        fpr_target=fpr, alpha=alpha, detectors=rows,
+        union_fpr_fit=asdict(_rate(h_scores[fit], thresholds)),
+        union_fpr_heldout=asdict(_rate(h_scores[held], thresholds)),
+        union_tpr=None if m_scores is None else asdict(_rate(m_scores, thresholds)),
+        human_sha256=texts_sha256(human), machine_sha256=texts_sha256(machine) if machine else None,
+        holdout=holdout, seed=seed, notes=notes,
+    )
+
+
+def _rate(scores: np.ndarray, thresholds) -> Rate:
+    ok = decided(scores)
+    return Rate.of(int(fires(scores[ok], thresholds).sum()), int(ok.sum()))
+
+
+def save_policy_calibration(cal: PolicyCalibration, path) -> None:
+    write_text_atomic(path, json.dumps({FORMAT: VERSION, **asdict(cal)}, indent=1, sort_keys=True) + "\n")
+
+
+def calibration_hash(path) -> str:
+    """sha256 of the calibration file's bytes (what manifests record)."""
+    from pathlib import Path
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_policy_calibration(path) -> PolicyCalibration:
+    from collapseguard.io.readers import read_json_file
+
+    fix = "make one with `collapseguard policy calibrate`"
+    blob = read_json_file(path, "policy calibration", fix)
+    if not isinstance(blob, dict) or blob.pop(FORMAT, None) != VERSION:
+        raise CollapseguardError(f"{path}: not a policy calibration (version {VERSION}); {fix}")
+    try:
+        return PolicyCalibration(**blob)
+    except TypeError as exc:
+        raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); {fix}") from None
+
+
+def load_policy_calibration(policy) -> PolicyCalibration:
+    """The policy's calibration, refused when it was made for other detectors (naming the field).
+
+    A policy without `calibration` works only when every detector has a fixed threshold; then no
+    FPR is promised."""
+    if policy.calibration_path is None:
+        if all(s.threshold is not None for s in policy.detectors):
+            return uncalibrated(policy)
+        raise CollapseguardError(f"{policy.source}: no calibration; run `collapseguard policy calibrate` and set "
+                                 "calibration = \"FILE\" in the policy (or give every detector a fixed threshold)")
+    cal = read_policy_calibration(policy.calibration_path)
+    check_calibration(cal, policy)
+    return cal
+
+
+def check_calibration(cal: PolicyCalibration, policy) -> None:
+    saved = [{k: d[k] for k in ("name", "column", "identity")} for d in cal.detectors]
+    current = policy.identities()
+    if saved != current:
+        diffs = identity_differences({"detectors": saved}, {"detectors": current}) or ["detectors"]
+        raise CollapseguardError(f"{policy.calibration_path}: made for other detectors ({'; '.join(diffs)}); "
+                                 "recalibrate with `collapseguard policy calibrate`")
+    for d, spec in zip(cal.detectors, policy.detectors):
+        if spec.threshold is not None and d["threshold"] != spec.threshold:
+            raise CollapseguardError(f"{policy.calibration_path}: {d['column']} threshold {d['threshold']} differs from "
+                                     f"the policy's fixed {spec.threshold}; recalibrate with `collapseguard policy calibrate`")
+
+
+def uncalibrated(policy) -> PolicyCalibration:
+    """Fixed thresholds only: decisions work, but no FPR or TPR is known."""
+    rows = [{**ident, "threshold": spec.threshold, "fixed": True}
+            for ident, spec in zip(policy.identities(), policy.detectors)]
+    empty = asdict(Rate.of(0, 0))
+    return PolicyCalibration(fpr_target=float("nan"), alpha=0.0, detectors=rows, union_fpr_fit=empty,
+                             union_fpr_heldout=empty, union_tpr=None, human_sha256="", machine_sha256=None,
+                             holdout=0.0, seed=0, notes=["no calibration: fixed thresholds, FPR unknown"])

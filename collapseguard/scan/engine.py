@@ -1,0 +1,170 @@
+"""Run a scan: find the shards, skip the ones already done, scan the rest on an engine, summarise.
+
+Engines: `local` (this process, or `--workers N` processes, each loading the detectors once) and
+`ray` (Ray Data over the same shards: one actor per worker, a fraction of a CPU each, each
+loading the detectors once and running the same per-shard code, so outputs are identical).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.scan.shard import is_done, scan_shard
+from collapseguard.scan.sources import Shard, discover, shard_sha256
+
+log = logging.getLogger(__name__)
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class ScanConfig:
+    """What `collapseguard scan` takes: inputs, output folder, policy file and how to run."""
+
+    inputs: list[str]
+    out: str
+    policy: str | None = None
+    engine: str = "local"
+    workers: int = 1
+    overwrite: bool = False
+    text_column: str | None = None
+    ray_address: str | None = None
+    cpus_per_worker: float = 0.5
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        check_choice("engine", self.engine, ENGINES)
+        if self.workers < 1:
+            raise CollapseguardError(f"--workers must be at least 1, got {self.workers}")
+        if not 0 < self.cpus_per_worker <= 64:
+            raise CollapseguardError(f"--cpus-per-worker must be in (0, 64], got {self.cpus_per_worker}")
+
+
+def load_guard(policy_file, text_column=None):
+    """The policy (text column overridden when given), its calibration and the run key parts."""
+    from collapseguard.scan.calibrate import calibration_hash, load_policy_calibration
+    from collapseguard.scan.policy import load_policy
+
+    policy = load_policy(policy_file)
+    if text_column:
+        policy.text_column = text_column
+    cal = load_policy_calibration(policy)
+    cal_hash = calibration_hash(policy.calibration_path) if policy.calibration_path else "none"
+    return policy, cal, {"policy_fingerprint": policy.fingerprint(), "calibration_hash": cal_hash}
+
+
+def run_scan(config: ScanConfig, progress=None) -> dict:
+    """Scan every shard not already done; write the summary; return it."""
+    from collapseguard.scan.summary import summarize, write_summary
+
+    config.check()
+    out = Path(config.out)
+    shards = discover(config.inputs, exclude=out)
+    claim_out(out, config, shards)
+    policy, cal, key = load_guard(config.policy, config.text_column)
+    markers, todo = {}, []
+    for shard in shards:
+        shard_key = {"input_sha256": shard_sha256(shard), **key}
+        marker = None if config.overwrite else is_done(out, shard, shard_key)
+        if marker is not None:
+            markers[shard.rel] = marker
+        else:
+            todo.append((shard, shard_key))
+    if markers:
+        log.info("%d shard(s) already done, %d to scan", len(markers), len(todo))
+    started = time.perf_counter()
+    if todo:
+        run = {"local": run_local, "ray": run_ray}[config.engine]
+        for marker in run(config, policy, cal, todo, out, progress):
+            markers[marker["shard"]] = marker
+    summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out)
+    write_summary(summary, policy, cal, out)
+    summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),
+                      "shards_skipped": len(shards) - len(todo)}
+    return {**summary, "run": summary_timing}
+
+
+def claim_out(out: Path, config: ScanConfig, shards: list[Shard]) -> None:
+    """Make the output folder ours (or refuse it), never one of the inputs or inside one."""
+    inputs = [s.path for s in shards]
+    try:
+        from collapseguard.io.outputs import claim_output_dir
+    except ImportError:
+        out.mkdir(parents=True, exist_ok=True)
+        return
+    claim_output_dir(out, command="scan", settings={"layout": 1}, overwrite=config.overwrite, inputs=inputs)
+
+
+def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):
+    """Shards one after another in this process, or over `workers` processes."""
+    if config.workers == 1 or len(todo) == 1:
+        for shard, key in todo:
+            yield scan_shard(policy, cal, shard, out, key, progress)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(config.workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(config.policy, config.text_column)) as pool:
+        futures = [pool.submit(_worker_scan, shard, str(out), key) for shard, key in todo]
+        for fut in as_completed(futures):
+            marker = fut.result()
+            if progress is not None:
+                progress(marker["records"])
+            yield marker
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(policy_file, text_column) -> None:
+    policy, cal, _ = load_guard(policy_file, text_column)
+    _WORKER.update(policy=policy, cal=cal)
+
+
+def _worker_scan(shard: Shard, out: str, key: dict) -> dict:
+    return scan_shard(_WORKER["policy"], _WORKER["cal"], shard, Path(out), key)
+
+
+class ShardScanner:
+    """A Ray actor: loads the policy and detectors once, then scans whole shards."""
+
+    def __init__(self, policy_file, text_column, out):
+        self.policy, self.cal, _ = load_guard(policy_file, text_column)
+        self.out = Path(out)
+
+    def __call__(self, batch: dict) -> dict:
+        import json
+
+        markers = []
+        for path, rel, fmt, key in zip(batch["path"], batch["rel"], batch["fmt"], batch["key"]):
+            shard = Shard(Path(path), rel, fmt)
+            markers.append(json.dumps(scan_shard(self.policy, self.cal, shard, self.out, json.loads(key))))
+        return {"marker": markers}
+
+
+def run_ray(config: ScanConfig, policy, cal, todo, out: Path, progress):
+    """The same shards through Ray Data, `workers` actors of `cpus_per_worker` CPUs each."""
+    import json
+
+    try:
+        import ray
+    except ImportError:
+        raise CollapseguardError("--engine ray needs Ray: pip install 'collapseguard[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, ignore_reinit_error=True)
+    items = [{"path": str(s.path.resolve()), "rel": s.rel, "fmt": s.fmt, "key": json.dumps(k)} for s, k in todo]
+    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        ShardScanner, batch_size=1, concurrency=config.workers, num_cpus=config.cpus_per_worker,
+        fn_constructor_kwargs={"policy_file": str(Path(config.policy or "collapseguard.toml").resolve()),
+                               "text_column": config.text_column, "out": str(out.resolve())})
+    for row in ds.iter_rows():
+        marker = json.loads(row["marker"])
+        if progress is not None:
+            progress(marker["records"])
+        yield marker

@@ -1,0 +1,218 @@
+"""Split shards into kept and rejected records by their scan decisions, in the input's own format.
+
+`OUT/kept/<rel>` and `OUT/rejected/<rel>` mirror the input layout. Parquet and `datasets` shards
+keep their schema with `collapseguard_decision` and `collapseguard_reason` appended; jsonl
+records get the same two fields; plain-text lines are copied as they are. Attributes are
+refused unless their marker holds the input's sha256 and their row count matches.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.scan.shard import attributes_path, read_marker
+from collapseguard.scan.sources import Shard, discover, iter_chunks, shard_sha256
+
+KEEP = {"human": ("human",), "human+abstain": ("human", "abstain")}
+DECISION, REASON = "collapseguard_decision", "collapseguard_reason"
+
+
+@dataclass
+class FilterConfig:
+    """What `collapseguard filter` takes."""
+
+    inputs: list[str]
+    attributes: str
+    out: str
+    keep: str = "human"
+    overwrite: bool = False
+    batch_size: int = 4096
+
+    def check(self) -> None:
+        check_choice("--keep", self.keep, KEEP)
+        if not Path(self.attributes).is_dir():
+            raise CollapseguardError(f"{self.attributes}: no such scan output folder; run `collapseguard scan ... --out DIR` first")
+
+
+def run_filter(config: FilterConfig) -> dict:
+    """Write kept and rejected shards; return per-shard and total counts."""
+    config.check()
+    out, attrs = Path(config.out), Path(config.attributes)
+    shards = discover(config.inputs, exclude=out)
+    columns = _text_column(attrs)
+    plans = [(s, check_attributes(attrs, s)) for s in shards]
+    claim(out, config, shards)
+    rows = [filter_shard(s, table, columns, out, KEEP[config.keep], config.batch_size) for s, table in plans]
+    return {"kept": sum(r["kept"] for r in rows), "rejected": sum(r["rejected"] for r in rows), "shards": rows,
+            "keep": config.keep}
+
+
+def _text_column(attrs: Path) -> str:
+    try:
+        return json.loads((attrs / "summary.json").read_text(encoding="utf-8"))["text_column"]
+    except (OSError, ValueError, KeyError):
+        raise CollapseguardError(f"{attrs}: no summary.json from `collapseguard scan`; pass the scan's --out folder") from None
+
+
+def check_attributes(attrs: Path, shard: Shard):
+    """The shard's attribute table, refused when it was made from other bytes."""
+    import pyarrow.parquet as pq
+
+    marker = read_marker(attrs, shard)
+    if marker is None or not attributes_path(attrs, shard).exists():
+        raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard)}); "
+                                 "scan it first with the same inputs")
+    if marker["input_sha256"] != shard_sha256(shard):
+        raise CollapseguardError(f"{shard.path}: changed since it was scanned (sha256 differs from {attrs}'s marker); "
+                                 "rescan it with `collapseguard scan`")
+    return pq.read_table(attributes_path(attrs, shard), columns=["decision", "reason"])
+
+
+def claim(out: Path, config: FilterConfig, shards: list[Shard]) -> None:
+    try:
+        from collapseguard.io.outputs import claim_output_dir
+    except ImportError:
+        out.mkdir(parents=True, exist_ok=True)
+        return
+    claim_output_dir(out, command="filter", settings={"keep": config.keep}, overwrite=config.overwrite,
+                     inputs=[s.path for s in shards] + [Path(config.attributes)])
+
+
+def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch_size: int) -> dict:
+    decisions, reasons = table.column("decision").to_pylist(), table.column("reason").to_pylist()
+    kept_path, rej_path = out / "kept" / shard.rel, out / "rejected" / shard.rel
+    writer = {"parquet": ParquetSplit, "datasets": DatasetSplit}.get(shard.fmt, LineSplit)
+    with writer(shard, kept_path) as kept, writer(shard, rej_path) as rejected:
+        n = 0
+        for chunk in iter_chunks(shard, column, batch_size):
+            d, r = decisions[chunk.start:chunk.start + len(chunk)], reasons[chunk.start:chunk.start + len(chunk)]
+            if len(d) != len(chunk):
+                raise CollapseguardError(f"{shard.path}: has more records than its attributes ({len(decisions)}); rescan it")
+            mask = [x in keep for x in d]
+            kept.write(chunk, d, r, mask)
+            rejected.write(chunk, d, r, [not m for m in mask])
+            n += len(chunk)
+    if n != len(decisions):
+        raise CollapseguardError(f"{shard.path}: has {n} records but its attributes {len(decisions)}; rescan it")
+    return {"shard": shard.rel, "kept": kept.count, "rejected": rejected.count}
+
+
+class Split:
+    """Write one output shard under `<path>.partial`, renamed into place on success."""
+
+    def __init__(self, shard: Shard, path: Path):
+        self.shard, self.path, self.count = shard, path, 0
+        self.partial = path.with_name(path.name + ".partial")
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.open()
+        return self
+
+    def __exit__(self, kind, *_):
+        self.close()
+        if kind is None:
+            os.replace(self.partial, self.path)
+        elif self.partial.is_dir():
+            shutil.rmtree(self.partial)
+        elif self.partial.exists():
+            self.partial.unlink()
+
+
+class ParquetSplit(Split):
+    def open(self):
+        self.writer = None
+
+    def write(self, chunk, decisions, reasons, mask):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        batch = with_decisions(chunk.raw, decisions, reasons).filter(pa.array(mask, pa.bool_()))
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.partial, batch.schema)
+        self.writer.write_batch(batch)
+        self.count += batch.num_rows
+
+    def close(self):
+        if self.writer is None:  # an empty split still gets the schema
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(self.shard.path)
+            pq.write_table(with_decisions(schema.empty_table(), [], []), self.partial)
+        else:
+            self.writer.close()
+
+
+class DatasetSplit(Split):
+    def open(self):
+        self.batches = []
+
+    def write(self, chunk, decisions, reasons, mask):
+        import pyarrow as pa
+
+        batch = with_decisions(chunk.raw, decisions, reasons).filter(pa.array(mask, pa.bool_()))
+        self.batches.append(batch)
+        self.count += batch.num_rows
+
+    def close(self):
+        import datasets
+        import pyarrow as pa
+
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        table = pa.Table.from_batches(self.batches) if self.batches else None
+        if table is None:
+            from collapseguard.scan.sources import _saved_dataset_table
+
+            table = with_decisions(_saved_dataset_table(self.shard.path).schema.empty_table(), [], [])
+        datasets.Dataset(table).save_to_disk(str(self.partial))
+
+
+class LineSplit(Split):
+    def open(self):
+        if self.shard.compression == "gzip":
+            self.f = gzip.open(self.partial, "wb", mtime=0)
+        elif self.shard.compression == "zstd":
+            import pyarrow as pa
+
+            self.f = pa.CompressedOutputStream(str(self.partial), "zstd")
+        else:
+            self.f = open(self.partial, "wb")
+
+    def write(self, chunk, decisions, reasons, mask):
+        for raw, d, r, m in zip(chunk.raw, decisions, reasons, mask):
+            if m:
+                self.f.write(self.line(raw, d, r))
+                self.count += 1
+
+    def line(self, raw: bytes, decision: str, reason: str) -> bytes:
+        if self.shard.fmt != "jsonl":
+            return raw if raw.endswith(b"\n") else raw + b"\n"
+        try:
+            obj = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            return raw if raw.endswith(b"\n") else raw + b"\n"  # unreadable: copied byte for byte
+        if not isinstance(obj, dict):
+            return raw if raw.endswith(b"\n") else raw + b"\n"
+        obj[DECISION], obj[REASON] = decision, reason
+        return json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n"
+
+    def close(self):
+        self.f.close()
+
+
+def with_decisions(batch, decisions, reasons):
+    """`batch` (RecordBatch or Table) with the decision and reason columns appended."""
+    import pyarrow as pa
+
+    for name in (DECISION, REASON):
+        if name in batch.schema.names:
+            raise CollapseguardError(f"the input already has a {name!r} column; drop it or filter the original shards")
+    batch = batch.append_column(DECISION, pa.array(decisions, pa.string()))
+    return batch.append_column(REASON, pa.array(reasons, pa.string()))

@@ -1,0 +1,132 @@
+"""Scan one shard into its attribute shard and completion marker (the unit every engine runs).
+
+`OUT/attributes/<rel>.parquet` is row-aligned with the input: `source`, `index`, `sha256` of the
+text, one score column per detector (null = abstained), `decision`, `reason`. It is written
+under a fixed `.partial` name and renamed; the marker `OUT/markers/<rel>.json` (input sha256,
+policy fingerprint, calibration hash, counts) is written last, so a shard is done only when its
+marker exists and matches. A killed run leaves at most a `.partial` file, which the rerun
+replaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from collapseguard.scan.policy import decide, screen_texts
+from collapseguard.scan.sources import Shard, iter_chunks
+
+MARKER_VERSION = 1
+
+
+def attributes_path(out: Path, shard: Shard) -> Path:
+    return out / "attributes" / f"{shard.rel}.parquet"
+
+
+def marker_path(out: Path, shard: Shard) -> Path:
+    return out / "markers" / f"{shard.rel}.json"
+
+
+def read_marker(out: Path, shard: Shard) -> dict | None:
+    try:
+        return json.loads(marker_path(out, shard).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_done(out: Path, shard: Shard, key: dict) -> dict | None:
+    """The shard's marker when it matches `key` (input sha256, policy fingerprint, calibration hash)."""
+    marker = read_marker(out, shard)
+    if marker and all(marker.get(k) == v for k, v in key.items()) and attributes_path(out, shard).exists():
+        return marker
+    return None
+
+
+def text_sha256(texts) -> list[str | None]:
+    return [None if t is None else hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+
+
+def attribute_schema(columns: list[str]):
+    import pyarrow as pa
+
+    return pa.schema([("source", pa.string()), ("index", pa.int64()), ("sha256", pa.string()),
+                      *[(c, pa.float64()) for c in columns], ("decision", pa.string()), ("reason", pa.string())])
+
+
+def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress=None) -> dict:
+    """Score every record of `shard`, write its attribute shard and marker; return the marker."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, thresholds = policy.column_names(), calibration.thresholds()
+    schema = attribute_schema(columns)
+    final = attributes_path(out, shard)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(final.name + ".partial")
+    counts = Counts(columns)
+    with pq.ParquetWriter(partial, schema) as writer:
+        for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
+            texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
+            scores = policy.score_screened(texts, unreadable)
+            decision, reason = decide(scores, thresholds, columns, unreadable)
+            counts.add(scores, thresholds, decision)
+            arrays = [pa.array([shard.rel] * len(texts)), pa.array(np.arange(chunk.start, chunk.start + len(texts))),
+                      pa.array(text_sha256(texts), pa.string()),
+                      *[pa.array(scores[:, j], pa.float64(), mask=np.isnan(scores[:, j])) for j in range(len(columns))],
+                      pa.array(decision, pa.string()), pa.array(reason, pa.string())]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            if progress is not None:
+                progress(len(texts))
+    os.replace(partial, final)
+    marker = {"collapseguard_scan_marker": MARKER_VERSION, "shard": shard.rel, **key, **counts.as_dict()}
+    write_json(marker_path(out, shard), marker)
+    return marker
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON under a fixed `.partial` name and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(finite(obj), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def finite(obj):
+    """`obj` with NaN and infinite floats as None, so the JSON is valid everywhere."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+class Counts:
+    """Per-shard tallies: records, decisions, and per detector flagged / abstained."""
+
+    def __init__(self, columns: list[str]):
+        self.columns = columns
+        self.records = 0
+        self.decisions = {"synthetic": 0, "human": 0, "abstain": 0}
+        self.flagged = dict.fromkeys(columns, 0)
+        self.abstained = dict.fromkeys(columns, 0)
+
+    def add(self, scores: np.ndarray, thresholds, decision: list[str]) -> None:
+        self.records += len(decision)
+        for d in decision:
+            self.decisions[d] += 1
+        with np.errstate(invalid="ignore"):
+            for j, c in enumerate(self.columns):
+                self.flagged[c] += int((scores[:, j] > thresholds[j]).sum())
+                self.abstained[c] += int(np.isnan(scores[:, j]).sum())
+
+    def as_dict(self) -> dict:
+        return {"records": self.records, "decisions": self.decisions,
+                "detectors": {c: {"flagged": self.flagged[c], "abstained": self.abstained[c]} for c in self.columns}}
+

@@ -1,0 +1,250 @@
+"""Find the shards behind files, folders and globs, and stream each one as record chunks.
+
+Formats: parquet (a Hugging Face dataset repo's `data/*.parquet` too), jsonl / ndjson (plain,
+`.gz`, `.zst`), plain text (one record per non-blank line), and `datasets` saved to disk. Every
+chunk keeps the raw records (Arrow rows or raw lines) so that `filter` can write them back in
+the input's own format; a record that cannot be read as text (not UTF-8, not a string, null)
+becomes an abstention with its reason, never a failed run.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from collapseguard.errors import CollapseguardError
+from collapseguard.scan.policy import Unreadable
+
+SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl",
+            ".ndjson.gz": "jsonl", ".jsonl.zst": "jsonl", ".ndjson.zst": "jsonl", ".txt": "text"}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input shard: its path, its path relative to the input it was found under, its format."""
+
+    path: Path
+    rel: str
+    fmt: str
+
+    @property
+    def compression(self) -> str | None:
+        name = self.path.name.lower()
+        return "gzip" if name.endswith(".gz") else "zstd" if name.endswith(".zst") else None
+
+
+@dataclass
+class Chunk:
+    """Consecutive records of a shard: texts (None = unreadable), reasons, and the raw records."""
+
+    start: int
+    texts: list
+    raw: object  # pyarrow.RecordBatch (parquet, datasets) or list[bytes] (jsonl, text)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def format_of(path: Path) -> str | None:
+    """The shard format from the name (or a saved `datasets` folder); None when not a shard."""
+    if path.is_dir():
+        return "datasets" if is_saved_dataset(path) else None
+    name = path.name.lower()
+    for suffix, fmt in SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def is_saved_dataset(path: Path) -> bool:
+    return any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json"))
+
+
+def discover(inputs, exclude: Path | None = None) -> list[Shard]:
+    """Every shard under `inputs` (files, folders searched recursively, globs), sorted, relative paths unique."""
+    shards: dict[str, Shard] = {}
+    for item in inputs:
+        for shard in _expand(str(item), exclude):
+            if shard.rel in shards and shards[shard.rel].path != shard.path:
+                raise CollapseguardError(f"{shard.path} and {shards[shard.rel].path} would share the output name "
+                                         f"{shard.rel!r}; pass their common parent folder instead")
+            shards[shard.rel] = shard
+    if not shards:
+        raise CollapseguardError(f"no shards found in {', '.join(map(str, inputs))}; "
+                                 f"pass files ending in {', '.join(SUFFIXES)} or a saved `datasets` folder")
+    return [shards[k] for k in sorted(shards)]
+
+
+def _expand(item: str, exclude: Path | None) -> Iterator[Shard]:
+    if glob.has_magic(item):
+        base = Path(item.split("*")[0].split("?")[0].split("[")[0] or ".")
+        base = base if base.is_dir() and not item.endswith(str(base)) else base.parent
+        matches = sorted(glob.glob(item, recursive=True))
+        if not matches:
+            raise CollapseguardError(f"{item}: the pattern matches nothing; check the path")
+        for m in matches:
+            yield from _expand_path(Path(m), base, exclude)
+        return
+    path = Path(item)
+    if not path.exists():
+        raise CollapseguardError(f"{path}: no such file or directory")
+    yield from _expand_path(path, path if path.is_dir() and not is_saved_dataset(path) else path.parent, exclude)
+
+
+def _expand_path(path: Path, base: Path, exclude: Path | None) -> Iterator[Shard]:
+    fmt = format_of(path)
+    if fmt is not None:
+        yield Shard(path, path.relative_to(base).as_posix(), fmt)
+        return
+    if not path.is_dir():
+        if path.is_file():
+            yield Shard(path, path.relative_to(base).as_posix(), "text")
+        return
+    datasets_dirs = [d for d in sorted(path.rglob("*")) if d.is_dir() and is_saved_dataset(d)]
+    for child in sorted(path.rglob("*")):
+        hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
+        if hidden or _inside(child, exclude) or any(d in child.parents for d in datasets_dirs):
+            continue
+        fmt = format_of(child)
+        if fmt is not None:
+            yield Shard(child, child.relative_to(base).as_posix(), fmt)
+
+
+def _inside(child: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        child.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def shard_sha256(shard: Shard) -> str:
+    """sha256 of the shard's bytes (a `datasets` folder: of its files' names and bytes, in order)."""
+    h = hashlib.sha256()
+    files = [shard.path] if shard.path.is_file() else sorted(p for p in shard.path.rglob("*") if p.is_file())
+    for f in files:
+        if shard.path.is_dir():
+            h.update(f.relative_to(shard.path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def open_binary(shard: Shard):
+    """The shard's decompressed byte stream."""
+    if shard.compression == "gzip":
+        return gzip.open(shard.path, "rb")
+    if shard.compression == "zstd":
+        import pyarrow as pa
+
+        return pa.CompressedInputStream(pa.OSFile(str(shard.path), "rb"), "zstd")
+    return open(shard.path, "rb")
+
+
+def iter_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
+    """The shard's records in chunks of at most `batch_size`, streamed (memory bounded by the chunk)."""
+    try:
+        if shard.fmt == "parquet":
+            yield from _parquet_chunks(shard, column, batch_size)
+        elif shard.fmt == "datasets":
+            yield from _arrow_chunks(shard, _saved_dataset_table(shard.path), column, batch_size)
+        else:
+            yield from _line_chunks(shard, column, batch_size)
+    except (OSError, EOFError) as exc:
+        raise CollapseguardError(f"{shard.path}: cannot be read ({exc}); check the file (truncated or corrupt?)") from None
+
+
+def _parquet_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(shard.path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError subclasses for corrupt files
+        raise CollapseguardError(f"{shard.path}: not a readable parquet file ({exc}); check or re-export it") from None
+    check_column(shard, pf.schema_arrow, column)
+    start = 0
+    try:
+        for batch in pf.iter_batches(batch_size=batch_size):
+            yield Chunk(start, batch.column(column).to_pylist(), batch)
+            start += batch.num_rows
+    except Exception as exc:
+        if isinstance(exc, CollapseguardError):
+            raise
+        raise CollapseguardError(f"{shard.path}: corrupt parquet after record {start} ({exc}); re-export the file") from None
+
+
+def check_column(shard: Shard, schema, column: str) -> None:
+    import pyarrow as pa
+
+    if column not in schema.names:
+        raise CollapseguardError(f"{shard.path}: no column {column!r} (has: {', '.join(schema.names)}); "
+                                 "set text_column in the policy or pass --text-column")
+    kind = schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise CollapseguardError(f"{shard.path}: column {column!r} holds {kind}, not text; pass the text column")
+
+
+def _saved_dataset_table(path: Path):
+    try:
+        import datasets
+    except ImportError:
+        raise CollapseguardError("reading a saved dataset needs `datasets`: pip install 'collapseguard[lm]'") from None
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    if ds._indices is not None:
+        ds = ds.flatten_indices()
+    return ds.data.table
+
+
+def _arrow_chunks(shard: Shard, table, column: str, batch_size: int) -> Iterator[Chunk]:
+    check_column(shard, table.schema, column)
+    start = 0
+    for batch in table.to_batches(max_chunksize=batch_size):
+        if batch.num_rows:
+            yield Chunk(start, batch.column(column).to_pylist(), batch)
+            start += batch.num_rows
+
+
+def _line_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
+    """jsonl and text: one record per non-blank line, raw lines kept byte for byte."""
+    texts, raw, start = [], [], 0
+    with open_binary(shard) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            raw.append(line)
+            texts.append(_line_text(shard, start + len(texts), line, column))
+            if len(raw) == batch_size:
+                yield Chunk(start, texts, raw)
+                start += len(raw)
+                texts, raw = [], []
+    if raw:
+        yield Chunk(start, texts, raw)
+
+
+def _line_text(shard: Shard, index: int, line: bytes, column: str):
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Unreadable(f"not UTF-8 (byte {exc.start})")
+    if shard.fmt == "text":
+        return text.rstrip("\r\n")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Unreadable(f"not valid JSON ({exc.msg})")
+    if not isinstance(obj, dict):
+        return Unreadable(f"a JSON {type(obj).__name__}, not an object")
+    if column not in obj:
+        raise CollapseguardError(f"{shard.path}: record {index} has no {column!r} field (has: {', '.join(obj) or 'none'}); "
+                                 "set text_column in the policy or pass --text-column")
+    return obj[column]
