@@ -19,3 +19,12 @@ def parse_key_values(pairs: tuple[str, ...], what: str, example: str) -> dict:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def overwrite_option(f):
+    """`--overwrite`: let a command replace or write into an output it did not make (see README,
+    "Outputs: what a command may overwrite")."""
+    import click
+
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace an existing output this command did not write (inputs are never overwritten).")(f)

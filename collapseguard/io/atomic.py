@@ -8,6 +8,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path, directory: bool = False) -> None:
+    """Give `path` the mode a plain open()/mkdir() would: 0o666 (files) or 0o777 (folders)
+    less the umask. mkstemp and mkdtemp create 0600/0700, which teammates cannot read."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
@@ -17,6 +30,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        apply_umask(tmp, directory=os.path.isdir(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

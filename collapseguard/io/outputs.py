@@ -1,0 +1,135 @@
+"""The output rule every writing command follows.
+
+An existing output is replaced only when the same command wrote it with the same settings
+(its marker file says so: resume and rerun) or the user passed ``--overwrite``. A command
+never writes onto, into or around one of its own inputs, and never deletes what it did not
+write. Refusals are CollapseguardError (one line, exit code 2) naming the path and the flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from collapseguard.errors import CollapseguardError
+
+MARKER = ".collapseguard-output.json"
+
+
+def _normalise(settings: dict) -> dict:
+    """Settings as they round-trip through JSON (tuples -> lists, paths -> strings)."""
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def _stat_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _chain(path: Path) -> list[tuple[int, int]]:
+    """Inode ids of `path` (when it exists) and of every existing folder above it."""
+    ids = []
+    for p in (path, *path.parents):
+        sid = _stat_id(p)
+        if sid is not None:
+            ids.append(sid)
+    return ids
+
+
+def _clash(out: Path, inp: Path, *, contains: bool) -> bool:
+    """True when `out` is `inp` or lies inside it (or, with `contains`, holds it)."""
+    out, inp = out.resolve(), inp.resolve()
+    if out == inp or inp in out.parents or (contains and out in inp.parents):
+        return True
+    iid = _stat_id(inp)
+    if iid is not None and iid in _chain(out):
+        return True
+    oid = _stat_id(out)
+    return contains and oid is not None and oid in _chain(inp)
+
+
+def check_not_input(path: str | Path, inputs: Iterable[str | Path], *, contains: bool = True) -> None:
+    """Refuse (always, whatever --overwrite says) an output that is, lies inside or holds an input."""
+    for inp in inputs:
+        if inp is None:
+            continue
+        if _clash(Path(path), Path(inp), contains=contains):
+            raise CollapseguardError(
+                f"{path}: output would overwrite the input {inp}; write the output somewhere else")
+
+
+def read_marker(path: str | Path) -> dict | None:
+    """The marker of an output folder, or None when it has none (or an unreadable one)."""
+    try:
+        marker = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _differences(old: dict, new: dict, limit: int = 3) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def write_marker(path: Path, command: str, settings: dict) -> None:
+    """Record which command wrote the folder `path`, with which settings."""
+    from collapseguard import __version__
+    from collapseguard.io.atomic import write_text_atomic
+
+    marker = {"command": command, "settings": _normalise(settings), "collapseguard": __version__}
+    write_text_atomic(path / MARKER, json.dumps(marker, indent=2, sort_keys=True) + "\n")
+
+
+def claim_output_dir(path: str | Path, *, command: str, settings: dict, overwrite: bool = False,
+                     inputs: Iterable[str | Path] = ()) -> Path:
+    """Make the folder `path` ours, or refuse with one line naming it and --overwrite.
+
+    Absent or empty: create it with a marker holding `command` and `settings`. Marked by the
+    same command with equal settings: accept it (resume, rerun). Anything else: accept only
+    with `overwrite` (the marker is rewritten; nothing is deleted). A folder that is, holds or
+    lies inside one of `inputs` is refused even with `overwrite`.
+    """
+    path = Path(path)
+    check_not_input(path, inputs)
+    if path.exists() and not path.is_dir():
+        raise CollapseguardError(f"{path}: exists and is not a folder; choose another output folder")
+    settings = _normalise(settings)
+    if path.is_dir() and any(path.iterdir()):
+        marker = read_marker(path)
+        same = marker is not None and marker.get("command") == command
+        if same and marker.get("settings") == settings:
+            return path
+        if not overwrite:
+            if same:
+                why = f"was written by `collapseguard {command}` with other settings ({_differences(marker.get('settings') or {}, settings)})"
+            elif marker is not None:
+                why = f"was written by `collapseguard {marker.get('command')}`"
+            else:
+                why = "already holds files this command did not write"
+            raise CollapseguardError(f"{path}: {why}; pass --overwrite to write into it anyway, or choose another output folder")
+    path.mkdir(parents=True, exist_ok=True)
+    write_marker(path, command, settings)
+    return path
+
+
+def check_output_file(path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = (),
+                      ours: Callable[[Path], bool] | None = None) -> Path:
+    """Refuse an existing output file unless `overwrite` (or `ours(path)` recognises it as this
+    command's own output with the same settings); always refuse one of the `inputs`.
+
+    An output inside an input folder (a saved dataset) counts as writing onto the input.
+    """
+    path = Path(path)
+    check_not_input(path, inputs, contains=False)
+    if path.is_dir():
+        raise CollapseguardError(f"{path}: is a folder; give a file name for the output")
+    if path.exists() and not overwrite and not (ours is not None and ours(path)):
+        raise CollapseguardError(f"{path}: already exists; pass --overwrite to replace it, or choose another output file")
+    return path
