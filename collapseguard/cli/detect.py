@@ -19,11 +19,28 @@ def parse_options(pairs: tuple[str, ...]) -> dict:
     return parse_key_values(pairs, "detector option", "min_tokens=32")
 
 
+def _set_threads(ctx, param, value):
+    """--threads N: torch's intra-op threads for this command (1 is fastest on a busy machine)."""
+    if value is not None:
+        if value < 1:
+            raise click.BadParameter(f"must be >= 1, got {value}")
+        import torch
+
+        torch.set_num_threads(value)
+    return value
+
+
+threads_option = click.option("--threads", type=int, default=None, expose_value=False, callback=_set_threads,
+                              help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine).")
+
+
 def detector_options(f):
     """The options every detect subcommand shares; they fill the detector's config dataclass."""
     opts = [
-        click.option("--detector", default="gen0_ppl_v1", show_default=True, help="gen0_ppl_v1, kgw_v1, synthid_v1 or minhash_v1."),
-        click.option("--model", "model_dir", type=click.Path(), help="Local model folder (gen0_ppl_v1) or tokenizer folder (kgw_v1)."),
+        click.option("--detector", default="gen0_ppl_v1", show_default=True,
+                     help="gen0_ppl_v1, learned_v1, kgw_v1, synthid_v1 or minhash_v1."),
+        click.option("--model", "model_dir", type=click.Path(),
+                     help="Local model folder (gen0_ppl_v1), trained folder (learned_v1) or tokenizer folder (kgw_v1)."),
         click.option("--observer", "observer_dir", type=click.Path(), help="gen0_ppl_v1: second model with the same tokenizer (Binoculars)."),
         click.option("--score", "score_kind", default=None, help="gen0_ppl_v1 main score: fast_detectgpt (default), log_prob, log_rank, entropy, binoculars."),
         click.option("--min-tokens", type=int, default=None, help="gen0_ppl_v1: abstain below this many scored tokens (default 16)."),
@@ -35,6 +52,7 @@ def detector_options(f):
         click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets."),
         click.option("--combined", type=click.Path(dir_okay=False), default=None,
                      help="Apply a combined_v1 fit (from `detect combine`) on top of the detector's scores."),
+        threads_option,
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -91,6 +109,8 @@ def detect() -> None:
       collapseguard detect score shard.jsonl --model runs/gen0 --calibration cal.json --json
       collapseguard detect evaluate --human h.txt --machine m.txt --model runs/gen0 --json
       collapseguard detect combine --human h.txt --machine m.txt --model runs/gen0 --out comb.json
+      collapseguard detect train --human h.jsonl --machine m.jsonl --features embeddings,style --out runs/learned
+      collapseguard detect score shard.jsonl --detector learned_v1 --model runs/learned --json
     """
 
 
@@ -292,6 +312,7 @@ def slice_labels(records) -> dict:
 @click.option("--record", default=0, show_default=True, help="Which record of INPUT to show.")
 @click.option("--column", default=None, help="Text column/field.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines per token.")
+@threads_option
 def tokens_cmd(input_path, model_dir, record, column, as_json):
     """Per-token log-prob, rank and entropy under the Gen-0 model: see which part of a document is machine-like.
 
@@ -308,3 +329,36 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
     det = build_detector("gen0_ppl_v1", {"model_dir": model_dir, "min_tokens": 1})
     for t in det.token_scores(records[record].text):
         click.echo(json.dumps(t) if as_json else f"{t['start']}\t{t['end']}\t{t['log_prob']:.3f}\t{t['rank']}\t{t['entropy']:.3f}\t{t['token']!r}")
+
+
+@detect.command("train")
+@click.option("--human", multiple=True, required=True, type=click.Path(), help="Human text to train on (" + INPUT_HELP + "); repeatable.")
+@click.option("--machine", multiple=True, required=True, type=click.Path(), help="Machine text; raw_data.json files default to `sampled`.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder to write (learned.json + model.npz).")
+@click.option("--features", default="embeddings,style", show_default=True, help="Comma list of gen0, embeddings, style.")
+@click.option("--gen0", "gen0_dir", type=click.Path(file_okay=False), default=None, help="Gen-0 model folder (for the gen0 features).")
+@click.option("--model", "model_class", default="logistic", show_default=True, help="logistic, gbm or mlp.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (gbm, mlp).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda for the feature models.")
+@click.option("--column", default=None, help="Text column/field (default: text).")
+@click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets.")
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+def train_cmd(human, machine, out, features, gen0_dir, model_class, seed, device, column, fmt, as_json):
+    """Train learned_v1, a supervised detector, on labelled human and machine text.
+
+    \b
+    Train, calibrate and evaluate on disjoint texts; the folder then loads with
+    --detector learned_v1 --model OUT in score, calibrate and evaluate. Example:
+      collapseguard detect train --human h.jsonl --machine m.jsonl --features embeddings,style --out runs/learned
+      collapseguard detect calibrate --detector learned_v1 --model runs/learned --human cal.jsonl --out cal.json
+    """
+    from collapseguard.detectors.detect_inputs import load_records
+    from collapseguard.detectors.learned import train_learned
+
+    h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
+    m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")]
+    meta = train_learned(h, m, out, features, model_class, gen0_dir, seed, device)
+    summary = {"detector": "learned_v1", "features": meta["features"], "model": meta["model"],
+               "n_human": meta["n_human"], "n_machine": meta["n_machine"], "n_dropped": meta["n_dropped"], "out": out}
+    click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))

@@ -77,8 +77,18 @@ def build_minhash(options: dict):
     return MinHashDetector.from_options(**_drop_none(options))
 
 
+def build_learned(options: dict):
+    """learned_v1: a folder `collapseguard detect train` wrote (--model DIR)."""
+    from collapseguard.detectors.learned import LearnedConfig, LearnedDetector
+
+    options = _drop_none(options)
+    if "model_dir" not in options:
+        raise CollapseguardError("learned_v1 needs a trained folder: pass --model DIR (from `collapseguard detect train`)")
+    return LearnedDetector(_fill(LearnedConfig, options, "learned_v1"))
+
+
 BUILDERS = {"gen0_ppl_v1": build_gen0_ppl, "kgw_v1": build_kgw, "synthid_v1": build_synthid,
-            "minhash_v1": build_minhash}
+            "minhash_v1": build_minhash, "learned_v1": build_learned}
 
 
 def build_detector(name: str, options: dict | None = None):

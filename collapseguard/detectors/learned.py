@@ -1,0 +1,318 @@
+"""`learned_v1`: a supervised detector trained on the user's labelled human and machine text.
+
+Features (any subset, in this order):
+- ``gen0``: the Gen-0 model's four signed scores (Fast-DetectGPT, log-prob, log-rank, entropy);
+- ``embeddings``: mean-pooled all-MiniLM-L6-v2 sentence embeddings (the ``embeddings`` extra);
+- ``style``: stylometric features (`collapseguard.detectors.style`).
+Model classes: ``logistic`` (L2 logistic regression on standardised features), ``gbm``
+(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer). Scores are the model's
+log-odds of "machine"; a text abstains (NaN) when any of its features does.
+
+A detector folder holds ``learned.json`` (features, model class, feature names, the Gen-0
+and embedding models' weight digests, training counts) and ``model.npz`` (standardisation and
+the model as plain arrays: coefficients, tree node tables, layer weights). Nothing is pickled;
+the fingerprint carries the sha256 of both files, so a retrained folder needs a new calibration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from collapseguard.detectors.base import Detector
+from collapseguard.errors import CollapseguardError
+
+FEATURE_SETS = ("gen0", "embeddings", "style")
+MODEL_CLASSES = ("logistic", "gbm", "mlp")
+FORMAT_VERSION = 1
+META_FILE, ARRAYS_FILE = "learned.json", "model.npz"
+GEN0_MAX_TEXT_TOKENS = 160  # the detect-dev recipe: Gen-0 scores the first 160 tokens
+
+
+def parse_features(spec) -> tuple[str, ...]:
+    """'gen0,style' or a sequence -> the feature sets in canonical order; refuses unknown names."""
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    unknown = sorted(set(names) - set(FEATURE_SETS))
+    if unknown or not names:
+        raise CollapseguardError(f"unknown feature set(s) {', '.join(unknown) or '(none)'}; choose from "
+                                 f"{','.join(FEATURE_SETS)}, e.g. --features embeddings,style")
+    return tuple(f for f in FEATURE_SETS if f in names)
+
+
+# --- features ----------------------------------------------------------------------------------
+class FeatureExtractor:
+    """Turns texts into the feature matrix of the chosen sets (models load on first use)."""
+
+    def __init__(self, features, gen0_dir: str | None = None, embed_dir: str | None = None, device: str = "cpu"):
+        self.features = parse_features(features)
+        if "gen0" in self.features and not gen0_dir:
+            raise CollapseguardError("the gen0 features need a Gen-0 model: pass --gen0 DIR (from `collapseguard gen0 train`)")
+        self.gen0_dir, self.embed_dir, self.device = gen0_dir, embed_dir, device
+        self._gen0 = self._embedder = None
+
+    def gen0(self):
+        if self._gen0 is None:
+            from collapseguard.detectors.lm.perplexity import (
+                Gen0PerplexityDetector,
+                PerplexityConfig,
+            )
+
+            self._gen0 = Gen0PerplexityDetector(PerplexityConfig(
+                model_dir=str(self.gen0_dir), min_tokens=16, max_text_tokens=GEN0_MAX_TEXT_TOKENS, device=self.device))
+        return self._gen0
+
+    def embedder(self):
+        if self._embedder is None:
+            from collapseguard.detectors.dedup.embeddings import SentenceEmbedder
+
+            self._embedder = SentenceEmbedder(self.embed_dir, device=self.device)
+        return self._embedder
+
+    def names(self) -> list[str]:
+        """One name per column of `matrix`."""
+        from collapseguard.detectors.style import FEATURE_NAMES
+
+        out = []
+        if "gen0" in self.features:
+            out += [f"gen0.{k}" for k in ("fast_detectgpt", "log_prob", "log_rank", "entropy")]
+        if "embeddings" in self.features:
+            out += [f"emb.{i}" for i in range(self.embedder().dim)]
+        if "style" in self.features:
+            out += [f"style.{k}" for k in FEATURE_NAMES]
+        return out
+
+    def blocks(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Feature set -> (n, k) matrix, computed once per set."""
+        from collapseguard.detectors.style import style_features
+
+        out = {}
+        if "gen0" in self.features:
+            out["gen0"] = self.gen0().features(texts)[:, :4]
+        if "embeddings" in self.features:
+            out["embeddings"] = self.embedder().encode(texts).astype(np.float64)
+        if "style" in self.features:
+            out["style"] = style_features(texts)
+        return out
+
+    def matrix(self, texts: list[str]) -> np.ndarray:
+        blocks = self.blocks(list(texts))
+        return np.column_stack([blocks[f] for f in self.features])
+
+    def digests(self) -> dict:
+        """Weight digests of the models the features depend on (a retrained model changes them)."""
+        from collapseguard.detectors.lm.perplexity import weights_digest
+
+        out = {}
+        if "gen0" in self.features:
+            out["gen0_sha256"] = weights_digest(self.gen0_dir)
+        if "embeddings" in self.features:
+            out["embeddings_sha256"] = weights_digest(self.embedder().path)
+        return out
+
+
+# --- models as plain arrays ---------------------------------------------------------------------
+def standardiser(x: np.ndarray) -> dict:
+    """Per-column mean and std (std 1 where a column is constant)."""
+    mean, std = x.mean(0), x.std(0)
+    std[std == 0] = 1.0
+    return {"mean": mean, "std": std}
+
+
+def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0):
+    """The scikit-learn classifier of class `model` fitted on standardised features z (n, k)."""
+    if model == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=0.1, max_iter=3000).fit(z, y)
+    if model == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        return MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=400, early_stopping=True,
+                             random_state=seed).fit(z, y)
+    if model == "gbm":
+        from sklearn.ensemble import GradientBoostingClassifier
+
+        return GradientBoostingClassifier(n_estimators=200, max_depth=3, learning_rate=0.1, subsample=0.8,
+                                          max_features="sqrt", random_state=seed).fit(z, y)
+    raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)}")
+
+
+def export_classifier(clf, model: str) -> dict:
+    """A fitted classifier's parameters as plain arrays (what `decision` needs)."""
+    if model == "logistic":
+        return {"coef": clf.coef_[0].astype(np.float64), "intercept": np.float64(clf.intercept_[0])}
+    if model == "mlp":
+        return {"w0": clf.coefs_[0], "b0": clf.intercepts_[0], "w1": clf.coefs_[1][:, 0],
+                "b1": np.float64(clf.intercepts_[1][0])}
+    return trees_to_arrays(clf)
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, model: str, seed: int = 0) -> dict:
+    """Standardise x (n, k), fit `model` on y in {0, 1}; return every parameter as arrays."""
+    params = standardiser(x)
+    clf = fit_classifier((x - params["mean"]) / params["std"], y, model, seed)
+    return {**params, **export_classifier(clf, model)}
+
+
+def trees_to_arrays(clf) -> dict:
+    """A fitted binary GradientBoostingClassifier as node tables (all trees concatenated)."""
+    trees = [est[0].tree_ for est in clf.estimators_]
+    offsets = np.cumsum([0] + [t.node_count for t in trees])
+    left = np.concatenate([np.where(t.children_left >= 0, t.children_left + o, -1) for t, o in zip(trees, offsets)])
+    right = np.concatenate([np.where(t.children_right >= 0, t.children_right + o, -1) for t, o in zip(trees, offsets)])
+    prior = clf.init_.class_prior_[1]
+    return {
+        "tree_roots": offsets[:-1].astype(np.int64), "tree_left": left.astype(np.int64),
+        "tree_right": right.astype(np.int64),
+        "tree_feature": np.concatenate([t.feature for t in trees]).astype(np.int64),
+        "tree_threshold": np.concatenate([t.threshold for t in trees]),
+        "tree_value": np.concatenate([t.value[:, 0, 0] for t in trees]),
+        "learning_rate": np.float64(clf.learning_rate), "init_log_odds": np.float64(np.log(prior / (1 - prior))),
+    }
+
+
+def trees_decision(z: np.ndarray, p: dict) -> np.ndarray:
+    """Log-odds of the stored trees (sklearn compares float32 features with `<=` thresholds)."""
+    z32 = z.astype(np.float32)
+    rows = np.arange(len(z))
+    total = np.full(len(z), float(p["init_log_odds"]))
+    left, right, feat, thr = p["tree_left"], p["tree_right"], p["tree_feature"], p["tree_threshold"]
+    for root in p["tree_roots"]:
+        node = np.full(len(z), root)
+        while True:
+            inner = left[node] >= 0
+            if not inner.any():
+                break
+            go_left = z32[rows, np.where(inner, feat[node], 0)] <= thr[node]
+            node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+        total += float(p["learning_rate"]) * p["tree_value"][node]
+    return total
+
+
+def decision(x: np.ndarray, p: dict, model: str) -> np.ndarray:
+    """Log-odds of "machine" (n,) for features x (n, k); NaN rows give NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    bad = np.isnan(x).any(axis=1)
+    z = (np.where(np.isnan(x), 0.0, x) - p["mean"]) / p["std"]
+    if model == "logistic":
+        out = z @ p["coef"] + float(p["intercept"])
+    elif model == "mlp":
+        out = np.maximum(z @ p["w0"] + p["b0"], 0.0) @ p["w1"] + float(p["b1"])
+    else:
+        out = trees_decision(z, p)
+    return np.where(bad, np.nan, out)
+
+
+# --- the detector --------------------------------------------------------------------------------
+@dataclass
+class LearnedConfig:
+    """model_dir: a folder `collapseguard detect train` wrote; gen0_dir: override the Gen-0 path
+    it recorded (the weights must match); device: cpu | cuda for the feature models."""
+
+    model_dir: str
+    gen0_dir: str | None = None
+    device: str = "cpu"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class LearnedDetector(Detector):
+    """Scores texts with a trained `learned_v1` folder (higher = more machine; NaN = abstain)."""
+
+    name = "learned_v1"
+
+    def __init__(self, config: LearnedConfig):
+        self.config = config
+        folder = Path(config.model_dir)
+        meta_path, arrays_path = folder / META_FILE, folder / ARRAYS_FILE
+        if not meta_path.is_file() or not arrays_path.is_file():
+            raise CollapseguardError(f"{folder}: not a learned_v1 folder (needs {META_FILE} and {ARRAYS_FILE}); "
+                                     "make one with `collapseguard detect train`")
+        from collapseguard.io.readers import read_json_file
+
+        self.meta = read_json_file(meta_path, "learned_v1 metadata", "retrain with `collapseguard detect train`")
+        if not isinstance(self.meta, dict) or self.meta.get("collapseguard_learned") != FORMAT_VERSION:
+            raise CollapseguardError(f"{meta_path}: not a learned_v1 file (format {FORMAT_VERSION}); retrain")
+        with np.load(arrays_path, allow_pickle=False) as z:
+            self.params = {k: z[k] for k in z.files}
+        self.digest = hashlib.sha256((file_sha256(meta_path) + file_sha256(arrays_path)).encode()).hexdigest()
+        gen0_dir = config.gen0_dir or self.meta.get("gen0_dir")
+        self.extractor = FeatureExtractor(self.meta["features"], gen0_dir, None, config.device)
+        self._checked = False
+
+    def identity(self) -> dict:
+        return {"name": self.name, "config": {"digest": self.digest, "features": self.meta["features"],
+                                              "model": self.meta["model"]}}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+
+    def check_feature_models(self) -> None:
+        """Refuse Gen-0 or embedding weights other than those the model was trained with."""
+        if self._checked:
+            return
+        now = self.extractor.digests()
+        for key, value in now.items():
+            if self.meta["digests"].get(key) != value:
+                raise CollapseguardError(
+                    f"{self.config.model_dir}: trained with other {key.removesuffix('_sha256')} weights than "
+                    f"{self.extractor.gen0_dir if key.startswith('gen0') else self.extractor.embedder().path}; "
+                    "pass the original model (-o gen0_dir=DIR) or retrain")
+        self._checked = True
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        self.check_feature_models()
+        return self.extractor.matrix(list(texts))
+
+    def score(self, texts: list[str], progress=None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros(0)
+        return decision(self.features(texts), self.params, self.meta["model"])
+
+
+def save_learned(out_dir: str | Path, meta: dict, params: dict) -> Path:
+    """Write learned.json and model.npz into `out_dir` (each atomically)."""
+    from collapseguard.io.atomic import atomic_path, write_text_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in params.items()})
+    with atomic_path(out / ARRAYS_FILE) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    write_text_atomic(out / META_FILE, json.dumps({"collapseguard_learned": FORMAT_VERSION, **meta}, indent=1) + "\n")
+    return out
+
+
+def train_learned(human_texts, machine_texts, out_dir, features="embeddings,style", model: str = "logistic",
+                  gen0_dir: str | None = None, seed: int = 0, device: str = "cpu") -> dict:
+    """Fit `learned_v1` on labelled texts and save it; returns the summary written to learned.json."""
+    human, machine = list(human_texts), list(machine_texts)
+    if len(human) < 10 or len(machine) < 10:
+        raise CollapseguardError(f"training needs >= 10 texts of each class (got {len(human)} human, "
+                                 f"{len(machine)} machine); pass more --human/--machine files")
+    if model not in MODEL_CLASSES:
+        raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)}")
+    t0 = time.perf_counter()
+    ext = FeatureExtractor(features, gen0_dir, None, device)
+    x = ext.matrix(human + machine)
+    y = np.r_[np.zeros(len(human)), np.ones(len(machine))]
+    keep = ~np.isnan(x).any(axis=1)
+    if keep.sum() < 20:
+        raise CollapseguardError(f"only {int(keep.sum())} texts have every feature (the rest are too short); pass longer texts")
+    params = fit_model(x[keep], y[keep], model, seed)
+    meta = {"features": list(ext.features), "model": model, "feature_names": ext.names(), "seed": seed,
+            "gen0_dir": str(Path(gen0_dir).resolve()) if gen0_dir else None, "digests": ext.digests(),
+            "n_human": len(human), "n_machine": len(machine), "n_dropped": int((~keep).sum()),
+            "train_seconds": round(time.perf_counter() - t0, 1)}
+    save_learned(out_dir, meta, params)
+    return meta
