@@ -1,0 +1,304 @@
+"""Provenance manifests: an in-toto Statement v1 whose subjects are the data files (sha256) and whose
+predicate holds record counts, per-origin counts, the scan's synthetic share, the guard policy's
+fingerprint and calibration hash, parent manifests and the tool version.
+
+One manifest file holds either the unsigned statement or the DSSE envelope that signs it
+(`collapseguard.provenance.dsse`). Subject names are POSIX paths relative to the manifest's root.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+from collapseguard.errors import CollapseguardError
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://collapseguard.dev/provenance/v1"
+MANIFEST_NAME = "manifest.json"
+ORIGINS = ("human", "synthetic", "unknown")
+# scan decisions -> provenance origins
+DECISION_ORIGIN = {"human": "human", "synthetic": "synthetic", "abstain": "unknown"}
+FIX = "rebuild it with `collapseguard provenance build`"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def data_files(root: str | Path, exclude: tuple = ()) -> list[str]:
+    """Every data file under `root` (the shard suffixes scan reads, and every file inside a saved
+    `datasets` folder), as sorted POSIX paths relative to `root`; hidden paths, manifests and
+    `exclude` (relative names) are left out."""
+    from collapseguard.scan.sources import format_of, is_saved_dataset
+
+    root = Path(root)
+    if not root.is_dir():
+        raise CollapseguardError(f"{root}: not a folder; pass the folder that holds the data files")
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if is_hidden(rel) or path.name == MANIFEST_NAME or rel.as_posix() in exclude:
+            continue
+        in_dataset = any(is_saved_dataset(p) for p in path.parents[:len(rel.parts)])
+        if (path.is_file() or path.is_symlink()) and (in_dataset or format_of(path) not in (None, "datasets")):
+            found.append(rel.as_posix())
+    return found
+
+
+def count_records(path: Path) -> int | None:
+    """Records in one data file, counted as scan counts them (parquet rows, non-blank lines); None
+    for files of a saved `datasets` folder."""
+    from collapseguard.scan.sources import Shard, format_of, open_binary
+
+    fmt = format_of(path)
+    if fmt is None:
+        return None
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError subclasses
+            raise CollapseguardError(f"{path}: not a readable parquet file ({exc}); check or re-export it") from None
+    with open_binary(Shard(path, path.name, fmt)) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def declared_origins(path: Path) -> dict | None:
+    """Counts per value of the file's own `origin` column (parquet or jsonl), or None without one."""
+    from collapseguard.scan.sources import format_of
+
+    fmt = format_of(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        if "origin" not in pf.schema_arrow.names:
+            return None
+        values = pf.read(columns=["origin"]).column(0).to_pylist()
+    elif fmt == "jsonl":
+        from collapseguard.scan.sources import Shard, open_binary
+
+        values = []
+        with open_binary(Shard(path, path.name, fmt)) as f:
+            for line in f:
+                if line.strip():
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        obj = {}
+                    values.append(obj.get("origin") if isinstance(obj, dict) else None)
+        if all(v is None for v in values):
+            return None
+    else:
+        return None
+    counts = {o: 0 for o in ORIGINS}
+    for v in values:
+        key = v if v in ORIGINS else "unknown"
+        counts[key] += 1
+    return counts
+
+
+def scan_evidence(root: Path, names: list[str], scan_dir: str | Path) -> dict:
+    """Detected origin counts per file (from `scan --out` attribute shards) and the summary's share."""
+    import pyarrow.parquet as pq
+
+    scan_dir = Path(scan_dir)
+    summary_path = scan_dir / "summary.json"
+    if not summary_path.is_file():
+        raise CollapseguardError(f"{scan_dir}: no summary.json; pass the `collapseguard scan --out` folder of this data")
+    from collapseguard.io.readers import read_json_file
+
+    summary = read_json_file(summary_path, "scan summary", "rerun `collapseguard scan`")
+    per_file = {}
+    for name in names:
+        shard = scan_dir / "attributes" / f"{name}.parquet"
+        if not shard.is_file():
+            continue
+        counts = {o: 0 for o in ORIGINS}
+        for d in pq.read_table(shard, columns=["decision"]).column(0).to_pylist():
+            counts[DECISION_ORIGIN.get(d, "unknown")] += 1
+        per_file[name] = counts
+    missing = [n for n in names if n not in per_file]
+    return {"per_file": per_file, "missing": missing, "synthetic_share": summary.get("synthetic_share"),
+            "summary_sha256": sha256_file(summary_path), "max_synthetic_share": summary.get("max_synthetic_share"),
+            "over_limit": summary.get("over_limit")}
+
+
+def policy_evidence(policy) -> dict:
+    """The guard policy's fingerprint and the sha256 of its calibration file (and its human set)."""
+    from collapseguard.scan.policy import GuardPolicy, load_policy
+
+    if not isinstance(policy, GuardPolicy):
+        policy = load_policy(policy)
+    out = {"fingerprint": policy.fingerprint(), "max_synthetic_share": policy.max_synthetic_share,
+           "text_column": policy.text_column, "calibration": None}
+    cal = policy.calibration_path
+    if cal is not None and cal.is_file():
+        raw = json.loads(cal.read_text(encoding="utf-8"))
+        out["calibration"] = {"path": policy.calibration, "sha256": sha256_file(cal),
+                              "human_sha256": raw.get("human_sha256"), "machine_sha256": raw.get("machine_sha256")}
+    return out
+
+
+def parent_entry(path: str | Path, root: Path) -> dict:
+    """A parent manifest: its path (relative to `root` when inside it) and the sha256 of its bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise CollapseguardError(f"{path}: no such parent manifest; pass the manifest.json of the data this came from")
+    read_manifest(path)
+    try:
+        shown = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        shown = str(path)
+    return {"path": shown, "sha256": sha256_file(path)}
+
+
+def build_statement(root, files=None, *, parents=(), policy=None, counts=None, synthetic_share=None,
+                    extra=None, attributes=None) -> dict:
+    """The in-toto Statement for the data files under `root`.
+
+    files: names relative to `root` (default: every data file, see `data_files`); parents: paths
+    of parent manifests; policy: a GuardPolicy or its TOML path; counts: records per origin for
+    the whole set (else summed from the files' own `origin` column or the scan attributes);
+    synthetic_share: the scan's estimate dict (else from `attributes`, a `scan --out` folder);
+    extra: more predicate fields.
+    """
+    from collapseguard import __version__
+
+    root = Path(root)
+    names = sorted(data_files(root)) if files is None else sorted(_relative(root, f) for f in files)
+    if not names:
+        raise CollapseguardError(f"{root}: no data files (.parquet, .jsonl, .txt, ...); nothing to put in a manifest")
+    subjects, entries, declared = [], {}, {o: 0 for o in ORIGINS}
+    any_declared = False
+    for name in names:
+        path = root / name
+        if not path.is_file():
+            raise CollapseguardError(f"{path}: no such data file; pass files that exist under {root}")
+        subjects.append({"name": name, "digest": {"sha256": sha256_file(path)}})
+        entry = {"size": path.stat().st_size, "records": count_records(path)}
+        origins = declared_origins(path)
+        if origins is not None:
+            entry["origin_counts"] = origins
+            any_declared = True
+            for k, v in origins.items():
+                declared[k] += v
+        entries[name] = entry
+    predicate = {"files": entries, "records": sum(e["records"] or 0 for e in entries.values()),
+                 "origin_counts": counts if counts is not None else (declared if any_declared else None),
+                 "synthetic_share": synthetic_share, "policy": None, "scan": None,
+                 "parents": [parent_entry(p, root) for p in parents], "tool": "collapseguard",
+                 "tool_version": __version__}
+    if attributes is not None:
+        evidence = scan_evidence(root, names, attributes)
+        for name, detected in evidence.pop("per_file").items():
+            entries[name]["detected_counts"] = detected
+        if predicate["synthetic_share"] is None:
+            predicate["synthetic_share"] = evidence["synthetic_share"]
+        predicate["scan"] = evidence
+    if policy is not None:
+        predicate["policy"] = policy_evidence(policy)
+    predicate.update(extra or {})
+    return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": predicate}
+
+
+def _relative(root: Path, name) -> str:
+    path = Path(name)
+    if path.is_absolute():
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            raise CollapseguardError(f"{path}: not under {root}; manifests cover files inside their folder") from None
+    return path.as_posix()
+
+
+def dumps(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def write_manifest(path, doc: dict) -> None:
+    """Write a statement or envelope as JSON, atomically."""
+    from collapseguard.io.atomic import write_text_atomic
+
+    write_text_atomic(path, dumps(doc))
+
+
+def read_manifest(path) -> dict:
+    """A manifest file's document (statement or DSSE envelope), its fields checked."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CollapseguardError(f"{path}: no such manifest; {FIX}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CollapseguardError(f"{path}: not a JSON manifest ({str(exc).splitlines()[0]}); {FIX}") from None
+    if not isinstance(doc, dict):
+        raise CollapseguardError(f"{path}: a manifest is a JSON object, got {type(doc).__name__}; {FIX}")
+    if is_envelope(doc):
+        check_envelope(doc, path)
+        check_statement(decode_payload(doc, path), f"{path} (signed payload)")
+    else:
+        check_statement(doc, path)
+    return doc
+
+
+def is_envelope(doc: dict) -> bool:
+    return "payloadType" in doc or "signatures" in doc or "payload" in doc
+
+
+def check_envelope(doc: dict, where) -> None:
+    for key, kind in (("payload", str), ("payloadType", str), ("signatures", list)):
+        if not isinstance(doc.get(key), kind):
+            raise CollapseguardError(f"{where}: DSSE envelope lacks {key!r} ({kind.__name__}); sign the statement again "
+                                     "with `collapseguard provenance sign`")
+    for i, sig in enumerate(doc["signatures"]):
+        if not isinstance(sig, dict) or not isinstance(sig.get("sig"), str):
+            raise CollapseguardError(f"{where}: signatures[{i}] lacks 'sig'; sign the statement again")
+
+
+def decode_payload(doc: dict, where) -> dict:
+    """The statement inside an envelope, decoded but not verified."""
+    try:
+        raw = base64.b64decode(doc["payload"], validate=True)
+        statement = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise CollapseguardError(f"{where}: the envelope's payload is not base64 JSON ({exc}); sign it again") from None
+    if not isinstance(statement, dict):
+        raise CollapseguardError(f"{where}: the envelope's payload is not a JSON object; sign it again")
+    return statement
+
+
+def check_statement(doc: dict, where) -> None:
+    """Raise unless `doc` is an in-toto Statement v1 with our predicate."""
+    if doc.get("_type") != STATEMENT_TYPE:
+        raise CollapseguardError(f"{where}: _type is {doc.get('_type')!r}, not {STATEMENT_TYPE!r}; {FIX}")
+    if doc.get("predicateType") != PREDICATE_TYPE:
+        raise CollapseguardError(f"{where}: predicateType is {doc.get('predicateType')!r}, not {PREDICATE_TYPE!r}; {FIX}")
+    subjects = doc.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise CollapseguardError(f"{where}: no 'subject' list of files; {FIX}")
+    for i, s in enumerate(subjects):
+        ok = isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("digest"), dict) \
+            and isinstance(s["digest"].get("sha256"), str)
+        if not ok:
+            raise CollapseguardError(f"{where}: subject[{i}] needs a name and digest.sha256; {FIX}")
+    if not isinstance(doc.get("predicate"), dict):
+        raise CollapseguardError(f"{where}: no 'predicate' object; {FIX}")
+
+
+def statement_of(doc: dict, where="manifest") -> dict:
+    """The statement of a manifest document (an envelope's payload is decoded, NOT verified)."""
+    return decode_payload(doc, where) if is_envelope(doc) else doc
