@@ -6,6 +6,8 @@ import json
 
 import click
 
+from collapseguard.cli.options import overwrite_option
+
 
 @click.group()
 def gen0() -> None:
@@ -32,6 +34,7 @@ def gen0() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--threads", default=0, show_default=True, help="CPU threads for torch (0: torch's default; 1 is fastest on a busy machine).")
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON summary.")
+@overwrite_option
 def train_command(**p) -> None:
     """Train the reference model on a corpus and save it (safetensors) with its tokenizer.
 
@@ -44,6 +47,7 @@ def train_command(**p) -> None:
       collapseguard gen0 train --corpus ../shared/data/wikitext-2 --preset tiny --max-blocks 2000 --out models/gen0-wt2
       collapseguard gen0 train --corpus shard.parquet --text-column text --base-model opt-125m/ --lr 5e-5 --out models/gen0
     """
+    from collapseguard.cli.progress import Heartbeat
     from collapseguard.simulate.lm.gen0 import train_gen0
     from collapseguard.simulate.lm.generate import DecodingConfig
     from collapseguard.simulate.lm.loop import LMConfig
@@ -55,8 +59,9 @@ def train_command(**p) -> None:
         max_blocks=p["max_blocks"], test_blocks=p["test_blocks"], generations=0, seed=p["seed"],
         train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"]), decoding=DecodingConfig(),
         device=p["device"], threads=p["threads"])
-    click.echo(f"training generation 0 on {p['corpus']} ...", err=True)
-    info = train_gen0(config, p["out"])
+    with Heartbeat("gen0 train") as beat:
+        beat.say(f"training generation 0 on {p['corpus']} ...")
+        info = train_gen0(config, p["out"], overwrite=p["overwrite"])
     if p["json_out"]:
         click.echo(json.dumps(info))
     else:

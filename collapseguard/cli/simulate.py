@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from collapseguard.cli.options import parse_key_values
+from collapseguard.cli.options import overwrite_option, parse_key_values
 from collapseguard.cli.simulate_lm import lm_options, run_lm
 from collapseguard.errors import check_choice
 
 STAT_WORLDS = ("gaussian", "mvgaussian", "discrete", "gmm", "vae")
 
 
-class _Silent:
-    """A progress bar that shows nothing (stderr is not a terminal)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
 def _progress(total: int, label: str):
-    """A progress bar on stderr when it is a terminal; silent in pipes, logs and CI."""
-    if not sys.stderr.isatty():
-        return _Silent()
-    return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+    """A progress bar on a terminal; log lines at a steady interval in pipes, logs and CI."""
+    from collapseguard.cli.progress import progress_bar
+
+    return progress_bar(total, label)
 
 
 @click.group()
@@ -58,6 +44,7 @@ def simulate() -> None:
               help="World parameter, e.g. -o states=50 -o truth=uniform (discrete), -o dim=8 -o noise=0.1 (mvgaussian).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON summary (per generation: median and 95% interval).")
+@overwrite_option
 @lm_options
 def run_command(**params) -> None:
     """Run one collapse loop and write OUT/results.parquet.
@@ -74,7 +61,10 @@ def run_command(**params) -> None:
     world = check_choice("world", params["world"], STAT_WORLDS + ("lm",))
     if world == "lm":
         return run_lm(params)
+    import dataclasses
+
     from collapseguard.io.atomic import write_parquet_atomic
+    from collapseguard.io.outputs import claim_output_dir
     from collapseguard.simulate.loop import SimConfig, run_simulation
     from collapseguard.simulate.policy import Policy
     from collapseguard.simulate.results import json_summary, to_table
@@ -85,7 +75,8 @@ def run_command(**params) -> None:
     policy = Policy(params["workflow"], params["human_fraction"], params["prev_fraction"], params["model_fraction"],
                     params["schedule"], params["filter_tpr"], params["filter_fpr"])
     config = SimConfig(world, params["generations"], params["samples"], params["seeds"], params["seed"], policy, options)
-    out = Path(params["out"])
+    out = claim_output_dir(params["out"], command="simulate run", settings=dataclasses.asdict(config),
+                           overwrite=params["overwrite"])
     with _progress(config.generations + 1, f"{world} {policy.workflow}") as bar:
         result = run_simulation(config, progress=lambda g: bar.update(1))
     write_parquet_atomic(to_table([result]), out / "results.parquet")
@@ -106,7 +97,9 @@ def run_command(**params) -> None:
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.option("--json", "json_out", is_flag=True, help="Print final medians per cell as JSON.")
-def sweep_command(config_path, worlds, workflows, fractions, generations, samples, seeds, seed, out, json_out) -> None:
+@overwrite_option
+def sweep_command(config_path, worlds, workflows, fractions, generations, samples, seeds, seed, out, json_out,
+                  overwrite) -> None:
     """Run a grid of worlds x workflows x human fractions; write results.parquet, report.md and plots.
 
     With no grid options this runs the embedded default (gaussian, discrete and gmm worlds;
@@ -121,6 +114,7 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
     """
     import dataclasses
 
+    from collapseguard.io.outputs import claim_output_dir
     from collapseguard.simulate.sweep import DEFAULT_SWEEP, WorldSpec, load_sweep
 
     config = load_sweep(config_path) if config_path else DEFAULT_SWEEP
@@ -135,6 +129,9 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
     if seed is not None:
         grid["seed"] = seed
     config = dataclasses.replace(config, **grid)
+    config.cells()  # every cell's sizes, policy and world options are checked before anything is written
+    claim_output_dir(out, command="simulate sweep", settings=dataclasses.asdict(config), overwrite=overwrite,
+                     inputs=[config_path] if config_path else ())
     results = run_sweep_with_progress(config)
     _write_sweep(results, Path(out), json_out)
 
@@ -154,7 +151,6 @@ def _write_sweep(results, out: Path, json_out: bool) -> None:
     from collapseguard.simulate.report import final_medians, write_report
     from collapseguard.simulate.results import to_table
 
-    out.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(to_table(results), out / "results.parquet")
     plots = {}
     for world in dict.fromkeys(r.config.world for r in results):

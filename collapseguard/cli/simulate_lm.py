@@ -82,6 +82,7 @@ def config_from_params(p: dict):
 
 def run_lm(params: dict) -> None:
     """Run the LM loop from the parsed `simulate run` parameters."""
+    from collapseguard.cli.progress import Heartbeat
     from collapseguard.errors import CollapseguardError
     from collapseguard.simulate.lm.loop import run_lm_loop
 
@@ -89,8 +90,11 @@ def run_lm(params: dict) -> None:
             or params.get("schedule", "constant") != "constant":
         raise CollapseguardError("--world lm takes --policy and --human-fraction only (no --prev-fraction, "
                                  "--model-fraction, --schedule or --filter-*); drop those options")
+    if params.get("world_options"):
+        raise CollapseguardError("--world lm takes no -o world options; set the LM with its own options (see --help)")
     config = config_from_params(params)
-    summary = run_lm_loop(config, params["out"], progress=lambda msg: click.echo(msg, err=True))
+    with Heartbeat("simulate run --world lm") as beat:
+        summary = run_lm_loop(config, params["out"], progress=beat.say, overwrite=params.get("overwrite", False))
     if params.get("json_out"):
         click.echo(json.dumps(summary))
     else:

@@ -87,12 +87,19 @@ def write_marker(path: Path, command: str, settings: dict) -> None:
     write_text_atomic(path / MARKER, json.dumps(marker, indent=2, sort_keys=True) + "\n")
 
 
+def _holds_output(path: Path) -> bool:
+    """Whether the folder holds anything besides a marker (a run that failed before writing
+    leaves only the marker, and a corrected rerun must not be refused because of it)."""
+    return any(p.name != MARKER for p in path.iterdir())
+
+
 def claim_output_dir(path: str | Path, *, command: str, settings: dict, overwrite: bool = False,
-                     inputs: Iterable[str | Path] = ()) -> Path:
+                     inputs: Iterable[str | Path] = (), ours: Callable[[Path], bool] | None = None) -> Path:
     """Make the folder `path` ours, or refuse with one line naming it and --overwrite.
 
     Absent or empty: create it with a marker holding `command` and `settings`. Marked by the
-    same command with equal settings: accept it (resume, rerun). Anything else: accept only
+    same command with equal settings, or recognised by `ours(path)` (outputs written before
+    markers existed): accept it (resume, rerun). Anything else: accept only
     with `overwrite` (the marker is rewritten; nothing is deleted). A folder that is, holds or
     lies inside one of `inputs` is refused even with `overwrite`.
     """
@@ -101,10 +108,13 @@ def claim_output_dir(path: str | Path, *, command: str, settings: dict, overwrit
     if path.exists() and not path.is_dir():
         raise CollapseguardError(f"{path}: exists and is not a folder; choose another output folder")
     settings = _normalise(settings)
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and _holds_output(path):
         marker = read_marker(path)
         same = marker is not None and marker.get("command") == command
         if same and marker.get("settings") == settings:
+            return path
+        if marker is None and ours is not None and ours(path):
+            write_marker(path, command, settings)
             return path
         if not overwrite:
             if same:

@@ -59,7 +59,7 @@ def read_text_lines(path: Path) -> Iterator[Record]:
                 index += 1
 
 
-def read_jsonl(path: Path, column: str) -> Iterator[Record]:
+def read_jsonl(path: Path, column: str, flag: str = "--column") -> Iterator[Record]:
     """One JSON object per line; the text is in `column`."""
     with open(path, "rb") as f:
         for index, raw in enumerate(f):
@@ -72,17 +72,17 @@ def read_jsonl(path: Path, column: str) -> Iterator[Record]:
                 raise CollapseguardError(f"{path}: record {index} is not valid JSON ({exc.msg}); fix or remove that line") from None
             if not isinstance(obj, dict) or column not in obj:
                 keys = ", ".join(obj) if isinstance(obj, dict) else type(obj).__name__
-                raise CollapseguardError(f"{path}: record {index} has no {column!r} field (has: {keys}); pass --column")
-            yield Record(str(path), index, _as_text(path, index, obj[column]))
+                raise CollapseguardError(f"{path}: record {index} has no {column!r} field (has: {keys}); pass {flag}")
+            yield Record(str(path), index, _as_text(path, index, obj[column], flag))
 
 
-def _as_text(path, index, value) -> str:
+def _as_text(path, index, value, flag: str = "--column") -> str:
     if not isinstance(value, str):
-        raise CollapseguardError(f"{path}: record {index} holds {type(value).__name__}, not text; pass the text --column")
+        raise CollapseguardError(f"{path}: record {index} holds {type(value).__name__}, not text; pass the text {flag}")
     return value
 
 
-def read_parquet(path: Path, column: str, batch_size: int = 8192) -> Iterator[Record]:
+def read_parquet(path: Path, column: str, batch_size: int = 8192, flag: str = "--column") -> Iterator[Record]:
     """Stream `column` of a parquet file in record batches."""
     import pyarrow.parquet as pq
 
@@ -92,15 +92,15 @@ def read_parquet(path: Path, column: str, batch_size: int = 8192) -> Iterator[Re
         raise CollapseguardError(f"{path}: not a readable parquet file ({exc}); check the file or re-export it") from None
     names = pf.schema_arrow.names
     if column not in names:
-        raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(names)}); pass --column")
+        raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(names)}); pass {flag}")
     index = 0
     for batch in pf.iter_batches(batch_size=batch_size, columns=[column]):
         for value in batch.column(0).to_pylist():
-            yield Record(str(path), index, _as_text(path, index, value) if value is not None else "")
+            yield Record(str(path), index, _as_text(path, index, value, flag) if value is not None else "")
             index += 1
 
 
-def read_saved_dataset(path: Path, column: str) -> Iterator[Record]:
+def read_saved_dataset(path: Path, column: str, flag: str = "--column") -> Iterator[Record]:
     """A `datasets` Dataset saved with `save_to_disk` (the train split of a DatasetDict)."""
     try:
         import datasets
@@ -110,13 +110,15 @@ def read_saved_dataset(path: Path, column: str) -> Iterator[Record]:
     if isinstance(ds, datasets.DatasetDict):
         ds = ds["train"] if "train" in ds else next(iter(ds.values()))
     if column not in ds.column_names:
-        raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(ds.column_names)}); pass --column")
+        raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(ds.column_names)}); pass {flag}")
     for index, value in enumerate(ds[column]):
-        yield Record(str(path), index, _as_text(path, index, value))
+        yield Record(str(path), index, _as_text(path, index, value, flag))
 
 
-def iter_records(path: str | Path, column: str = "text", fmt: str | None = None) -> Iterator[Record]:
-    """Records of one shard, in order; `fmt` overrides the format guessed from the name."""
+def iter_records(path: str | Path, column: str = "text", fmt: str | None = None,
+                 flag: str = "--column") -> Iterator[Record]:
+    """Records of one shard, in order; `fmt` overrides the format guessed from the name; `flag`
+    is the command's option for the text column, named in fix hints."""
     path = Path(path)
     if not path.exists():
         raise CollapseguardError(f"{path}: no such file or directory")
@@ -124,11 +126,11 @@ def iter_records(path: str | Path, column: str = "text", fmt: str | None = None)
     if fmt == "text":
         return read_text_lines(path)
     if fmt == "jsonl":
-        return read_jsonl(path, column)
+        return read_jsonl(path, column, flag)
     if fmt == "parquet":
-        return read_parquet(path, column)
+        return read_parquet(path, column, flag=flag)
     if fmt == "datasets":
-        return read_saved_dataset(path, column)
+        return read_saved_dataset(path, column, flag)
     raise CollapseguardError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 

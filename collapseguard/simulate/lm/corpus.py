@@ -53,7 +53,7 @@ def read_corpus_texts(paths: list[Path], column: str, max_chars: int | None = No
     """Texts of the records of `paths`, stopping after about `max_chars` characters."""
     texts, total = [], 0
     for path in paths:
-        for rec in iter_records(path, column):
+        for rec in iter_records(path, column, flag="--text-column"):
             if rec.text.strip():
                 texts.append(rec.text)
                 total += len(rec.text)

@@ -8,20 +8,33 @@ from dataclasses import asdict
 from pathlib import Path
 
 from collapseguard.io.atomic import write_text_atomic
-from collapseguard.simulate.lm.loop import LMConfig, base_model, load_corpus, set_threads
+from collapseguard.simulate.lm.loop import (
+    LMConfig,
+    base_model,
+    check_inputs,
+    input_paths,
+    load_corpus,
+    set_threads,
+)
 
 INFO_FILE = "collapseguard_gen0.json"
 
 
-def train_gen0(config: LMConfig, out: str | Path) -> dict:
+def train_gen0(config: LMConfig, out: str | Path, overwrite: bool = False) -> dict:
     """Train the base (preset or --base-model) on the corpus; save model + tokenizer to `out`.
 
     `out` then loads with AutoModelForCausalLM/AutoTokenizer.from_pretrained(out); it also
-    holds collapseguard_gen0.json (settings, test perplexity, throughput).
+    holds collapseguard_gen0.json (settings, test perplexity, throughput). `out` follows the
+    output rule of io.outputs: a folder holding anything else needs `overwrite`, and nothing in
+    it is deleted (the model files are replaced one by one).
     """
+    from collapseguard.io.outputs import claim_output_dir
     from collapseguard.simulate.lm.models import save_model
     from collapseguard.simulate.lm.train import corpus_perplexity, pick_device, train_model
 
+    check_inputs(config)
+    claim_output_dir(out, command="gen0 train", settings=config.record(), overwrite=overwrite,
+                     inputs=input_paths(config), ours=lambda p: (p / INFO_FILE).exists())
     set_threads(config.threads)
     start = time.perf_counter()
     device = pick_device(config.device)

@@ -83,6 +83,16 @@ class LMConfig:
             raise CollapseguardError(f"--block-size must be at least 2, got {self.block_size}")
         if self.max_blocks is not None and self.max_blocks < 1:
             raise CollapseguardError(f"--max-blocks must be positive, got {self.max_blocks}")
+        if self.vocab_size < 2:
+            raise CollapseguardError(f"--vocab-size must be at least 2, got {self.vocab_size}")
+        if not self.base_model:
+            from collapseguard.simulate.lm.models import PRESETS
+
+            check_choice("preset", self.preset, PRESETS)
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise CollapseguardError(f"--device {self.device!r}: choose auto, cpu or cuda")
+        if self.threads < 0:
+            raise CollapseguardError(f"--threads must be 0 (torch's default) or more, got {self.threads}")
 
 
 @dataclass
@@ -235,20 +245,45 @@ def watermark_processor(key: int, vocab_size: int):
     return KGWLogitsProcessor(KGWConfig(hashing_key=key), vocab_size=vocab_size)
 
 
-def _check_out(out: Path, config: LMConfig) -> None:
-    """Refuse to resume into a directory made with other settings; more --generations or --seeds extend the run.
+def input_paths(config: LMConfig) -> list[str]:
+    """The files and folders the loop reads (never written to)."""
+    paths = [config.test_corpus, config.base_model, config.tokenizer]
+    if config.corpus != "synthetic":
+        paths.insert(0, config.corpus)
+    return [p for p in paths if p]
+
+
+def check_inputs(config: LMConfig) -> None:
+    """Refuse missing input paths before anything is loaded or written."""
+    for name, value in (("--corpus", None if config.corpus == "synthetic" else config.corpus),
+                        ("--test-corpus", config.test_corpus), ("--base-model", config.base_model),
+                        ("--tokenizer", config.tokenizer)):
+        if value and not Path(value).exists():
+            hint = "pass --corpus synthetic or a text shard" if name == "--corpus" else f"pass an existing {name}"
+            raise CollapseguardError(f"{value}: no such file or directory ({name}); {hint}")
+
+
+def _check_out(out: Path, config: LMConfig, *, command: str = "simulate run --world lm", overwrite: bool = False) -> None:
+    """Claim `out` for this run (io.outputs rule); more --generations or --seeds extend a run.
 
     Generation g of a seed depends only on the settings, the seed and generations < g, so a
     finished run continues exactly as a longer run from scratch would (the record holds no seed count).
     """
-    path = out / "config.json"
+    from collapseguard.io.outputs import claim_output_dir
+
     rec = json.loads(json.dumps(config.record()))
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(rec) if k != "generations" and old.get(k) != rec.get(k))
-        if diff:
-            raise CollapseguardError(f"{out}: holds a run with other settings ({', '.join(diff)}); pass a new --out or the same settings")
-    write_text_atomic(path, json.dumps(rec, indent=2, sort_keys=True))
+    settings = {k: v for k, v in rec.items() if k != "generations"}
+
+    def legacy(path: Path) -> bool:  # a run folder written before output markers existed
+        try:
+            old = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return {k: v for k, v in old.items() if k != "generations"} == settings
+
+    claim_output_dir(out, command=command, settings=settings, overwrite=overwrite, inputs=input_paths(config),
+                     ours=legacy)
+    write_text_atomic(out / "config.json", json.dumps(rec, indent=2, sort_keys=True))
 
 
 def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
@@ -340,16 +375,20 @@ def results_rows(config: LMConfig, seed: int, history: list[dict]) -> list[dict]
 
 
 def run_lm_loop(config: LMConfig, out: str | Path, logits_processor=None,
-                progress: Callable[[str], None] | None = None) -> dict:
-    """Run every seed, then write results.parquet and report.md; returns a JSON-able summary."""
+                progress: Callable[[str], None] | None = None, overwrite: bool = False) -> dict:
+    """Run every seed, then write results.parquet and report.md; returns a JSON-able summary.
+
+    `out` follows the output rule of io.outputs: a folder of this run (same settings; more
+    generations or seeds extend it) is resumed, any other non-empty folder needs `overwrite`.
+    """
     import pyarrow as pa
 
     from collapseguard.simulate.lm.report import write_report
 
-    set_threads(config.threads)
+    check_inputs(config)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_out(out, replace(config))
+    _check_out(out, replace(config), overwrite=overwrite)
+    set_threads(config.threads)
     start, rows = time.perf_counter(), []
     for s in range(config.seeds):
         rows += results_rows(config, config.seed + s, run_seed(config, config.seed + s, out, logits_processor, progress))

@@ -113,10 +113,17 @@ def check_vocab(model, tokenizer, where) -> None:
 
 
 def save_model(model, tokenizer, out: str | Path) -> None:
-    """save_pretrained (safetensors) for model and tokenizer into `out`, written atomically."""
+    """save_pretrained (safetensors) for model and tokenizer into `out`.
+
+    Written into a temporary folder first; a new `out` is renamed into place whole, an
+    existing one receives each file by an atomic rename. Files in `out` that this save does
+    not write are left alone (the caller decided `out` may be written: see io.outputs).
+    """
     import os
     import shutil
     import tempfile
+
+    from collapseguard.io.atomic import apply_umask
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -124,9 +131,12 @@ def save_model(model, tokenizer, out: str | Path) -> None:
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        apply_umask(tmp, directory=True)
+        if not out.exists():
+            os.replace(tmp, out)
+            return
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -19,7 +19,7 @@ def truth_probs(states: int, shape: str, exponent: float = 1.1) -> np.ndarray:
     """The true distribution over `states` categories, most likely first."""
     check_choice("discrete truth", shape, TRUTHS)
     if states < 2:
-        raise CollapseguardError(f"discrete world needs at least 2 states, got {states}; pass --states 2 or more")
+        raise CollapseguardError(f"discrete world needs at least 2 states, got {states}; pass -o states=2 or more")
     weights = np.ones(states) if shape == "uniform" else 1.0 / np.arange(1, states + 1) ** exponent
     return weights / weights.sum()
 

@@ -129,7 +129,7 @@ class GMMWorld(World):
     def __init__(self, seeds: int, components: int = 2, separation: float = 2.0):
         super().__init__(seeds)
         if components < 1:
-            raise CollapseguardError(f"gmm needs --components of at least 1, got {components}")
+            raise CollapseguardError(f"gmm needs -o components=1 or more, got {components}")
         self.components, self.separation = int(components), float(separation)
         self.min_samples = 2 * self.components
         means = np.array([[-separation, 0.0], [separation, 0.0]])

@@ -39,9 +39,9 @@ class MVGaussianWorld(World):
     def __init__(self, seeds: int, dim: int = 4, noise: float = 0.0):
         super().__init__(seeds)
         if dim < 1:
-            raise CollapseguardError(f"mvgaussian needs --dim of at least 1, got {dim}")
+            raise CollapseguardError(f"mvgaussian needs -o dim=1 or more, got {dim}")
         if noise < 0:
-            raise CollapseguardError(f"--noise must be >= 0, got {noise}")
+            raise CollapseguardError(f"-o noise must be >= 0, got {noise}")
         self.dim, self.noise = int(dim), float(noise)
         self.min_samples = self.dim + 1
         self.cov = np.diag(1.0 / np.arange(1, self.dim + 1))  # (d, d)

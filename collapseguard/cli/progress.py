@@ -1,0 +1,96 @@
+"""Progress on stderr: a bar on a terminal; log lines at a steady interval in pipes, logs and CI.
+
+A 10-minute run whose stderr is a file must not look hung, and must not fill the log either:
+lines come every COLLAPSEGUARD_PROGRESS_SECONDS seconds (default 10), plus one at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import click
+
+DEFAULT_INTERVAL = 10.0
+
+
+def interval() -> float:
+    """Seconds between progress lines (COLLAPSEGUARD_PROGRESS_SECONDS, default 10)."""
+    try:
+        return max(0.0, float(os.environ.get("COLLAPSEGUARD_PROGRESS_SECONDS", DEFAULT_INTERVAL)))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+    sys.stderr.flush()
+
+
+class PeriodicLog:
+    """A progress bar stand-in: `update(n)` counts; a line is logged when `interval()` has passed."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self.done = total, label, 0
+        self.every = interval()
+        self.start = self.last = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            _say(f"{self.label}: {self.done}/{self.total} done in {time.monotonic() - self.start:.0f} s")
+        return False
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            elapsed = now - self.start
+            share = self.done / self.total if self.total else 1.0
+            left = f", about {elapsed * (1 - share) / share:.0f} s left" if 0 < share < 1 else ""
+            _say(f"{self.label}: {self.done}/{self.total} ({100 * share:.0f}%), {elapsed:.0f} s{left}")
+
+
+def progress_bar(total: int, label: str):
+    """click's progress bar on a terminal, PeriodicLog otherwise."""
+    if sys.stderr.isatty():
+        return click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+    return PeriodicLog(total, label)
+
+
+class Heartbeat:
+    """For work without a count: when stderr is not a terminal, log the elapsed time and the
+    latest stage message every `interval()` seconds until the block ends."""
+
+    def __init__(self, label: str):
+        self.label, self.stage = label, ""
+        self._stop = threading.Event()
+        self._thread = None
+
+    def say(self, message: str) -> None:
+        """Log a stage message now and remember it for the next heartbeat line."""
+        self.stage = message
+        _say(message)
+
+    def _beat(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(max(interval(), 0.05)):
+            stage = f" (last: {self.stage})" if self.stage else ""
+            _say(f"{self.label}: still running, {time.monotonic() - start:.0f} s{stage}")
+
+    def __enter__(self):
+        if not sys.stderr.isatty() and interval() > 0:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return False
