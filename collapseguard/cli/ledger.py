@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -29,7 +30,25 @@ def _batches(paths: tuple[str, ...], column: str) -> Iterator[list]:
 
 
 def _progress(label: str):
-    return click.progressbar(length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False)
+    """A bar on a terminal; otherwise a line every few seconds (nothing when the command fails)."""
+    from collapseguard.cli.progress import PeriodicLog
+
+    if sys.stderr.isatty():
+        return click.progressbar(length=0, label=label, file=sys.stderr, show_pos=True, show_percent=False)
+
+    class RecordLog(PeriodicLog):
+        def __exit__(self, exc_type, *exc):
+            if exc_type is None:
+                click.echo(f"{self.label}: {self.done} records in {time.monotonic() - self.start:.0f} s", err=True)
+            return False
+
+        def update(self, n: int) -> None:
+            self.done += n
+            if time.monotonic() - self.last >= self.every:
+                self.last = time.monotonic()
+                click.echo(f"{self.label}: {self.done} records, {self.last - self.start:.0f} s", err=True)
+
+    return RecordLog(0, label)
 
 
 def _sketch_settings(num_perm, seed, ngram, threshold) -> dict:
@@ -68,31 +87,56 @@ def ledger() -> None:
 def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_threshold, as_json) -> None:
     """Store the records of INPUT... (known model outputs) in LEDGER_DIR, creating it if needed.
 
-    Records with no words are skipped. Each run appends one or more chunks atomically.
+    Records with no words are skipped. The add is all-or-nothing: if any input fails, the
+    ledger is left exactly as it was (and a new ledger folder is not created). Inputs with no
+    records, or none with words, are an error (exit code 2).
 
     \b
     Example:
       collapseguard ledger add gens.ledger gen1.jsonl gen2.jsonl --id-prefix gen-
     """
     from collapseguard.detectors.dedup.ledger import Ledger, SketchConfig
+    from collapseguard.errors import CollapseguardError
+    from collapseguard.io.outputs import check_not_input
 
+    check_not_input(ledger_dir, inputs)
     settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold)
-    if (Path(ledger_dir) / "header.json").exists():
-        book = Ledger.open(ledger_dir, settings)
-    else:
-        book = Ledger.create(ledger_dir, SketchConfig(**settings))
+    fresh = not (Path(ledger_dir) / "header.json").exists()
+    existed = Path(ledger_dir).exists()
+    book = Ledger.create(ledger_dir, SketchConfig(**settings)) if fresh else Ledger.open(ledger_dir, settings)
     added = seen = 0
-    with _progress("ledger add") as bar:
-        for batch in _batches(inputs, column):
-            if id_prefix is None:
-                ids = [f"{Path(r.source).name}:{r.index}" for r in batch]
-            else:
-                ids = [f"{id_prefix}{len(book) + k}" for k in range(len(batch))]
-            added += book.add([r.text for r in batch], ids)
-            seen += len(batch)
-            bar.update(len(batch))
+    try:
+        with _progress("ledger add") as bar, book.transaction() as tx:
+            for batch in _batches(inputs, column):
+                if id_prefix is None:
+                    ids = [f"{Path(r.source).name}:{r.index}" for r in batch]
+                else:
+                    ids = [f"{id_prefix}{len(book) + seen + k}" for k in range(len(batch))]
+                added += tx.add([r.text for r in batch], ids)
+                seen += len(batch)
+                bar.update(len(batch))
+            if added == 0:
+                what = "no records" if seen == 0 else f"{seen} records, none with words"
+                raise CollapseguardError(f"{', '.join(inputs)}: {what}; nothing to add (check the files and --column)")
+    except BaseException:
+        if fresh:
+            _remove_new_ledger(Path(ledger_dir), keep_folder=existed)
+        raise
     summary = {"ledger": str(ledger_dir), "records": seen, "added": added, "skipped_empty": seen - added, "size": len(book)}
     click.echo(json.dumps(summary) if as_json else f"added {added} of {seen} records to {ledger_dir} (now {len(book)} items)")
+
+
+def _remove_new_ledger(path: Path, keep_folder: bool) -> None:
+    """Undo a ledger this command created whose first add failed (it holds only its empty header/state)."""
+    from collapseguard.detectors.dedup.store import HEADER, STATE
+
+    ours = {HEADER, STATE}
+    if not path.is_dir() or any(p.name not in ours for p in path.iterdir()):
+        return
+    for name in ours:
+        (path / name).unlink(missing_ok=True)
+    if not keep_folder:
+        path.rmdir()
 
 
 @ledger.command("query")
@@ -107,7 +151,8 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
 def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, lsh_threshold, as_json) -> None:
     """Report, per record of INPUT..., the ledger items it contains or near-duplicates.
 
-    Sketch options, when given, must equal the ledger's (a mismatch is refused).
+    Sketch options, when given, must equal the ledger's (a mismatch is refused). Inputs with
+    no records are an error (exit code 2); records with no words simply match nothing.
 
     \b
     Text output: one line per match: SOURCE:INDEX  LEDGER_ID  containment=C  jaccard=J
@@ -115,6 +160,7 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
       collapseguard ledger query gens.ledger crawl.jsonl --threshold 0.5 --json
     """
     from collapseguard.detectors.dedup.ledger import Ledger
+    from collapseguard.errors import CollapseguardError
 
     book = Ledger.open(ledger_dir, _sketch_settings(num_perm, seed, ngram, lsh_threshold))
     records_out, scanned = [], 0
@@ -129,6 +175,8 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
                 records_out.append({"source": batch[k].source, "index": batch[k].index, "matches": matches})
             scanned += len(batch)
             bar.update(len(batch))
+    if scanned == 0:
+        raise CollapseguardError(f"{', '.join(inputs)}: no records to query; check the files and --column")
     if as_json:
         doc = {"ledger": str(ledger_dir), "mode": mode, "threshold": threshold, "settings": asdict(book.config),
                "records": scanned, "records_matched": len(records_out), "matches": records_out}

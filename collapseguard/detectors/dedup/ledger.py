@@ -1,15 +1,16 @@
 """The generation ledger: a persistent, appendable on-disk index of known model outputs.
 
 A ledger directory holds ``header.json`` (scheme ``minhash_v1``, permutation scheme, seed,
-num_perm, ngram, LSH bands/rows and their design threshold) and ``chunk-NNNNNN.npz`` files, each
-appended atomically (written to a temporary name, then hard-linked into place, so a killed run
-leaves no half chunk and two writers never overwrite each other). A chunk stores, per item: its
-id, its MinHash signature, and its sorted set of 64-bit shingle hashes (sha1_hash64).
+num_perm, ngram, LSH bands/rows, their design threshold and the fingerprint of all of these),
+``chunk-NNNNNN.npz`` files (per item: its id, its MinHash signature and its sorted set of 64-bit
+shingle hashes, sha1_hash64), the persisted containment index, and ``state.json``, whose atomic
+replacement commits an add. The layout and the checks made on open are in ``store``.
 
 Queries (per record A against every ledger item B):
 
-- ``containment`` (default): |A ∩ B| / |B| over shingle-hash sets, exact, via an inverted index
-  (all ledger hashes sorted once; a record's hashes are looked up with ``searchsorted``). A
+- ``containment`` (default): |A ∩ B| / |B| over shingle-hash sets, exact, via the inverted index
+  (all ledger hashes sorted at add time and stored; a record's hashes are looked up with
+  ``searchsorted`` in the memory-mapped arrays). A
   generation pasted inside a longer document has containment ~1 even though its Jaccard with the
   document is small, which is why banded LSH on signatures alone would miss it.
 - ``jaccard``: banded LSH candidates on signatures, each verified by exact Jaccard on the sets.
@@ -19,16 +20,19 @@ Opening a ledger with other sketch settings is refused, naming every setting tha
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from collapseguard.detectors.base import Detector
+from collapseguard.detectors.dedup import store
 from collapseguard.detectors.dedup.lsh import MinHashLSH, choose_bands, expand_ranges, jaccard_pairs
 from collapseguard.detectors.dedup.minhash import (
     shingle_hashes,
@@ -36,10 +40,11 @@ from collapseguard.detectors.dedup.minhash import (
     unique_per_document,
 )
 from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.io.atomic import apply_umask
 
 SCHEME = "minhash_v1"
 FORMAT = "collapseguard-ledger"
-HEADER = "header.json"
+HEADER = store.HEADER
 MODES = ("containment", "jaccard")
 
 
@@ -63,7 +68,7 @@ class SketchConfig:
         return SketchConfig(self.num_perm, self.seed, self.ngram, self.permutation, self.lsh_threshold, bands, rows)
 
     def header(self) -> dict:
-        return {"format": FORMAT, "version": 1, "scheme": SCHEME, **asdict(self.resolved())}
+        return {"format": FORMAT, "version": store.VERSION, "scheme": SCHEME, **asdict(self.resolved())}
 
 
 def settings_diff(have: dict, want: dict) -> list[str]:
@@ -105,45 +110,67 @@ class Match:
     jaccard: float  # |A ∩ B| / |A ∪ B|
 
 
-@dataclass
 class Ledger:
-    """A ledger directory opened for reading and appending."""
+    """A ledger directory opened for reading and appending (checked on open; see ``store``).
 
-    path: Path
-    config: SketchConfig
-    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
-    items: Sketches | None = None
-    _inverted: tuple[np.ndarray, np.ndarray] | None = None
-    _lsh: MinHashLSH | None = None
+    Containment queries read the persisted inverted index (memory-mapped); signatures and
+    per-item shingle sets (``items``) are loaded only when jaccard mode or a caller needs them.
+    """
+
+    def __init__(self, path: Path, config: SketchConfig, header: dict, state: dict):
+        self.path, self.config, self._header = Path(path), config, header
+        self._set_state(state)
+
+    def _set_state(self, state: dict) -> None:
+        self._state = state
+        self.ids, self.sizes, self._keys, self._owners = store.verify(self.path, self._header, state)
+        self._items: Sketches | None = None
+        self._lsh: MinHashLSH | None = None
 
     @classmethod
     def create(cls, path: str | Path, config: SketchConfig | None = None) -> Ledger:
-        """Open the ledger at `path`, creating it with `config` when it does not exist yet."""
+        """Open the ledger at `path`, creating it with `config` when it does not exist yet.
+
+        The new folder (header and empty state) is assembled under a temporary name beside it
+        and renamed into place, so a failure leaves no half-made ledger.
+        """
         path = Path(path)
         config = (config or SketchConfig()).resolved()
         if (path / HEADER).exists():
             return cls.open(path, config)
-        if path.exists() and any(path.iterdir()):
-            raise CollapseguardError(f"{path}: exists, is not empty and has no {HEADER}; choose a new ledger directory")
-        path.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(path / HEADER, config.header())
-        return cls(path, config, items=_empty_sketches(config))
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise CollapseguardError(f"{path}: exists, is not an empty folder and has no {HEADER}; choose a new ledger directory")
+        header = config.header()
+        header["fingerprint"] = store.settings_fingerprint(header)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            store.write_json_atomic(tmp / HEADER, header)
+            store.write_json_atomic(tmp / store.STATE, store.empty_state(header["fingerprint"]))
+            apply_umask(tmp, directory=True)
+            if path.is_dir():
+                path.rmdir()  # empty (checked above)
+            os.rename(tmp, path)
+        except OSError as exc:
+            raise CollapseguardError(f"{path}: cannot create the ledger ({exc.strerror}); choose another directory") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return cls.open(path, config)
 
     @classmethod
     def open(cls, path: str | Path, expect: SketchConfig | dict | None = None) -> Ledger:
-        """Open an existing ledger; refuse when `expect` (a config or a dict of settings) differs."""
+        """Open and check an existing ledger; refuse when `expect` (a config or a dict of settings) differs."""
         path = Path(path)
         if not (path / HEADER).is_file():
             what = "no such directory" if not path.exists() else f"not a ledger (no {HEADER})"
             raise CollapseguardError(f"{path}: {what}; create one with `collapseguard ledger add {path} FILE`")
-        try:
-            header = json.loads((path / HEADER).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CollapseguardError(f"{path / HEADER}: unreadable ledger header ({exc}); restore it or rebuild the ledger") from None
+        header = store.read_json(path / HEADER, "header")
         if header.get("format") != FORMAT or header.get("scheme") != SCHEME:
             raise CollapseguardError(
                 f"{path}: ledger scheme {header.get('scheme')!r} is not {SCHEME!r}; rebuild it with this version"
             )
+        store.check_header(path / HEADER, header)
         config = SketchConfig(**{k: header[k] for k in SketchConfig.__dataclass_fields__})
         want = asdict(expect) if isinstance(expect, SketchConfig) else dict(expect or {})
         if isinstance(expect, SketchConfig) and (expect.bands is None or expect.rows is None):
@@ -151,69 +178,46 @@ class Ledger:
         differ = settings_diff(asdict(config), want)
         if differ:
             raise CollapseguardError(f"{path}: sketch settings differ from the ledger's ({'; '.join(differ)}); use the ledger's settings or a new ledger")
-        ledger = cls(path, config)
-        ledger._load()
-        return ledger
+        return cls(path, config, header, store.read_json(path / store.STATE, "state"))
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _chunks(self) -> list[Path]:
-        return sorted(self.path.glob("chunk-*.npz"))
-
-    def _load(self) -> None:
-        ids, hashes, sizes, sigs = [], [], [], []
-        for chunk in self._chunks():
-            try:
-                with np.load(chunk, allow_pickle=False) as data:
-                    ids.append(data["ids"])
-                    hashes.append(data["set_hashes"])
-                    sizes.append(np.diff(data["set_offsets"]))
-                    sigs.append(data["signatures"])
-            except (OSError, ValueError, KeyError) as exc:
-                raise CollapseguardError(f"{chunk}: unreadable ledger chunk ({exc}); remove it and re-add its inputs") from None
-        self.ids = np.concatenate(ids) if ids else np.zeros(0, dtype=str)
-        if not ids:
-            self.items = _empty_sketches(self.config)
-            return
-        offsets = np.zeros(len(self.ids) + 1, dtype=np.int64)
-        np.cumsum(np.concatenate(sizes), out=offsets[1:])
-        self.items = Sketches(np.concatenate(hashes), offsets, np.concatenate(sigs))
-        self._inverted = self._lsh = None
+    @property
+    def items(self) -> Sketches:
+        """Every item's signature and shingle-hash set (read from the chunks on first use)."""
+        if self._items is None:
+            parts = [store.load_chunk_arrays(self.path / c["file"]) for c in self._state["chunks"]]
+            if not parts:
+                self._items = _empty_sketches(self.config)
+            else:
+                offsets = np.zeros(len(self) + 1, dtype=np.int64)
+                np.cumsum(self.sizes, out=offsets[1:])
+                self._items = Sketches(np.concatenate([p["set_hashes"] for p in parts]), offsets,
+                                       np.concatenate([p["signatures"] for p in parts]))
+        return self._items
 
     def add(self, texts: list[str], ids: list[str]) -> int:
-        """Append texts (skipping those with no shingles) as one chunk; returns how many were added."""
-        if len(texts) != len(ids):
-            raise CollapseguardError(f"{len(texts)} texts but {len(ids)} ids; give one id per text")
-        if len(set(ids)) != len(ids):
-            raise CollapseguardError("duplicate ids in one add; give each generation its own id")
-        clash = set(ids) & set(self.ids.tolist())
-        if clash:
-            raise CollapseguardError(
-                f"{self.path}: ids already in the ledger (e.g. {sorted(clash)[0]!r}); pass another --id-prefix"
-            )
-        new = sketch(texts, self.config)
-        keep = new.sizes > 0
-        if not keep.any():
-            return 0
-        set_hashes, set_offsets = _select_sets(new, keep)
-        arrays = {
-            "ids": np.asarray([i for i, k in zip(ids, keep, strict=True) if k], dtype=str),
-            "signatures": new.signatures[keep],
-            "set_hashes": set_hashes,
-            "set_offsets": set_offsets,
-        }
-        _append_chunk(self.path, arrays)
-        self._load()
-        return int(keep.sum())
+        """Append texts (skipping those with no shingles) in one commit; returns how many were added."""
+        with self.transaction() as tx:
+            return tx.add(texts, ids)
 
-    def inverted(self) -> tuple[np.ndarray, np.ndarray]:
-        """(all ledger shingle hashes sorted, the item each belongs to)."""
-        if self._inverted is None:
-            owner = np.repeat(np.arange(len(self)), self.items.sizes)
-            order = np.argsort(self.items.set_hashes, kind="stable")
-            self._inverted = (self.items.set_hashes[order], owner[order])
-        return self._inverted
+    @contextmanager
+    def transaction(self) -> Iterator[_Transaction]:
+        """All-or-nothing appends: `tx.add(...)` any number of times; committed when the block ends.
+
+        An exception inside the block discards every chunk it wrote: the ledger stays as it was.
+        """
+        with store.locked(self.path):
+            if store.read_json(self.path / store.STATE, "state") != self._state:
+                raise CollapseguardError(f"{self.path}: changed by another writer since it was opened; run the command again")
+            tx = _Transaction(self)
+            try:
+                yield tx
+                tx.commit()
+            except BaseException:
+                tx.discard()
+                raise
 
     def lsh(self) -> MinHashLSH:
         if self._lsh is None:
@@ -235,7 +239,7 @@ class Ledger:
         else:
             rec, item = self.lsh().query(records.signatures)
             _, inter = jaccard_pairs(records.set_hashes, records.set_offsets, self.items.set_hashes, self.items.set_offsets, rec, item)
-        size_a, size_b = records.sizes[rec], self.items.sizes[item]
+        size_a, size_b = records.sizes[rec], self.sizes[item]
         containment = inter / np.maximum(size_b, 1)
         jaccard = inter / np.maximum(size_a + size_b - inter, 1)
         score = containment if mode == "containment" else jaccard
@@ -246,12 +250,16 @@ class Ledger:
 
     def _shared_counts(self, records: Sketches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(record, item, |A ∩ B|) for every pair sharing at least one shingle hash."""
-        keys, owners = self.inverted()
-        lo = np.searchsorted(keys, records.set_hashes, side="left")
-        hi = np.searchsorted(keys, records.set_hashes, side="right")
-        which, pos = expand_ranges(lo, hi)
+        keys, owners = self._keys, self._owners
+        hashes = records.set_hashes
+        lo = np.searchsorted(keys, hashes, side="left")
+        found = lo < len(keys)
+        found[found] = keys[lo[found]] == hashes[found]
+        where = np.flatnonzero(found)
+        hi = np.searchsorted(keys, hashes[where], side="right")
+        which, pos = expand_ranges(lo[where], hi)
         record_of_hash = np.repeat(np.arange(len(records.sizes)), records.sizes)
-        code = record_of_hash[which].astype(np.int64) * len(self) + owners[pos]
+        code = record_of_hash[where[which]].astype(np.int64) * len(self) + owners[pos]
         code, inter = np.unique(code, return_counts=True)
         return code // len(self), code % len(self), inter
 
@@ -261,8 +269,104 @@ class Ledger:
         out = np.where(records.sizes > 0, 0.0, np.nan)
         if len(self):
             rec, item, inter = self._shared_counts(records)
-            np.maximum.at(out, rec, inter / np.maximum(self.items.sizes[item], 1))
+            np.maximum.at(out, rec, inter / np.maximum(self.sizes[item], 1))
         return out
+
+
+class _Transaction:
+    """Chunks written by one add, invisible until ``commit`` replaces state.json."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.entries: list[dict] = []
+        self.pending_ids: set[str] = set()
+        self.new_hashes: list[np.ndarray] = []
+        self.new_sizes: list[np.ndarray] = []
+        self.added = 0
+
+    def add(self, texts: list[str], ids: list[str]) -> int:
+        """Sketch texts and write them as one (not yet committed) chunk; returns how many had shingles."""
+        ledger = self.ledger
+        if len(texts) != len(ids):
+            raise CollapseguardError(f"{len(texts)} texts but {len(ids)} ids; give one id per text")
+        if len(set(ids)) != len(ids):
+            raise CollapseguardError("duplicate ids in one add; give each generation its own id")
+        clash = set(ids) & (self.pending_ids | set(ledger.ids.tolist()))
+        if clash:
+            raise CollapseguardError(
+                f"{ledger.path}: ids already in the ledger (e.g. {sorted(clash)[0]!r}); pass another --id-prefix"
+            )
+        new = sketch(texts, ledger.config)
+        keep = new.sizes > 0
+        if not keep.any():
+            return 0
+        set_hashes, set_offsets = _select_sets(new, keep)
+        kept_ids = [i for i, k in zip(ids, keep, strict=True) if k]
+        arrays = {
+            "ids": np.asarray(kept_ids, dtype=str),
+            "signatures": new.signatures[keep],
+            "set_hashes": set_hashes,
+            "set_offsets": set_offsets,
+        }
+        name = store.fresh_name(ledger.path, "chunk", ".npz", {e["file"] for e in self.entries})
+        self.entries.append({"file": name, "items": len(kept_ids), "shingles": len(set_hashes), "sha256": None})
+        self.entries[-1]["sha256"] = store.save_array(ledger.path, name, arrays)
+        self.pending_ids.update(kept_ids)
+        self.new_hashes.append(set_hashes)
+        self.new_sizes.append(np.diff(set_offsets))
+        self.added += len(kept_ids)
+        return len(kept_ids)
+
+    def commit(self) -> None:
+        """Write the merged index under new names, then replace state.json (the commit point)."""
+        ledger = self.ledger
+        if not self.entries:
+            return
+        old = ledger._state
+        new_sizes = np.concatenate(self.new_sizes)
+        owners = np.repeat(np.arange(len(ledger), len(ledger) + len(new_sizes), dtype=np.uint32), new_sizes)
+        keys, owners = merge_index(ledger._keys, ledger._owners, np.concatenate(self.new_hashes), owners)
+        taken = {e["file"] for e in self.entries}
+        stem = store.fresh_name(ledger.path, "index", ".keys.npy", taken).removesuffix(".keys.npy")
+        while (ledger.path / f"{stem}.owners.npy").exists():
+            taken.add(f"{stem}.keys.npy")
+            stem = store.fresh_name(ledger.path, "index", ".keys.npy", taken).removesuffix(".keys.npy")
+        index = {"keys": f"{stem}.keys.npy", "owners": f"{stem}.owners.npy"}
+        self.entries.append({"file": index["keys"]})  # cleaned up by discard() on failure
+        index["keys_sha256"] = store.save_array(ledger.path, index["keys"], keys)
+        self.entries.append({"file": index["owners"]})
+        index["owners_sha256"] = store.save_array(ledger.path, index["owners"], owners)
+        chunks = old["chunks"] + [e for e in self.entries if "items" in e]
+        state = {"fingerprint": old["fingerprint"], "items": len(ledger) + int(len(new_sizes)),
+                 "shingles": int(old["shingles"]) + int(new_sizes.sum()), "chunks": chunks, "index": index}
+        store.write_json_atomic(ledger.path / store.STATE, state)
+        self.entries = []
+        store.remove_unlisted(ledger.path, state)
+        ledger._set_state(state)
+
+    def discard(self) -> None:
+        for entry in self.entries:
+            try:
+                (self.ledger.path / entry["file"]).unlink()
+            except OSError:
+                pass
+        self.entries = []
+
+
+def merge_index(keys, owners, new_keys, new_owners) -> tuple[np.ndarray, np.ndarray]:
+    """Merge new (hash, owner) pairs into a sorted index: new pairs sorted, then placed by searchsorted."""
+    order = np.argsort(new_keys, kind="stable")
+    new_keys, new_owners = new_keys[order], new_owners[order]
+    if keys is None:
+        return new_keys, new_owners
+    pos = np.searchsorted(keys, new_keys, side="right") + np.arange(len(new_keys))
+    out_keys = np.empty(len(keys) + len(new_keys), dtype=np.uint64)
+    out_owners = np.empty(len(out_keys), dtype=np.uint32)
+    old = np.ones(len(out_keys), dtype=bool)
+    old[pos] = False
+    out_keys[pos], out_owners[pos] = new_keys, new_owners
+    out_keys[old], out_owners[old] = keys, owners
+    return out_keys, out_owners
 
 
 def _empty_sketches(config: SketchConfig) -> Sketches:
@@ -275,32 +379,6 @@ def _select_sets(s: Sketches, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     offsets = np.zeros(int(keep.sum()) + 1, dtype=np.int64)
     np.cumsum(s.sizes[keep], out=offsets[1:])
     return hashes, offsets
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    from collapseguard.io.atomic import write_text_atomic
-
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def _append_chunk(directory: Path, arrays: dict) -> Path:
-    """Write arrays to a temp file, then hard-link it to the next free chunk name (never overwrite)."""
-    fd, tmp = tempfile.mkstemp(prefix=".chunk.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        number = len(list(directory.glob("chunk-*.npz")))
-        while True:
-            final = directory / f"chunk-{number:06d}.npz"
-            try:
-                os.link(tmp, final)
-                return final
-            except FileExistsError:
-                number += 1
-    finally:
-        os.unlink(tmp)
 
 
 @dataclass
