@@ -98,6 +98,15 @@ def _clean(x):
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
+def _nan_to_null(x):
+    """NaN floats -> None, recursively (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: _nan_to_null(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_null(v) for v in x]
+    return _clean(x)
+
+
 @click.group()
 def detect() -> None:
     """Score texts with a detector, calibrate its threshold, and evaluate it.
@@ -114,20 +123,96 @@ def detect() -> None:
     """
 
 
+GROUP_HELP = ("Column/field naming each record's group (domain) for per-group thresholds; for raw_data.json "
+              "files: domain or generator (from the file name); `file` = the input file.")
+
+
+def group_labels(paths, records, group_column: str | None, fmt=None) -> list[str] | None:
+    """One group label per record (aligned with `load_records(paths, ...)`), or None without --group-column."""
+    from pathlib import Path
+
+    from collapseguard.detectors.detect_inputs import is_raw_data_json
+    from collapseguard.io.readers import read_texts
+
+    if group_column is None:
+        return None
+    labels: dict[tuple[str, int], str] = {}
+    for p in [paths] if isinstance(paths, (str, Path)) else paths:
+        name = Path(p).name
+        if group_column == "file" or is_raw_data_json(p):
+            if is_raw_data_json(p) and group_column not in ("domain", "generator", "file"):
+                raise CollapseguardError(f"{p}: raw_data.json files group by domain, generator or file, not {group_column!r}")
+            stem = name.removesuffix(".raw_data.json").split("_", 1)
+            label = name if group_column == "file" else stem[0] if group_column == "domain" else stem[-1]
+            labels.update({(str(p), r.index): label for r in records if r.source == str(p)})
+        else:
+            labels.update({(r.source, r.index): r.text for r in read_texts([p], group_column, fmt)})
+    return [labels[(r.source, r.index)] for r in records]
+
+
+def all_score_columns(det, texts: list[str]):
+    """(main scores, {column: scores}) with every score the detector offers, in one pass."""
+    import numpy as np
+
+    from collapseguard.detectors.combine import CombinedDetector
+
+    if isinstance(det, CombinedDetector):
+        mat = det.member_scores(texts)
+        cols = {f"{det.name}.{n}": mat[:, i] for i, n in enumerate(det.feature_names())}
+        return det.combine(mat), cols
+    if hasattr(det, "feature_names") and hasattr(det, "features") and hasattr(det.config, "score"):
+        names = det.feature_names()
+        mat = det.features(texts)
+        cols = {f"{det.name}.{n}": mat[:, i] for i, n in enumerate(names)}
+        return cols[f"{det.name}.{det.config.score}"], cols
+    main = np.asarray(det.score(texts), dtype=float)
+    return main, {}
+
+
+def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
+    """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
+    from collapseguard.detectors.drift import check_texts, warning_text
+
+    if groups is not None and cal.groups:
+        out = []
+        for g in sorted(set(groups)):
+            record = (cal.groups.get(g) or {}).get("domain") or cal.domain
+            sel = [t for t, x in zip(texts, groups, strict=True) if x == g]
+            if record:
+                rep = check_texts(record, sel)
+                if rep["warn"]:
+                    out.append(warning_text(rep, cal.fpr_target, g))
+        return out
+    if not cal.domain:
+        return []
+    rep = check_texts(cal.domain, texts)
+    return [warning_text(rep, cal.fpr_target)] if rep["warn"] else []
+
+
+def emit_warnings(warnings: list[str]) -> None:
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
 @detect.command("score")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @detector_options
 @click.option("--calibration", type=click.Path(), help="Calibration JSON: adds a machine/human/abstain decision column.")
+@click.option("--group-column", default=None, help=GROUP_HELP + " Needs a per-group calibration.")
+@click.option("--all-scores", is_flag=True, help="Also write every score the detector offers (gen0_ppl_v1: all four), one pass.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
 def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-              column, fmt, combined, calibration, out, as_json):
+              column, fmt, combined, calibration, group_column, all_scores, out, as_json):
     """Score each record of INPUT...; the score goes into a new column named after the detector.
 
     \b
     Higher = more machine-like; an empty score (NaN/null) means the detector abstained.
+    With a calibration, a warning goes to stderr when the texts look unlike the human text
+    it was made on (the promised FPR may not hold there).
     Example:
       collapseguard detect score a.jsonl b.parquet --model runs/gen0 --calibration cal.json --out s.parquet
+      collapseguard detect score a.jsonl --model runs/gen0 --all-scores --json
     """
     import numpy as np
 
@@ -140,8 +225,15 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
         cal = load_calibration(calibration)
         check_matches(cal, det, source=str(calibration))
     records = load_records(inputs, column, fmt)
-    scores = score_with_progress(det, [r.text for r in records])
-    decisions = decide(scores, cal) if cal is not None else None
+    groups = group_labels(inputs, records, group_column, fmt)
+    texts = [r.text for r in records]
+    if all_scores:
+        scores, extra_cols = all_score_columns(det, texts)
+    else:
+        scores, extra_cols = score_with_progress(det, texts), {}
+    decisions = decide(scores, cal, groups) if cal is not None else None
+    warnings = drift_warnings(cal, texts, groups) if cal is not None else []
+    emit_warnings(warnings)
     col = det.name
     if out:
         import pyarrow as pa
@@ -150,16 +242,20 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 
         table = {"source": [r.source for r in records], "index": [r.index for r in records],
                  col: pa.array(scores, type=pa.float64(), from_pandas=True)}
+        for name, values in extra_cols.items():
+            table[name] = pa.array(values, type=pa.float64(), from_pandas=True)
         if decisions is not None:
             table[f"{col}_decision"] = [str(d) for d in decisions]
         write_parquet_atomic(pa.table(table), out)
         summary = {"records": len(records), "abstained": int(np.isnan(scores).sum()), "out": out}
         if decisions is not None:
             summary["decisions"] = {k: int((decisions == k).sum()) for k in ("machine", "human", "abstain")}
+            summary["drift_warnings"] = warnings
         click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
         return
     for i, (r, s) in enumerate(zip(records, scores, strict=True)):
         row = {"source": r.source, "index": r.index, col: _clean(float(s))}
+        row.update({name: _clean(float(v[i])) for name, v in extra_cols.items()})
         if decisions is not None:
             row["decision"] = str(decisions[i])
         click.echo(json.dumps(row) if as_json else "\t".join(str(v) for v in row.values()))
@@ -169,16 +265,26 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 @click.option("--human", "human", multiple=True, required=True, type=click.Path(), help="Held-out human text (" + INPUT_HELP + "); repeatable.")
 @detector_options
 @click.option("--fpr", type=float, default=0.01, show_default=True, help="Target false-positive rate on human text.")
+@click.option("--group-column", default=None, help=GROUP_HELP)
+@click.option("--domain-embeddings/--no-domain-embeddings", default=True, show_default=True,
+              help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
 def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-                  column, fmt, combined, fpr, out, as_json):
+                  column, fmt, combined, fpr, group_column, domain_embeddings, out, as_json):
     """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
 
     \b
-    Use human text the detector will never be evaluated on. Example:
+    Use human text the detector will never be evaluated on. The calibration records what the
+    text looked like (style, length, language, embedding centroid), so `score` and `evaluate`
+    can warn when they meet text it does not cover. With --group-column each group (domain)
+    gets its own threshold. Example:
       collapseguard detect calibrate --human wiki.valid.txt --model runs/gen0 --fpr 0.01 --out cal.json
+      collapseguard detect calibrate --human cal.jsonl --detector learned_v1 --model runs/learned \\
+          --group-column domain --out cal.json
     """
+    import numpy as np
+
     from collapseguard.detectors.calibration import (
         calibrate_scores,
         detector_identity,
@@ -186,16 +292,30 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
         texts_sha256,
     )
     from collapseguard.detectors.detect_inputs import load_records
+    from collapseguard.detectors.drift import domain_record
 
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
-    texts = [r.text for r in load_records(human, column, fmt, raw_default="original")]
+    records = load_records(human, column, fmt, raw_default="original")
+    groups = group_labels(human, records, group_column, fmt)
+    texts = [r.text for r in records]
     scores = score_with_progress(det, texts)
-    cal = calibrate_scores(scores, fpr, detector=det.name, fingerprint=det.fingerprint(),
-                           identity=detector_identity(det), sha256=texts_sha256(texts))
+    ident = {"detector": det.name, "fingerprint": det.fingerprint(), "identity": detector_identity(det)}
+    cal = calibrate_scores(scores, fpr, **ident, sha256=texts_sha256(texts))
+    cal.domain = domain_record(texts, domain_embeddings)
+    if groups is not None:
+        cal.groups = {}
+        for g in sorted(set(groups)):
+            sel = np.array([x == g for x in groups])
+            sub = [t for t, k in zip(texts, sel, strict=True) if k]
+            c = calibrate_scores(scores[sel], fpr, **ident, sha256=texts_sha256(sub))
+            cal.groups[g] = {"threshold": c.threshold, "achieved_fpr": c.achieved_fpr, "fpr_ci95": c.fpr_ci95,
+                             "n": c.n, "domain": domain_record(sub, domain_embeddings)}
     save_calibration(cal, out)
     summary = {"detector": cal.detector, "threshold": cal.threshold, "fpr_target": cal.fpr_target,
                "achieved_fpr": cal.achieved_fpr, "fpr_ci95": cal.fpr_ci95, "n": cal.n,
                "n_abstained": cal.n_abstained, "texts_sha256": cal.texts_sha256, "out": out}
+    if cal.groups:
+        summary["groups"] = {g: {k: v for k, v in c.items() if k != "domain"} for g, c in cal.groups.items()}
     click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
 
 
@@ -237,15 +357,17 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     scores = score_with_progress(det, h + m)
     y = np.r_[np.zeros(len(h), bool), np.ones(len(m), bool)]
     rows = evaluate_by(scores, y, slice_labels(h_rec + m_rec), tuple(fprs), reference)
+    warnings = drift_warnings(cal, h + m, None) if calibration else []
+    emit_warnings(warnings)
     overall = rows[0]
     result = {"detector": det.name, "auroc": overall["auroc"], "tpr_at_fpr": overall["tpr_at_fpr"],
               "fpr_achieved": overall["fpr_achieved"], "thresholds": overall["thresholds"],
               "n_human": overall["n_human"], "n_machine": overall["n_machine"],
               "abstained_human": overall["abstained_human"], "abstained_machine": overall["abstained_machine"],
               "thresholds_from": "calibration" if reference is not None else "evaluated human scores",
-              "slices": rows[1:]}
+              "drift_warnings": warnings, "slices": rows[1:]}
     if as_json:
-        click.echo(json.dumps(result, default=_clean))
+        click.echo(json.dumps(_nan_to_null(result)))
         return
     click.echo(f"auroc={result['auroc']:.4f} n_human={len(h)} n_machine={len(m)}")
     for f, tpr in result["tpr_at_fpr"].items():

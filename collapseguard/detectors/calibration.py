@@ -40,6 +40,16 @@ class Calibration:
     n_abstained: int
     texts_sha256: str
     human_scores: list[float] = field(default_factory=list, repr=False)
+    # What the human texts looked like (`collapseguard.detectors.drift`); None in older files.
+    domain: dict | None = field(default=None, repr=False)
+    # Per-group thresholds (--group-column): group -> {threshold, achieved_fpr, fpr_ci95, n, domain}.
+    groups: dict | None = field(default=None, repr=False)
+
+    def threshold_for(self, group) -> float:
+        """The group's own threshold when calibrated per group, else the pooled one."""
+        if self.groups and group in self.groups:
+            return float(self.groups[group]["threshold"])
+        return self.threshold
 
     def p_values(self, scores) -> np.ndarray:
         """Empirical p-values (1 + #human >= s) / (n + 1) against the calibration scores; NaN stays NaN."""
@@ -147,10 +157,18 @@ def check_matches(calibration: Calibration, detector, source: str = "calibration
     )
 
 
-def decide(scores, calibration: Calibration) -> np.ndarray:
-    """Per score: 'machine' (above the threshold), 'human', or 'abstain' (NaN score)."""
+def decide(scores, calibration: Calibration, groups=None) -> np.ndarray:
+    """Per score: 'machine' (above the threshold), 'human', or 'abstain' (NaN score).
+
+    With per-text `groups` and a per-group calibration, each text meets its group's threshold
+    (the pooled one for groups the calibration has not seen).
+    """
     s = np.asarray(scores, dtype=float)
-    out = np.where(s > calibration.threshold, MACHINE, HUMAN).astype(object)
+    if groups is not None and calibration.groups:
+        thresholds = np.array([calibration.threshold_for(g) for g in groups], dtype=float)
+    else:
+        thresholds = calibration.threshold
+    out = np.where(s > thresholds, MACHINE, HUMAN).astype(object)
     out[np.isnan(s)] = ABSTAIN
     return out
 

@@ -19,6 +19,7 @@ from collapseguard.detectors.calibration import threshold_for_fpr
 
 DEFAULT_FPRS = (0.05, 0.01, 0.001)
 LENGTH_BUCKETS = ((0, 50), (50, 100), (100, 200), (200, None))  # in words
+MIN_SLICE_TEXTS = 10  # a slice with fewer scored texts of either class reports AUROC null
 
 
 def auroc(human_scores, machine_scores) -> float:
@@ -93,6 +94,11 @@ def evaluate_by(scores, is_machine, groups: dict, fprs=DEFAULT_FPRS, reference_h
         labels = np.asarray(labels, dtype=object)
         for g in sorted(set(labels.tolist()), key=str):
             sel = labels == g
-            ev = evaluate_scores(s[sel & ~y], s[sel & y], fprs, reference_human)
-            rows.append({"slice": slice_name, "group": g, **ev.to_dict()})
+            ev = evaluate_scores(s[sel & ~y], s[sel & y], fprs, reference_human).to_dict()
+            n_h, n_m = len(_finite(s[sel & ~y])), len(_finite(s[sel & y]))
+            if min(n_h, n_m) < MIN_SLICE_TEXTS:
+                ev["auroc"] = None
+                ev["note"] = (f"AUROC not reported: {n_h} scored human and {n_m} scored machine texts "
+                              f"(needs >= {MIN_SLICE_TEXTS} of each)")
+            rows.append({"slice": slice_name, "group": g, **ev})
     return rows
