@@ -21,7 +21,12 @@ from collapseguard.provenance.dsse import (  # noqa: E402
     sign_statement,
     verify_envelope,
 )
-from collapseguard.provenance.keys import generate_keypair, key_id, load_private_key, load_public_key  # noqa: E402
+from collapseguard.provenance.keys import (  # noqa: E402
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+)
 from collapseguard.provenance.manifest import build_statement, write_manifest  # noqa: E402
 from collapseguard.provenance.verify import verify_manifest  # noqa: E402
 
