@@ -175,8 +175,8 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
                 records_out.append({"source": batch[k].source, "index": batch[k].index, "matches": matches})
             scanned += len(batch)
             bar.update(len(batch))
-    if scanned == 0:
-        raise CollapseguardError(f"{', '.join(inputs)}: no records to query; check the files and --column")
+        if scanned == 0:
+            raise CollapseguardError(f"{', '.join(inputs)}: no records to query; check the files and --column")
     if as_json:
         doc = {"ledger": str(ledger_dir), "mode": mode, "threshold": threshold, "settings": asdict(book.config),
                "records": scanned, "records_matched": len(records_out), "matches": records_out}
