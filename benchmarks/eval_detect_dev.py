@@ -1,19 +1,27 @@
-"""Gen-0 perplexity detectors on detect-dev (Fast-DetectGPT's data), per domain and generator.
+"""Detectors on detect-dev (Fast-DetectGPT's data) on generators and domains they never saw.
 
-1. Load the Gen-0 model --model DIR, a folder written by `collapseguard gen0 train`, e.g.
-       collapseguard gen0 train --corpus ../shared/data/wikitext-2 --preset mini --block-size 128 \
-           --max-blocks 4000 --epochs 2 --threads 1 --out /tmp/gen0_wt2_mini
-2. Score the first --pairs human/machine pairs of each detect-dev file with gen0_ppl_v1 (all
-   scores in one pass: Fast-DetectGPT discrepancy, mean log-prob, GLTR log-rank, entropy).
-3. Split pairs three ways by a hash of the human text (the same human text sits in several
-   files, so the split follows the text, never the index): `fit` (the combined logistic
-   detector), `calib` (thresholds: the (1 - FPR) quantile of its human scores, all domains
-   pooled), `report` (every figure printed). No threshold is tuned on reported texts.
+1. Load the first --pairs human/machine pairs of each `<domain>_<generator>.raw_data.json` in
+   --data DIR/detect-dev (an error if the folder is missing).
+2. Compute every feature ONCE and cache it under --cache (npz, keyed by the texts' sha256):
+   the Gen-0 scores (gen0_ppl_v1 with --model DIR, first 160 tokens, all four scores in one
+   pass), MiniLM embeddings and the stylometric features -- exactly what `learned_v1` computes.
+3. Grouped cross-validation: leave one generator out (5 folds) and, separately, leave one
+   domain out (3 folds). In each fold the training groups' pairs are split by a hash of the
+   human text into `fit` (2/3: fits the model) and `calib` (1/3: the threshold is the
+   (1 - FPR) quantile of its human scores); the held-out group is never seen. Training rows
+   whose human text also occurs in the held-out group are dropped (the same human text sits
+   in several generator files). Figures on the held-out group: AUROC, TPR at the 1% threshold,
+   and the FPR that threshold actually gives on the held-out human text.
+4. With the calibration drift record (`collapseguard.detectors.drift`) made on the `calib`
+   human texts, whether the out-of-domain warning fires on the held-out group.
 
-With --embeddings, a supervised reference is added: a logistic regression on the offline
-MiniLM sentence embeddings (extra `embeddings`), fitted on the `fit` split like the combined one.
+Detectors: `fast_detectgpt` (zero-shot; only its threshold uses the training groups),
+`combined_v1` (logistic on the four Gen-0 scores) and `learned_v1` for every --models class
+and --feature-sets set.
 
-    nice .venv/bin/python benchmarks/eval_detect_dev.py --model DIR [--pairs 120] [--embeddings]
+    collapseguard gen0 train --corpus ../shared/data/wikitext-2 --preset mini --block-size 128 \
+        --max-blocks 4000 --epochs 2 --threads 1 --out /tmp/gen0_wt2_mini
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/eval_detect_dev.py --model /tmp/gen0_wt2_mini --out cv.json
 """
 
 from __future__ import annotations
@@ -29,17 +37,24 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SCORES = ("fast_detectgpt", "log_prob", "log_rank", "entropy")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FPR = 0.01
+FEATURE_SETS = ("gen0", "style", "embeddings", "gen0,style", "embeddings,style", "gen0,embeddings,style")
+MODELS = ("logistic", "gbm", "mlp")
 
 
 def split_of(text: str) -> str:
-    return ("fit", "calib", "report")[int(hashlib.sha256(text.encode()).hexdigest(), 16) % 3]
+    """fit (2/3) or calib (1/3), by a hash of the human text."""
+    return ("fit", "fit", "calib")[int(hashlib.sha256(text.encode()).hexdigest(), 16) % 3]
 
 
-def load_pairs(n_pairs: int) -> list[dict]:
+def load_pairs(data: Path, n_pairs: int) -> list[dict]:
+    folder = data / "detect-dev"
+    files = sorted(folder.glob("*.raw_data.json")) if folder.is_dir() else []
+    if not files:
+        sys.exit(f"error: no detect-dev *.raw_data.json files under {folder}; pass --data DIR (the folder holding detect-dev/)")
     rows = []
-    for f in sorted((DATA / "detect-dev").glob("*.raw_data.json")):
+    for f in files:
         domain, generator = f.name.removesuffix(".raw_data.json").split("_", 1)
         blob = json.loads(f.read_text(encoding="utf-8"))
         for human, machine in list(zip(blob["original"], blob["sampled"], strict=True))[:n_pairs]:
@@ -48,96 +63,157 @@ def load_pairs(n_pairs: int) -> list[dict]:
     return rows
 
 
-def embedding_logistic(texts: list[str], fit: list[dict]) -> dict:
-    """A supervised reference: logistic regression on offline MiniLM embeddings, fitted on `fit` pairs only."""
-    from sklearn.linear_model import LogisticRegression
+def cached(cache: Path, kind: str, texts: list[str], compute) -> np.ndarray:
+    """compute(texts) once per (kind, texts); later runs read the npz."""
+    from collapseguard.detectors.calibration import texts_sha256
 
-    from collapseguard.detectors.dedup.embeddings import SentenceEmbedder
-
+    path = cache / f"{kind}_{texts_sha256(texts)[:16]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return z["x"]
     t0 = time.perf_counter()
-    emb = dict(zip(texts, SentenceEmbedder().encode(texts), strict=True))
-    print(f"embedded {len(texts)} texts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    x = np.array([emb[r[k]] for k in ("human", "machine") for r in fit])
-    y = np.r_[np.zeros(len(fit)), np.ones(len(fit))]
-    clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
-    return dict(zip(texts, clf.decision_function(np.array([emb[t] for t in texts])), strict=True))
+    x = np.asarray(compute(texts), dtype=np.float64)
+    print(f"{kind}: {len(texts)} texts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x)
+    return x
 
 
-def figures(h, m, thresholds) -> dict:
+def feature_blocks(texts: list[str], gen0_dir: Path, cache: Path) -> dict[str, np.ndarray]:
+    from collapseguard.detectors.learned import FeatureExtractor
+    from collapseguard.detectors.style import style_features
+
+    ext = FeatureExtractor("gen0,embeddings,style", str(gen0_dir))
+    return {
+        "gen0": cached(cache, "gen0", texts, lambda t: ext.gen0().features(t)[:, :4]),
+        "embeddings": cached(cache, "embeddings", texts, lambda t: ext.embedder().encode(t)),
+        "style": cached(cache, "style", texts, style_features),
+    }
+
+
+def folds(rows: list[dict], by: str):
+    """(held-out group, training-fit rows, training-calib human texts, held-out rows)."""
+    for g in sorted({r[by] for r in rows}):
+        held = [r for r in rows if r[by] == g]
+        held_h = {r["human"] for r in held}
+        train = [r for r in rows if r[by] != g and r["human"] not in held_h]
+        fit = [r for r in train if r["split"] == "fit"]
+        calib = sorted({r["human"] for r in train if r["split"] == "calib"})
+        yield g, fit, calib, held
+
+
+def fold_figures(score: dict, calib: list[str], held: list[dict]) -> dict:
+    from collapseguard.detectors.calibration import threshold_for_fpr
     from collapseguard.detectors.evaluation import auroc
 
-    h, m = np.asarray(h), np.asarray(m)
-    out = {"n_human": len(h), "n_machine": len(m), "auroc": auroc(h, m)}
-    for f, t in thresholds.items():
-        out[f"tpr@{f}"] = float(np.mean(np.nan_to_num(m, nan=-np.inf) > t))
-        out[f"fpr@{f}"] = float(np.mean(h[~np.isnan(h)] > t))
+    t = threshold_for_fpr([score[x] for x in calib], FPR)
+    h = np.array([score[x] for x in sorted({r["human"] for r in held})])
+    m = np.array([score[r["machine"]] for r in held])
+    return {"auroc": auroc(h, m), "tpr": float(np.mean(np.nan_to_num(m, nan=-np.inf) > t)),
+            "fpr": float(np.mean(h[~np.isnan(h)] > t)), "n_human": len(h), "n_machine": len(m)}
+
+
+def learned_scorer(blocks: dict, index: dict, feature_set: str, model: str):
+    """fit(fit_rows) -> {text: score} for every text, with learned_v1's own fit and scoring code."""
+    from collapseguard.detectors.learned import decision, fit_model
+
+    x_all = np.column_stack([blocks[f] for f in ("gen0", "embeddings", "style") if f in feature_set.split(",")])
+
+    def fit(rows):
+        texts = [r["human"] for r in rows] + [r["machine"] for r in rows]
+        x = x_all[[index[t] for t in texts]]
+        y = np.r_[np.zeros(len(rows)), np.ones(len(rows))]
+        keep = ~np.isnan(x).any(axis=1)
+        params = fit_model(x[keep], y[keep], model, seed=0)
+        return decision(x_all, params, model)
+    return fit
+
+
+def combined_scorer(blocks: dict, index: dict):
+    from collapseguard.detectors.combine import CombinedDetector
+
+    class _Member:
+        name = "gen0_ppl_v1"
+
+    def fit(rows):
+        comb = CombinedDetector([_Member()], "logistic")
+        g = blocks["gen0"]
+        comb.fit_scores(g[[index[r["human"]] for r in rows]], g[[index[r["machine"]] for r in rows]])
+        return comb.combine(g)
+    return fit
+
+
+def drift_fires(blocks: dict, index: dict, calib: list[str], held: list[dict]) -> dict | None:
+    try:
+        from collapseguard.detectors.drift import domain_record_from_features, drift_report
+    except ImportError:
+        return None
+    ref = domain_record_from_features(blocks["style"][[index[t] for t in calib]],
+                                      blocks["embeddings"][[index[t] for t in calib]], calib)
+    texts = sorted({r["human"] for r in held} | {r["machine"] for r in held})
+    rep = drift_report(ref, blocks["style"][[index[t] for t in texts]], blocks["embeddings"][[index[t] for t in texts]], texts)
+    return {"fires": rep["warn"], "outside_share": rep["outside_share"], "expected": rep["expected_outside"]}
+
+
+def run_cv(rows, blocks, index, scorers: dict) -> dict:
+    out = {}
+    for by in ("generator", "domain"):
+        fold_list = list(folds(rows, by))
+        for name, make in scorers.items():
+            per = {}
+            for g, fit, calib, held in fold_list:
+                scores = make(fit)
+                per[g] = fold_figures(dict(zip(index, scores, strict=True)), calib, held)
+                if name == "fast_detectgpt" and by == "domain":
+                    per[g]["drift"] = drift_fires(blocks, index, calib, held)
+            out.setdefault(by, {})[name] = per
+            mean = {k: float(np.mean([v[k] for v in per.values()])) for k in ("auroc", "tpr", "fpr")}
+            print(f"{by:9s} {name:38s} auroc {mean['auroc']:.3f} tpr@1% {mean['tpr']:.3f} fpr {mean['fpr']:.3f} "
+                  f"(worst fpr {max(v['fpr'] for v in per.values()):.3f})", file=sys.stderr, flush=True)
     return out
+
+
+def print_tables(results: dict) -> None:
+    for by, per_det in results.items():
+        groups = sorted(next(iter(per_det.values())))
+        print(f"\n### leave one {by} out (held-out group: AUROC / TPR@1% / FPR achieved at the 1% threshold)\n")
+        print("| detector | " + " | ".join(groups) + " | mean AUROC | mean TPR | worst FPR |")
+        print("|---|" + "---:|" * (len(groups) + 3))
+        for name, per in per_det.items():
+            cells = [f"{per[g]['auroc']:.3f} / {per[g]['tpr']:.3f} / {per[g]['fpr']:.3f}" for g in groups]
+            print(f"| {name} | " + " | ".join(cells) + f" | {np.mean([per[g]['auroc'] for g in groups]):.3f} | "
+                  f"{np.mean([per[g]['tpr'] for g in groups]):.3f} | {max(per[g]['fpr'] for g in groups):.3f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding detect-dev/ (default ../shared/data)")
     ap.add_argument("--pairs", type=int, default=120, help="pairs per detect-dev file")
     ap.add_argument("--model", type=Path, required=True, help="Gen-0 folder written by `collapseguard gen0 train`")
-    ap.add_argument("--max-text-tokens", type=int, default=160)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/collapseguard_detect_dev"), help="feature cache folder")
+    ap.add_argument("--models", default=",".join(MODELS), help="learned_v1 model classes to try")
+    ap.add_argument("--feature-sets", default=";".join(FEATURE_SETS), help="';'-separated learned_v1 feature sets")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON")
-    ap.add_argument("--embeddings", action="store_true", help="add a logistic regression on offline MiniLM embeddings")
     args = ap.parse_args()
-    if not (DATA / "detect-dev").is_dir():
-        print(f"skip: {DATA / 'detect-dev'} not present")
-        return
-    from collapseguard.detectors.calibration import threshold_for_fpr
-    from collapseguard.detectors.combine import CombinedDetector
-    from collapseguard.detectors.lm.perplexity import (
-        SCORE_SIGNS,
-        Gen0PerplexityDetector,
-        PerplexityConfig,
-    )
+    rows = load_pairs(args.data, args.pairs)
+    if not args.model.is_dir():
+        sys.exit(f"error: {args.model}: no Gen-0 model folder; train one with `collapseguard gen0 train` (see the docstring)")
+    import torch
 
-    det = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(args.model), min_tokens=16,
-                                                  max_text_tokens=args.max_text_tokens, device="cpu"))
-    rows = load_pairs(args.pairs)
-    unique = sorted({r["human"] for r in rows} | {r["machine"] for r in rows})
-    t0 = time.perf_counter()
-    table = det.score_table(unique)
-    print(f"scored {len(unique)} unique texts in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    fields = {"fast_detectgpt": "fast_detectgpt", "log_prob": "mean_log_prob", "log_rank": "mean_log_rank", "entropy": "mean_entropy"}
-    score = {k: {t: SCORE_SIGNS[k] * getattr(s, fields[k]) for t, s in zip(unique, table, strict=True)} for k in SCORES}
-
-    # Combined (logistic on the four signed scores), fitted on the `fit` split only.
-    comb = CombinedDetector([det], "logistic")
-    mat = lambda texts: np.array([[score[k][t] for k in SCORES] for t in texts])  # noqa: E731
-    fit = [r for r in rows if r["split"] == "fit"]
-    comb.fit_scores(mat([r["human"] for r in fit]), mat([r["machine"] for r in fit]))
-    score["combined_logistic"] = dict(zip(unique, comb.combine(mat(unique)), strict=True))
-
-    if args.embeddings:
-        score["embedding_logistic"] = embedding_logistic(unique, fit)
-
-    calib_h = sorted({r["human"] for r in rows if r["split"] == "calib"})
-    report = [r for r in rows if r["split"] == "report"]
-    results = {"n_calib_human": len(calib_h), "n_report_pairs": len(report), "pairs_per_file": args.pairs,
-               "max_text_tokens": args.max_text_tokens, "by": {}}
-    for name, s in score.items():
-        thresholds = {f: threshold_for_fpr([s[t] for t in calib_h], f) for f in (0.05, 0.01)}
-        per = {}
-        for slice_name in ("domain", "generator"):
-            for g in sorted({r[slice_name] for r in report}):
-                sel = [r for r in report if r[slice_name] == g]
-                hs = sorted({r["human"] for r in sel})  # a human text counts once per slice
-                per[f"{slice_name}={g}"] = figures([s[t] for t in hs], [s[r["machine"]] for r in sel], thresholds)
-        hs = sorted({r["human"] for r in report})
-        per["all"] = figures([s[t] for t in hs], [s[r["machine"]] for r in report], thresholds)
-        results["by"][name] = per
-    print(f"calibration human texts: {len(calib_h)}; report pairs: {len(report)}")
-    for name, per in results["by"].items():
-        print(f"\n### {name}\n\n| slice | n_h | n_m | AUROC | TPR@1% | FPR@1% (report) | TPR@5% | FPR@5% (report) |\n|---|---:|---:|---:|---:|---:|---:|---:|")
-        for key, v in per.items():
-            print(f"| {key} | {v['n_human']} | {v['n_machine']} | {v['auroc']:.3f} | {v['tpr@0.01']:.3f} | "
-                  f"{v['fpr@0.01']:.3f} | {v['tpr@0.05']:.3f} | {v['fpr@0.05']:.3f} |")
+    torch.set_num_threads(1)
+    texts = sorted({r["human"] for r in rows} | {r["machine"] for r in rows})
+    index = {t: i for i, t in enumerate(texts)}
+    blocks = feature_blocks(texts, args.model, args.cache)
+    scorers = {"fast_detectgpt": lambda fit: blocks["gen0"][:, 0], "combined_v1": combined_scorer(blocks, index)}
+    for fs in args.feature_sets.split(";"):
+        for model in args.models.split(","):
+            scorers[f"learned_v1 {model} [{fs}]"] = learned_scorer(blocks, index, fs, model)
+    results = run_cv(rows, blocks, index, scorers)
+    print_tables(results)
     if args.out:
         from collapseguard.io.atomic import write_text_atomic
 
-        write_text_atomic(args.out, json.dumps(results, indent=1))
+        write_text_atomic(args.out, json.dumps({"pairs_per_file": args.pairs, "fpr": FPR, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
