@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "policy": "collapseguard.cli.policy:policy",
     "scan": "collapseguard.cli.scan:scan",
     "filter": "collapseguard.cli.scan:filter_command",
+    "curate": "collapseguard.cli.curate:curate",
     "provenance": "collapseguard.cli.provenance:provenance",
 }
 
