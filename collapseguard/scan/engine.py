@@ -63,8 +63,8 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
     config.check()
     out = Path(config.out)
     shards = discover(config.inputs, exclude=out)
-    claim_out(out, config, shards)
     policy, cal, key = load_guard(config.policy, config.text_column)
+    claim_out(out, config, shards)
     markers, todo = {}, []
     for shard in shards:
         shard_key = {"input_sha256": shard_sha256(shard), **key}

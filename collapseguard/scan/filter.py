@@ -177,7 +177,7 @@ class DatasetSplit(Split):
 class LineSplit(Split):
     def open(self):
         if self.shard.compression == "gzip":
-            self.f = gzip.open(self.partial, "wb", mtime=0)
+            self.f = gzip.GzipFile(self.partial, "wb", mtime=0)
         elif self.shard.compression == "zstd":
             import pyarrow as pa
 

@@ -60,7 +60,6 @@ def attribute_schema(columns: list[str]):
 
 def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress=None) -> dict:
     """Score every record of `shard`, write its attribute shard and marker; return the marker."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns, thresholds = policy.column_names(), calibration.thresholds()
@@ -69,23 +68,34 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.with_name(final.name + ".partial")
     counts = Counts(columns)
-    with pq.ParquetWriter(partial, schema) as writer:
-        for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
-            texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
-            scores = policy.score_screened(texts, unreadable)
-            decision, reason = decide(scores, thresholds, columns, unreadable)
-            counts.add(scores, thresholds, decision)
-            arrays = [pa.array([shard.rel] * len(texts)), pa.array(np.arange(chunk.start, chunk.start + len(texts))),
-                      pa.array(text_sha256(texts), pa.string()),
-                      *[pa.array(scores[:, j], pa.float64(), mask=np.isnan(scores[:, j])) for j in range(len(columns))],
-                      pa.array(decision, pa.string()), pa.array(reason, pa.string())]
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
-            if progress is not None:
-                progress(len(texts))
+    try:
+        with pq.ParquetWriter(partial, schema) as writer:
+            for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
+                texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
+                scores = policy.score_screened(texts, unreadable)
+                decision, reason = decide(scores, thresholds, columns, unreadable)
+                counts.add(scores, thresholds, decision)
+                writer.write_batch(attribute_batch(schema, shard.rel, chunk.start, texts, scores, decision, reason))
+                if progress is not None:
+                    progress(len(texts))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, final)
     marker = {"collapseguard_scan_marker": MARKER_VERSION, "shard": shard.rel, **key, **counts.as_dict()}
     write_json(marker_path(out, shard), marker)
     return marker
+
+
+def attribute_batch(schema, rel: str, start: int, texts, scores: np.ndarray, decision, reason):
+    import pyarrow as pa
+
+    n = len(texts)
+    arrays = [pa.array([rel] * n, pa.string()), pa.array(np.arange(start, start + n), pa.int64()),
+              pa.array(text_sha256(texts), pa.string()),
+              *[pa.array(scores[:, j], pa.float64(), mask=np.isnan(scores[:, j])) for j in range(scores.shape[1])],
+              pa.array(decision, pa.string()), pa.array(reason, pa.string())]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def write_json(path: Path, obj) -> None:
