@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "filter": "collapseguard.cli.scan:filter_command",
     "curate": "collapseguard.cli.curate:curate",
     "provenance": "collapseguard.cli.provenance:provenance",
+    "hook": "collapseguard.cli.hooks:hook",
 }
 
 
