@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import click
 
@@ -57,13 +56,19 @@ def _table_row(rec, out: dict, columns) -> str:
 
 
 def _write_results(detector, inputs, column: str, as_json: bool, columns, label: str) -> None:
-    """Score every record of ``inputs`` in batches; echo a table (header first) or JSON lines."""
+    """Score every record of ``inputs`` in batches; echo a table (header first) or JSON lines.
+
+    Empty texts abstain; inputs holding no records at all are an error (exit code 2)."""
+    from collapseguard.cli.progress import progress_bar
     from collapseguard.io.readers import iter_records
 
-    if not as_json:
-        click.echo("\t".join(["source", "index", *columns]))
+    seen = 0
 
     def flush(batch):
+        nonlocal seen
+        if batch and not seen and not as_json:
+            click.echo("\t".join(["source", "index", *columns]))
+        seen += len(batch)
         for rec, out in zip(batch, detector.detect([r.text for r in batch]), strict=True):
             if as_json:
                 row = {"source": rec.source, "index": rec.index, "detector": detector.name,
@@ -72,8 +77,8 @@ def _write_results(detector, inputs, column: str, as_json: bool, columns, label:
             else:
                 click.echo(_table_row(rec, out, columns))
 
-    with click.progressbar(inputs, label=label, file=sys.stderr) as bar:
-        for path in bar:
+    with progress_bar(len(inputs), label) as bar:
+        for path in inputs:
             batch = []
             for rec in iter_records(path, column=column):
                 batch.append(rec)
@@ -81,6 +86,9 @@ def _write_results(detector, inputs, column: str, as_json: bool, columns, label:
                     flush(batch)
                     batch = []
             flush(batch)
+            bar.update(1)
+    if not seen:
+        raise CollapseguardError(f"{', '.join(map(str, inputs))}: no text records (INPUT); pass files holding at least one record")
 
 
 def shared_options(f):
@@ -120,8 +128,10 @@ def detect(inputs, tokenizer_dir, greenlist_ratio, hashing_key, seeding_scheme, 
       COLLAPSEGUARD_WATERMARK_KEY=15485863 collapseguard watermark detect a.txt b.parquet \\
           --tokenizer gen0/ --seeding-scheme selfhash --context-width 4
     """
+    from collapseguard.cli.preflight import check_paths
     from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
 
+    check_paths(INPUT=inputs)
     config = KGWConfig(greenlist_ratio=greenlist_ratio, hashing_key=_parse_key(hashing_key), seeding_scheme=seeding_scheme,
                        context_width=context_width, ignore_repeated_ngrams=ignore_repeated_ngrams, z_threshold=z_threshold,
                        normalize=normalize, vocab_size=vocab_size, min_tokens_scored=min_tokens)  # fmt: skip
@@ -154,8 +164,10 @@ def synthid(inputs, tokenizer_dir, keys, ngram_len, sampling_table_size, samplin
           --tokenizer gen0/ --ngram-len 5 --json
       collapseguard watermark synthid a.txt b.parquet --tokenizer gen0/ --keys 654,400,836 --z-threshold 5
     """
+    from collapseguard.cli.preflight import check_paths
     from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
 
+    check_paths(INPUT=inputs)
     config = SynthIDConfig(keys=parse_keys(keys), ngram_len=ngram_len, sampling_table_size=sampling_table_size,
                            sampling_table_seed=sampling_table_seed, sampling_table_device=sampling_table_device,
                            context_history_size=context_history_size, z_threshold=z_threshold,

@@ -373,6 +373,10 @@ class KGWDetector(TokenWatermarkDetector):
         self._set_tokenizer(tokenizer)
         tokenizer = self.tokenizer
         self.vocab_size = self.config.vocab_size or len(tokenizer)
+        if self.vocab_size < len(tokenizer):
+            raise CollapseguardError(
+                f"vocab_size={self.vocab_size} is smaller than the tokenizer's {len(tokenizer)} ids; pass the "
+                f"generating model's config.vocab_size (--vocab-size {len(tokenizer)} or more), or leave it unset")
         self.bos_token_id = bos_token_id if bos_token_id is not None else getattr(tokenizer, "bos_token_id", None)
         self.cache = GreenListCache(self.vocab_size, self.config.greenlist_ratio, self.config.cache_mb)
 
