@@ -53,8 +53,14 @@ def test_cli_loop_writes_files_and_schema(tmp_path):
     g1 = out / "seed_0" / "gen_001"
     corpus = pq.read_table(g1 / "corpus.parquet").to_pandas()
     # 25% of the 8 original blocks come back as human text, the rest was written by generation 0
-    assert (corpus["origin"] == "human").sum() == 2 and (corpus["origin"] == "model").sum() == 6
-    assert set(corpus.loc[corpus["origin"] == "model", "parent_model"]) == {"seed_0/gen_000/model"}
+    assert (corpus["origin"] == "human").sum() == 2 and (corpus["origin"] == "synthetic").sum() == 6
+    assert set(corpus.loc[corpus["origin"] == "synthetic", "generator"]) == {"seed_0/gen_000/model"}
+    assert set(corpus.loc[corpus["origin"] == "synthetic", "generation"]) == {0}
+    assert corpus.loc[corpus["origin"] == "human", "generator"].isna().all()
+    from collapseguard.provenance.columns import read_table
+
+    prov = read_table(g1 / "corpus.parquet", "text")  # the provenance columns check out, sha256 included
+    assert prov["generation"].count(None) == 2 and set(prov) >= {"origin", "generation", "generator", "sha256"}
     samples = pq.read_table(g1 / "samples.parquet").to_pandas()
     assert len(samples) == 8 and all(len(ids) == 12 for ids in samples["token_ids"])
     assert np.isclose(np.median(samples["gen0_perplexity"]),
@@ -126,7 +132,7 @@ def test_mixing_policies_sizes_and_origins():
         cfg = LMConfig(workflow=workflow, human_fraction=0.3)
         data, _ = mix(cfg, samples, original, original, original, rng)
         assert len(data) == n_data and (data.origin == "human").sum() == n_human
-        assert (data.ids[data.origin == "model"] == 1).all() and (data.ids[data.origin == "human"] == 0).all()
+        assert (data.ids[data.origin == "synthetic"] == 1).all() and (data.ids[data.origin == "human"] == 0).all()
     cfg = LMConfig(workflow="subsample", human_fraction=0.0)
     data, pool = mix(cfg, samples, original, original, original, rng)
     assert len(pool) == 20 and len(data) == 10  # |D_0| blocks drawn from original + fresh

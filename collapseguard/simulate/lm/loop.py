@@ -100,9 +100,9 @@ class Blocks:
     """Token blocks with provenance: origin, the generation and model that wrote them, decoding."""
 
     ids: np.ndarray  # (n, block) int64
-    origin: np.ndarray  # "human" | "model"
-    source_generation: np.ndarray  # int; -1 for human text
-    parent_model: np.ndarray  # str; "" for human text
+    origin: np.ndarray  # "human" | "synthetic" (provenance.columns)
+    generation: np.ndarray  # int: the model generation that wrote it; -1 for human text (null in files)
+    generator: np.ndarray  # str: the model that wrote it; "" for human text (null in files)
     decoding: np.ndarray  # JSON str; "" for human text
 
     @classmethod
@@ -113,29 +113,39 @@ class Blocks:
     @classmethod
     def model(cls, ids, generation, parent, decoding):
         n = len(ids)
-        return cls(ids, np.full(n, "model", object), np.full(n, generation), np.full(n, parent, object), np.full(n, decoding, object))
+        return cls(ids, np.full(n, "synthetic", object), np.full(n, generation), np.full(n, parent, object),
+                   np.full(n, decoding, object))
 
     def __len__(self):
         return len(self.ids)
 
     def take(self, idx):
-        return Blocks(*(getattr(self, f)[idx] for f in ("ids", "origin", "source_generation", "parent_model", "decoding")))
+        return Blocks(*(getattr(self, f)[idx] for f in ("ids", "origin", "generation", "generator", "decoding")))
 
     @staticmethod
     def concat(parts):
-        fields = ("ids", "origin", "source_generation", "parent_model", "decoding")
+        fields = ("ids", "origin", "generation", "generator", "decoding")
         return Blocks(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
-    def table(self, tokenizer, generation: int):
+    def table(self, tokenizer, corpus_generation: int):
+        """The blocks with the provenance columns (collapseguard.provenance.columns) of the folder
+        `gen_<corpus_generation>`."""
         import pyarrow as pa
 
+        from collapseguard.provenance.columns import arrow_types, text_sha256
+
+        types, human = arrow_types(), self.origin == "human"
+        texts = tokenizer.batch_decode(self.ids.tolist())
         return pa.table({
-            "generation": np.full(len(self), generation, dtype=np.int32),
+            "corpus_generation": np.full(len(self), corpus_generation, dtype=np.int32),
             "block": np.arange(len(self), dtype=np.int64),
-            "origin": list(self.origin), "source_generation": self.source_generation.astype(np.int32),
-            "parent_model": list(self.parent_model), "decoding": list(self.decoding),
+            "origin": pa.array(list(self.origin), types["origin"]),
+            "generation": pa.array(self.generation.astype(np.int32), types["generation"], mask=human),
+            "generator": pa.array(list(self.generator), types["generator"], mask=human),
+            "sha256": pa.array([text_sha256(t) for t in texts], types["sha256"]),
+            "decoding": list(self.decoding),
             "token_ids": [row.tolist() for row in self.ids],
-            "text": tokenizer.batch_decode(self.ids.tolist()),
+            "text": texts,
         })
 
 
@@ -362,9 +372,11 @@ def _write_generation(gdir: Path, model, tok, data: Blocks, samples: Blocks, ppl
 def _read_samples(path: Path, g: int, decoding_json: str) -> Blocks:
     import pyarrow.parquet as pq
 
-    t = pq.read_table(path, columns=["token_ids", "parent_model"])
+    names = pq.read_schema(path).names
+    generator = "generator" if "generator" in names else "parent_model"  # runs written before the rename
+    t = pq.read_table(path, columns=["token_ids", generator])
     ids = np.asarray(t.column("token_ids").to_pylist(), dtype=np.int64)
-    return Blocks.model(ids, g, t.column("parent_model")[0].as_py(), decoding_json)
+    return Blocks.model(ids, g, t.column(generator)[0].as_py(), decoding_json)
 
 
 def results_rows(config: LMConfig, seed: int, history: list[dict]) -> list[dict]:
