@@ -149,6 +149,7 @@ def test_refusals_name_the_numbers(pools, tmp_path):
 def test_a_record_whose_origin_disagrees_with_its_pool_is_left_out(tmp_path):
     pool = tmp_path / "h.jsonl"
     rows = [{"text": f"text {i}", "origin": "synthetic" if i < 3 else ("model" if i == 3 else "human")} for i in range(10)]
+    del rows[9]["origin"]  # an undeclared origin takes the pool's
     pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
     res = run("curate", "--human", pool, "--human-fraction", "1", "--size", 6, "--out", tmp_path / "m", "--json")
     assert json.loads(res.stdout)["pools"][0]["origin_disagrees"] == 4  # legacy origin "model" reads as synthetic

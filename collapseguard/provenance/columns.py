@@ -75,10 +75,9 @@ def _bad(where, column: str, row: int, value) -> CollapseguardError:
 
 
 def check_value(column: str, value, where, row: int):
-    """One provenance value, checked and normalised (legacy origin `model`, generation -1 -> null)."""
-    if value is None:
-        if column == "origin":
-            return "unknown"
+    """One provenance value, checked and normalised (legacy origin `model`, generation -1 -> null;
+    a missing value stays None: not declared)."""
+    if value is None:  # not declared (an absent origin counts as unknown in `origin_counts`)
         return [] if column == "parent_ids" else None
     if column in ("origin", "decision"):
         value = LEGACY_ORIGINS.get(value, value) if column == "origin" else value
@@ -154,8 +153,8 @@ def read_table(path, text_column: str | None = None) -> dict:
 
 
 def origin_counts(origins: list) -> dict:
-    """Records per origin (every origin listed, zeros included)."""
+    """Records per origin (every origin listed, zeros included; an undeclared one is unknown)."""
     counts = dict.fromkeys(ORIGINS, 0)
     for o in origins:
-        counts[o] += 1
+        counts[o or "unknown"] += 1
     return counts

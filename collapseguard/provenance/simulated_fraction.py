@@ -40,7 +40,8 @@ def higher_is_worse(world: str, metric: str) -> bool:
     return worse if name == metric else True
 
 
-def load_results(path) -> "pandas.DataFrame":  # noqa: F821
+def load_results(path):
+    """The tidy results table as a pandas DataFrame, its columns checked."""
     import pyarrow.parquet as pq
 
     path = Path(path)
