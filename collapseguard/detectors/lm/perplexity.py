@@ -139,9 +139,10 @@ def load_causal_lm(model_dir: str | Path, device: str):
         model = AutoModelForCausalLM.from_pretrained(
             str(path), local_files_only=True, use_safetensors=files[0].suffix == ".safetensors"
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError/ValueError, and safetensors' own error for a corrupt weights file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CollapseguardError(f"{path}: cannot load tokenizer/model ({msg}); check the folder holds a causal LM") from None
+        raise CollapseguardError(f"{path}: cannot load tokenizer/model ({type(exc).__name__}: {msg[:200]}); "
+                                 "check the folder holds a causal LM (retrain or re-copy it)") from None
     model.to(device).eval()
     return tokenizer, model
 
