@@ -135,3 +135,27 @@ def test_bad_manifests_are_one_line_errors(tmp_path, body, message):
         read_manifest(path)
     assert message in str(err.value) and str(path) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_build_reads_a_real_scan_output(tmp_path):
+    pytest.importorskip("datasketch")
+    from click.testing import CliRunner
+
+    from collapseguard.cli.main import cli
+
+    machine = sentences(4, 5)
+    policy = write_policy(tmp_path / "guard", machine, limit=0.1)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "x.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in sentences(6, 6) + machine[:2]))
+    pq.write_table(pa.table({"text": sentences(5, 7)}), data / "y.parquet")
+    res = CliRunner().invoke(cli, ["scan", str(data), "--out", str(tmp_path / "scan"), "--policy", str(policy), "--json"])
+    assert res.exit_code in (0, 1), res.output
+    summary = json.loads((tmp_path / "scan" / "summary.json").read_text())
+    st = build_statement(data, attributes=tmp_path / "scan", policy=policy)
+    files = st["predicate"]["files"]
+    assert files["sub/x.jsonl"]["detected_counts"] == {"human": 6, "synthetic": 2, "unknown": 0}
+    assert files["y.parquet"]["detected_counts"] == {"human": 5, "synthetic": 0, "unknown": 0}
+    assert st["predicate"]["synthetic_share"] == summary["synthetic_share"]
+    assert st["predicate"]["scan"]["missing"] == [] and st["predicate"]["scan"]["over_limit"] is True
+    assert sum(f["records"] for f in files.values()) == summary["records"]
