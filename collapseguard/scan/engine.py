@@ -158,6 +158,8 @@ def run_ray(config: ScanConfig, policy, cal, todo, out: Path, progress):
     if not ray.is_initialized():
         ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, ignore_reinit_error=True)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray").setLevel(logging.WARNING)
     items = [{"path": str(s.path.resolve()), "rel": s.rel, "fmt": s.fmt, "key": json.dumps(k)} for s, k in todo]
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         ShardScanner, batch_size=1, concurrency=config.workers, num_cpus=config.cpus_per_worker,
