@@ -56,12 +56,16 @@ def test_origin_counts_come_from_the_files_origin_column(tree):
     assert build_statement(tree, counts=given)["predicate"]["origin_counts"] == given
 
 
-def test_explicit_files_and_extra_fields(tree):
+def test_explicit_files_and_extra_fields(tree, tmp_path):
     st = build_statement(tree, files=["a.parquet", tree / "d.txt"], extra={"mix": {"human_fraction": 0.5}})
     assert [s["name"] for s in st["subject"]] == ["a.parquet", "d.txt"]
     assert st["predicate"]["mix"] == {"human_fraction": 0.5}
     with pytest.raises(CollapseguardError, match="no such data file"):
         build_statement(tree, files=["missing.parquet"])
+    (tmp_path / "outside.txt").write_text("x\n")
+    (tree / "link.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(CollapseguardError, match="a symlink out of"):
+        build_statement(tree)
 
 
 def test_scan_attributes_give_detected_counts_and_the_share(tree, tmp_path):

@@ -188,6 +188,9 @@ def build_statement(root, files=None, *, parents=(), policy=None, counts=None, s
         path = root / name
         if not path.is_file():
             raise CollapseguardError(f"{path}: no such data file; pass files that exist under {root}")
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise CollapseguardError(f"{path}: a symlink out of {root} (to {path.resolve()}); a manifest covers only "
+                                     "files inside its folder: copy the file in or remove the link")
         subjects.append({"name": name, "digest": {"sha256": sha256_file(path)}})
         entry = {"size": path.stat().st_size, "records": count_records(path)}
         origins = declared_origins(path)
