@@ -143,9 +143,11 @@ def open_binary(shard: Shard):
     if shard.compression == "gzip":
         return gzip.open(shard.path, "rb")
     if shard.compression == "zstd":
+        import io
+
         import pyarrow as pa
 
-        return pa.CompressedInputStream(pa.OSFile(str(shard.path), "rb"), "zstd")
+        return io.BufferedReader(pa.input_stream(str(shard.path), compression="zstd"))
     return open(shard.path, "rb")
 
 
