@@ -108,3 +108,41 @@ def test_refusals(sweep):
     res = run(*base, code=2)
     assert "needs --max-degradation" in res.output
     assert not (sweep / "never").exists()
+
+
+def test_an_lm_run_uses_test_perplexity_and_a_higher_is_better_metric_flips(tmp_path):
+    """A results table in the LM loop's shape: the default metric is test_perplexity; for the
+    VAE world's latent_std (higher is better) a drop is the degradation."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for fraction, rise in ((0.0, 10.0), (0.1, 2.0)):
+        for seed in range(3):
+            for g in range(4):
+                rows.append({"world": "lm", "policy": "replace", "human_fraction": fraction, "seed": seed,
+                             "generation": g, "metric": "test_perplexity", "value": 30.0 + rise * g + seed})
+                rows.append({"world": "lm", "policy": "replace", "human_fraction": fraction, "seed": seed,
+                             "generation": g, "metric": "distinct_2", "value": 0.5})
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "lm.parquet")
+    pool = tmp_path / "p.jsonl"
+    pool.write_text("".join(json.dumps({"text": f"r {i}"}) + "\n" for i in range(20)))
+    base = ["curate", "--human", pool, "--synthetic", pool, "--size", 4, "--out", tmp_path / "m",
+            "--from-simulation", tmp_path / "lm.parquet", "--generations", 3]
+    res = run(*base, "--max-degradation", 6.5, code=2)  # the same file as both pools is refused
+    assert "is in two pools" in res.output
+    base[4] = tmp_path / "q.jsonl"
+    (tmp_path / "q.jsonl").write_text(pool.read_text().replace("r ", "q "))
+    info = json.loads(run(*base, "--max-degradation", 6.5, "--json").stdout)["chosen_by"]
+    assert info["metric"] == "test_perplexity" and info["human_fraction"] == 0.1  # 0.1 rises by 6 in 3 generations
+    assert [r["max_median"] for r in info["fractions"]] == [30.0, 6.0]
+    res = run(*base, "--max-degradation", 5.9, code=2)
+    assert "0: median 30, upper 30; 0.1: median 6, upper 6" in res.output
+
+    vae = [{**r, "world": "vae", "metric": "latent_std", "value": 1.0 - 0.1 * r["generation"] * (r["human_fraction"] == 0)}
+           for r in rows if r["metric"] == "test_perplexity"]
+    pq.write_table(pa.Table.from_pylist(vae), tmp_path / "vae.parquet")
+    base[base.index(tmp_path / "lm.parquet")] = tmp_path / "vae.parquet"
+    info = json.loads(run(*base, "--max-degradation", 0.2, "--out", tmp_path / "v", "--json").stdout)["chosen_by"]
+    assert info["higher_is_worse"] is False and info["human_fraction"] == 0.1
+    assert info["fractions"][0]["max_median"] == pytest.approx(0.3)

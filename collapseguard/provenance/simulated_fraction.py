@@ -40,8 +40,8 @@ def higher_is_worse(world: str, metric: str) -> bool:
     return worse if name == metric else True
 
 
-def load_results(path):
-    """The tidy results table as a pandas DataFrame, its columns checked."""
+def load_results(path) -> dict:
+    """The tidy results table as column name -> numpy array, its columns checked."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -55,19 +55,34 @@ def load_results(path):
     if missing:
         raise CollapseguardError(f"{path}: lacks the column(s) {', '.join(missing)}; pass the results.parquet that "
                                  "`collapseguard simulate run/sweep` writes")
-    return table.select(list(COLUMNS)).to_pandas()
+    cols = {c: table.column(c).to_numpy() for c in COLUMNS}
+    for c in ("world", "policy", "metric"):
+        cols[c] = cols[c].astype(str)
+    return cols
 
 
-def _one(df, column: str, value, path, flag: str):
-    have = sorted(map(str, df[column].unique()))
+def _rows(cols: dict, keep: np.ndarray) -> dict:
+    return {c: v[keep] for c, v in cols.items()}
+
+
+def _one(cols: dict, column: str, value, path, flag: str) -> tuple[dict, str]:
+    have = sorted(set(cols[column]))
     if value is None:
         if len(have) != 1:
             raise CollapseguardError(f"{path}: holds several {column}s ({', '.join(have)}); choose one with {flag}")
-        value = df[column].iloc[0]
+        value = have[0]
     if str(value) not in have:
         raise CollapseguardError(f"{path}: has no rows with {column} {value!r} (has: {', '.join(have) or 'none'}); "
                                  f"pass one of them to {flag}")
-    return df[df[column].astype(str) == str(value)], value
+    return _rows(cols, cols[column] == str(value)), str(value)
+
+
+def seed_by_generation(cols: dict, generations: int) -> np.ndarray:
+    """values (S seeds, G+1 generations) of one fraction; NaN where a seed lacks a generation."""
+    seeds, s_idx = np.unique(cols["seed"], return_inverse=True)
+    values = np.full((len(seeds), generations + 1), np.nan)
+    values[s_idx, cols["generation"].astype(int)] = cols["value"]
+    return values
 
 
 def degradation_table(values: np.ndarray, worse_up: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -83,29 +98,32 @@ def pick_fraction(path, max_degradation: float, generations: int, *, metric: str
     `generations` generations, with every fraction's figures and the rows used."""
     if generations < 1:
         raise CollapseguardError(f"--generations must be at least 1, got {generations}")
-    df = load_results(path)
-    if df.empty:
+    cols = load_results(path)
+    if not len(cols["value"]):
         raise CollapseguardError(f"{path}: holds no rows; pass the results of a finished simulation")
-    df, world = _one(df, "world", world, path, "--world")
-    df, policy = _one(df, "policy", policy, path, "--policy")
+    cols, world = _one(cols, "world", world, path, "--world")
+    cols, policy = _one(cols, "policy", policy, path, "--policy")
     name, _ = default_metric(world) if metric is None else (metric, None)
-    if name not in set(df["metric"]):
+    if name not in set(cols["metric"]):
         raise CollapseguardError(f"{path}: has no metric {name!r} for world {world} (has: "
-                                 f"{', '.join(sorted(set(df['metric'])))}); pass one of them to --metric")
+                                 f"{', '.join(sorted(set(cols['metric'])))}); pass one of them to --metric")
     worse_up = higher_is_worse(world, name)
-    df = df[(df["metric"] == name) & (df["generation"] <= generations)]
-    if df.duplicated(["human_fraction", "seed", "generation"]).any():
+    cols = _rows(cols, (cols["metric"] == name) & (cols["generation"] <= generations))
+    keys = list(zip(cols["human_fraction"].tolist(), cols["seed"].tolist(), cols["generation"].tolist()))
+    if len(set(keys)) != len(keys):
         raise CollapseguardError(f"{path}: repeats rows of one fraction, seed and generation (several runs in one "
                                  "file?); pass the results of one sweep or run")
     rows, short = [], []
-    for fraction, cell in sorted(df.groupby("human_fraction"), key=lambda kv: kv[0]):
-        wide = cell.pivot(index="seed", columns="generation", values="value")
-        if list(wide.columns) != list(range(generations + 1)):
-            short.append(f"{fraction:g} (generations 0..{int(cell['generation'].max())})")
+    for fraction in np.unique(cols["human_fraction"]):
+        cell = _rows(cols, cols["human_fraction"] == fraction)
+        present = set(cell["generation"].tolist())
+        if present != set(range(generations + 1)):
+            short.append(f"{fraction:g} (generations 0..{int(max(present))})")
             continue
-        med, hi = degradation_table(wide.to_numpy(dtype=float), worse_up)
+        values = seed_by_generation(cell, generations)
+        med, hi = degradation_table(values, worse_up)
         worst_med, worst_hi = float(np.nanmax(med)), float(np.nanmax(hi))
-        rows.append({"human_fraction": float(fraction), "seeds": int(len(wide)), "rows": int(len(cell)),
+        rows.append({"human_fraction": float(fraction), "seeds": int(len(values)), "rows": int(len(cell["value"])),
                      "max_median": worst_med, "max_upper": worst_hi,
                      "passes": bool(worst_med <= max_degradation and worst_hi <= max_degradation)})
     if not rows:
