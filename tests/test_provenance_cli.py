@@ -145,3 +145,21 @@ def test_croissant_validates_with_mlcroissant(signed, tmp_path):
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     with pytest.raises(mlc.ValidationError):
         mlc.Dataset(jsonld=str(tmp_path / "broken.json"))
+
+
+def test_croissant_record_sets_load_the_same_records(signed):
+    mlc = pytest.importorskip("mlcroissant")
+    pq = pytest.importorskip("pyarrow.parquet")
+    data, _ = signed
+    out = data / "croissant.json"  # beside the manifest: contentUrl is relative to it
+    run("provenance", "croissant", data / "manifest.json", "--name", "tiny", "--license", "cc-by-4.0", "--out", out)
+    ds = mlc.Dataset(jsonld=str(out))
+    rows = list(ds.records("a.parquet/records"))
+    table = pq.read_table(data / "a.parquet")
+    assert [r["a.parquet/records/text"].decode() for r in rows] == table.column("text").to_pylist()
+    assert [r["a.parquet/records/origin"].decode() for r in rows] == table.column("origin").to_pylist()
+    rows = list(ds.records("sub/b.jsonl/records"))
+    expected = [json.loads(line)["text"] for line in (data / "sub" / "b.jsonl").read_text().splitlines() if line.strip()]
+    assert [r["sub/b.jsonl/records/text"].decode() for r in rows] == expected
+    sets = {r["@id"] for r in json.loads(out.read_text())["recordSet"]}
+    assert sets == {"a.parquet/records", "sub/b.jsonl/records"}  # not the .txt or the gzip file

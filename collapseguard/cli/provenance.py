@@ -192,11 +192,15 @@ def card(manifest, pretty_name, license_, out, overwrite) -> None:
 @click.option("--base-url", default=None, help="Prefix of each file's contentUrl (default: the relative path).")
 @click.option("--license", "license_", default=None, help="License URL or SPDX id.")
 @click.option("--version", "version", default=None, help="Dataset version, e.g. 1.0.0.")
+@click.option("--text-column", default=None, help="Text column of the record sets (default: the policy's, else text).")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the JSON-LD here (default: print it).")
 @overwrite_option
-def croissant(manifest, name, description, url, base_url, license_, version, out, overwrite) -> None:
+def croissant(manifest, name, description, url, base_url, license_, version, text_column, out, overwrite) -> None:
     """Export MANIFEST as Croissant 1.0 JSON-LD: one FileObject per file with its sha256, and the
-    provenance fields (rai:hasSyntheticData, origin counts, synthetic share, policy, parents).
+    provenance fields (rai:hasSyntheticData, origin counts, synthetic share, policy, parents), and
+    a record set per parquet/jsonl file (its text, and its `origin` column when it has one).
+    contentUrl is relative to the manifest's folder unless --base-url: write the file there to
+    load the records from it.
 
     \b
     Example:
@@ -205,7 +209,7 @@ def croissant(manifest, name, description, url, base_url, license_, version, out
     from collapseguard.provenance.croissant import to_croissant
 
     doc = to_croissant(_statement(manifest), name=name, description=description, url=url, base_url=base_url,
-                       license=license_, version=version)
+                       license=license_, version=version, text_column=text_column)
     _emit(json.dumps(doc, indent=2) + "\n", out, overwrite)
 
 

@@ -54,6 +54,17 @@ def file_object(subject: dict, entry: dict, base_url: str | None) -> dict:
     return obj
 
 
+def record_set(name: str, entry: dict, text_column: str) -> dict | None:
+    """A RecordSet reading the text (and the declared `origin`) of a parquet or jsonl file, so
+    Croissant loaders can read the records; None for other formats."""
+    if encoding_of(name) not in ("application/x-parquet", "application/jsonlines"):
+        return None
+    columns = [text_column] + (["origin"] if entry.get("origin_counts") else [])
+    fields = [{"@type": "cr:Field", "@id": f"{name}/records/{col}", "name": col, "dataType": "sc:Text",
+               "source": {"fileObject": {"@id": name}, "extract": {"column": col}}} for col in columns]
+    return {"@type": "cr:RecordSet", "@id": f"{name}/records", "name": f"{name}/records", "field": fields}
+
+
 def has_synthetic(pred: dict) -> bool | None:
     """Whether the data holds machine text: declared origins first, then the scan's detections."""
     declared = pred.get("origin_counts")
@@ -66,8 +77,10 @@ def has_synthetic(pred: dict) -> bool | None:
 
 def to_croissant(statement: dict, *, name: str, description: str | None = None, url: str | None = None,
                  license: str | None = None, base_url: str | None = None, version: str | None = None,
-                 cite_as: str | None = None, date_published: str | None = None) -> dict:
-    """A Croissant JSON-LD dataset describing the manifest's files and their provenance."""
+                 cite_as: str | None = None, date_published: str | None = None,
+                 text_column: str | None = None) -> dict:
+    """A Croissant JSON-LD dataset describing the manifest's files and their provenance, with a
+    record set per parquet/jsonl file (`text_column`: default the policy's, else "text")."""
     pred = statement["predicate"]
     entries = pred.get("files") or {}
     policy = pred.get("policy") or {}
@@ -84,6 +97,10 @@ def to_croissant(statement: dict, *, name: str, description: str | None = None, 
         "cg:records": pred.get("records"),
         "cg:tool_version": pred.get("tool_version"),
     }
+    column = text_column or policy.get("text_column") or "text"
+    sets = [record_set(s["name"], entries.get(s["name"], {}), column) for s in statement["subject"]]
+    if any(sets):
+        doc["recordSet"] = [r for r in sets if r]
     for key, value in (("license", license), ("version", version), ("citeAs", cite_as),
                        ("datePublished", date_published)):
         if value:
