@@ -187,3 +187,30 @@ def test_a_wrong_key_file_is_refused_before_any_work(pools, tmp_path):
     res = run("curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
               "--size", 20, "--key", bad, "--out", tmp_path / "mix", code=2)
     assert str(bad) in res.output and not (tmp_path / "mix").exists()
+
+
+def test_output_folder_rules(pools, tmp_path):
+    from collapseguard.provenance.verify import verify_manifest
+
+    args = ["curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5"]
+    out = tmp_path / "mix"
+    run(*args, "--size", 40, "--shard-records", 10, "--out", out)
+    assert len(list((out / "data").glob("*.parquet"))) == 4
+    res = run(*args, "--size", 20, "--shard-records", 10, "--out", out, code=2)  # other settings
+    assert "--overwrite" in res.output
+    run(*args, "--size", 20, "--shard-records", 10, "--out", out, "--overwrite")
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
+    assert verify_manifest(out / "manifest.json", allow_unsigned=True)["files"] == 2  # no stale shard left
+    theirs = tmp_path / "theirs"
+    (theirs / "data").mkdir(parents=True)
+    (theirs / "data" / "part-00007.parquet").write_bytes(b"user data")
+    res = run(*args, "--size", 20, "--out", theirs, "--overwrite", code=2)
+    assert "holds files curate did not write" in res.output
+    assert (theirs / "data" / "part-00007.parquet").read_bytes() == b"user data"
+    res = run(*args, "--size", 20, "--out", pools["human"] / "mix", code=2)  # never inside an input
+    assert "would overwrite the input" in res.output
+
+
+def test_help_has_examples():
+    res = run("curate", "--help")
+    assert "Examples:" in res.output and "--from-simulation" in res.output and "--tokens" in res.output

@@ -419,16 +419,17 @@ def summary(config: CurateConfig, pools: list[Pool], table) -> dict:
             "pools": [p.report() for p in pools]}
 
 
-def write_shards(table, out: Path, shard_records: int) -> list[str]:
-    """The mix as `data/part-NNNNN.parquet` shards (atomic writes); their names relative to `out`."""
+def shard_names(rows: int, shard_records: int) -> list[str]:
+    """`data/part-NNNNN.parquet` names, relative to the output folder, for `rows` records."""
+    return [f"data/{PART.format(i)}" for i in range(max(1, -(-rows // shard_records)))]
+
+
+def write_shards(table, out: Path, names: list[str], shard_records: int) -> None:
+    """The mix as shards of `shard_records` records each (atomic writes)."""
     from collapseguard.io.atomic import write_parquet_atomic
 
-    names = []
-    for i, start in enumerate(range(0, max(table.num_rows, 1), shard_records)):
-        name = f"data/{PART.format(i)}"
-        write_parquet_atomic(table.slice(start, shard_records), out / name)
-        names.append(name)
-    return names
+    for i, name in enumerate(names):
+        write_parquet_atomic(table.slice(i * shard_records, shard_records), out / name)
 
 
 def clear_stale(out: Path, keep: list[str], ours: bool) -> None:
@@ -464,8 +465,9 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
     settings = {**asdict(config), "signed": key is not None, **({"chosen_by": extra} if extra else {})}
     claim_output_dir(out, command="curate", settings=settings, overwrite=overwrite,
                      inputs=[*config.human, *config.synthetic, *config.attributes])
-    names = write_shards(table, out, config.shard_records)
-    clear_stale(out, names, ours=previous is None or previous.get("command") == "curate")
+    names = shard_names(table.num_rows, config.shard_records)
+    clear_stale(out, names, ours=previous is not None and previous.get("command") == "curate")
+    write_shards(table, out, names, config.shard_records)
     info = summary(config, pools, table)
     info["cut_records"] = sum(1 for c in chosen if c[-1])
     if extra:
