@@ -276,7 +276,8 @@ def index_pool(pool: Pool, config: CurateConfig, seen: dict) -> list[tuple]:
         pool.read += len(texts)
         declared = prov.get("origin") or [None] * len(texts)
         for row, text in enumerate(texts):
-            if not isinstance(text, str) or not text.split():
+            n_tok = count_tokens(text) if isinstance(text, str) else 0
+            if not n_tok:
                 pool.no_text += 1
                 continue
             if declared[row] not in (None, pool.kind):
@@ -290,7 +291,6 @@ def index_pool(pool: Pool, config: CurateConfig, seen: dict) -> list[tuple]:
             digest = pc.text_sha256(text)
             occurrence = seen.get((pool.kind, digest), 0)
             seen[(pool.kind, digest)] = occurrence + 1
-            n_tok = count_tokens(text)
             out.append((priority(config.seed, digest, occurrence), n_tok, s_i, row))
             pool.eligible += 1
             pool.eligible_tokens += n_tok
@@ -365,9 +365,10 @@ def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig):
         att = read_attributes(pool.attributes[shard.rel], shard, texts) if shard.rel in pool.attributes else None
         if att is not None:
             score_names |= set(att["scores"])
+        where = f"{Path(pool.path).as_posix()}/{shard.rel}"
         for pos in positions:
             _, _, kept, _, _, row, cut = chosen[pos]
-            rows[pos] = output_row(pool, shard, row, texts[row], prov, att, kept if cut else None)
+            rows[pos] = output_row(pool.kind, where, row, texts[row], prov, att, kept if cut else None)
     scores = tuple(sorted(score_names))
     schema = pc.schema(config.text_column, scores)
     data = {config.text_column: [r["text"] for r in rows]}
@@ -378,8 +379,9 @@ def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig):
     return pa.table(data, schema=schema)
 
 
-def output_row(pool: Pool, shard, row: int, text: str, prov: dict, att: dict | None, cut: int | None) -> dict:
-    """One output record: the text (cut to `cut` tokens when given) and its provenance."""
+def output_row(kind: str, where: str, row: int, text: str, prov: dict, att: dict | None, cut: int | None) -> dict:
+    """One output record of a `kind` pool's shard `where`: the text (cut to `cut` tokens when
+    given) and its provenance."""
     def given(name):
         values = prov.get(name)
         return None if values is None else values[row]
@@ -388,13 +390,12 @@ def output_row(pool: Pool, shard, row: int, text: str, prov: dict, att: dict | N
     parents = given("parent_ids") or []
     if cut is not None:
         text = cut_to_tokens(text, cut)
-        parents = [digest]
+        parents, digest = [digest], pc.text_sha256(text)
     evidence = att if att is not None else {}
     return {
-        "text": text, "origin": pool.kind,
-        "source": given("source") or f"{Path(pool.path).as_posix()}/{shard.rel}#{row}",
+        "text": text, "origin": kind, "source": given("source") or f"{where}#{row}",
         "license": given("license"), "generator": given("generator"), "generation": given("generation"),
-        "parent_ids": parents, "sha256": pc.text_sha256(text),
+        "parent_ids": parents, "sha256": digest,
         "decision": evidence["decision"][row] if "decision" in evidence else given("decision"),
         "reason": evidence["reason"][row] if "reason" in evidence else given("reason"),
         "scores": {k: v[row] for k, v in evidence.get("scores", {}).items()},
