@@ -214,3 +214,20 @@ def test_output_folder_rules(pools, tmp_path):
 def test_help_has_examples():
     res = run("curate", "--help")
     assert "Examples:" in res.output and "--from-simulation" in res.output and "--tokens" in res.output
+
+
+@pytest.mark.parametrize("fraction, size, tokens", [(0, 7, None), (1, 7, None), (0.5, 5, None), (0.125, 9, None),
+                                                    (0, None, 31), (1, None, 31), (0.5, None, 33), (0.07, None, 100)])
+def test_targets_are_met_exactly_at_the_edges(pools, tmp_path, fraction, size, tokens):
+    from fractions import Fraction
+
+    from collapseguard.provenance.curate import CurateConfig, curate
+
+    total = size if size is not None else tokens
+    want_human = int(Fraction(str(fraction)) * total + Fraction(1, 2))  # half up
+    config = CurateConfig((str(pools["human"]),), (str(pools["synthetic"]),), fraction, size, tokens, seed=11)
+    curate(config, tmp_path / "mix")
+    rows = read_mix(tmp_path / "mix")
+    count = (lambda r: 1) if size is not None else (lambda r: n_words(r["text"]))
+    assert sum(count(r) for r in rows if r["origin"] == "human") == want_human
+    assert sum(count(r) for r in rows if r["origin"] == "synthetic") == total - want_human
