@@ -163,6 +163,12 @@ def test_ray_engine_writes_the_same_bytes_as_local(world, scanned, tmp_path):
     assert tree_digest(ray_out) == tree_digest(out)
 
 
+def test_local_worker_processes_write_the_same_bytes(world, scanned, tmp_path):
+    out, _ = scanned
+    run("scan", world["root"] / "data", "--out", tmp_path / "w2", "--policy", world["policy"], "--workers", "2")
+    assert tree_digest(tmp_path / "w2") == tree_digest(out)
+
+
 def test_datatrove_step_tags_documents_like_the_scan(world, scanned, tmp_path):
     pytest.importorskip("datatrove")
     from datatrove.executor import LocalPipelineExecutor
