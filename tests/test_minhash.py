@@ -104,3 +104,43 @@ def test_lazy_package_exports():
         "assert shingles('a b c', 2) == ['a b', 'b c'] and minhash_signatures(['a b c']).shape == (1, 128)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_batches_and_threads_do_not_change_signatures():
+    """Small internal batches and any thread count give the same rows (and the errors name the
+    record by its index in the whole input)."""
+    texts = random_texts(random.Random(11), 80)
+    want = reference(texts, 32, 5, 3, "affine32")
+    np.testing.assert_array_equal(minhash_signatures(texts, 32, 5, 3, batch_chars=50), want)
+    if minhash_kernels.AVAILABLE:
+        import numba
+
+        before = numba.get_num_threads()
+        try:
+            for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+                numba.set_num_threads(threads)
+                np.testing.assert_array_equal(minhash_signatures(texts, 32, 5, 3, batch_chars=300), want)
+        finally:
+            numba.set_num_threads(before)
+    with pytest.raises(CollapseguardError, match="record 41"):
+        minhash_signatures(texts[:41] + ["\ud800 lone surrogate"], batch_chars=10)
+
+
+def test_memory_is_bounded_by_the_batch_not_the_input():
+    """Peak traced memory beyond the output grows with the batch size, not with the input."""
+    import tracemalloc
+
+    rng = random.Random(2)
+    vocab = [f"w{i}" for i in range(500)]
+
+    def peak(n_texts: int) -> int:
+        texts = [" ".join(rng.choice(vocab) for _ in range(150)) for _ in range(n_texts)]
+        minhash_signatures(texts[:2], batch_chars=20_000)
+        tracemalloc.start()
+        minhash_signatures(texts, batch_chars=20_000)
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return top - n_texts * 128 * 4  # minus the output itself
+
+    small, large = peak(200), peak(3000)
+    assert large < 2 * small

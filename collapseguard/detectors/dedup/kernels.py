@@ -1,9 +1,10 @@
 """Compiled (numba) hot paths for MinHash: SHA-1 of every shingle and the per-document minimum.
 
-Input is one UTF-8 buffer of whitespace-normalised documents (``" ".join(text.split())``), so
-the shingle ``tokens[i:i+n]`` is the byte slice from the start of token i to the end of token
-i+n-1: no per-shingle Python string is ever built. (Tokenising raw UTF-8 inside numba and
-assembling each shingle was measured slower than this.) SHA-1 follows FIPS 180-4; the value
+Input is one UTF-8 buffer of the documents as they are. The kernels split it on Unicode
+whitespace (exactly ``str.split()``'s set) and hash each shingle ``" ".join(tokens[i:i+n])``:
+when its tokens are separated by single spaces it is one byte range of the buffer, otherwise it
+is assembled in a scratch block. No per-token or per-shingle Python object is ever built, and
+blocks of documents run in parallel (``prange``). SHA-1 follows FIPS 180-4; the value
 kept is datasketch's ``sha1_hash64`` (first 8 digest bytes, little-endian), whose low 32 bits
 are ``sha1_hash32``. When numba is not installed, ``AVAILABLE`` is False and callers use the
 hashlib/numpy path in ``minhash.py`` (same results, slower).
@@ -20,18 +21,33 @@ except ImportError:  # optional extra `dedup`
 
 AVAILABLE = numba is not None
 _M32 = 0xFFFFFFFF
+prange = numba.prange if AVAILABLE else range
 
 
 def _jit(fn):
     return numba.njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
 
 
-@_jit
+def _inline(fn):
+    return numba.njit(cache=True, nogil=True, inline="always")(fn) if AVAILABLE else fn
+
+
+def _pjit(fn):
+    """Compiled with numba's parallel loops (``prange`` over blocks of documents)."""
+    return numba.njit(cache=True, nogil=True, parallel=True)(fn) if AVAILABLE else fn
+
+
+def num_threads() -> int:
+    """Threads the parallel kernels use (numba's setting: NUMBA_NUM_THREADS or set_num_threads)."""
+    return numba.get_num_threads() if AVAILABLE else 1
+
+
+@_inline
 def _rotl(x, k):
     return ((x << k) | (x >> (32 - k))) & _M32
 
 
-@_jit
+@_inline
 def _bswap32(x):
     return ((x & 0xFF) << 24) | ((x & 0xFF00) << 8) | ((x >> 8) & 0xFF00) | (x >> 24)
 
@@ -77,101 +93,179 @@ def sha1_hash64_block(block, length, w):
     return _bswap32(h0) | (_bswap32(h1) << 32)
 
 
-@_jit
-def sha1_hash64_slice(buf, start, length, block, w):
-    """datasketch sha1_hash64 of buf[start:start+length] (copied into the scratch `block`)."""
-    block[:length] = buf[start : start + length]
-    return sha1_hash64_block(block, length, w)
+@_inline
+def space_len(buf, p, hi):
+    """Bytes of the whitespace character at buf[p] (0 if it is not one), as ``str.split()`` sees it.
+
+    UTF-8 of every code point Python's ``str.isspace`` accepts: ASCII \\t\\n\\v\\f\\r, 0x1c-0x1f and
+    space; U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+    """
+    c = buf[p]
+    if 32 < c < 0xC2:  # most bytes: printable ASCII and UTF-8 continuation bytes
+        return 0
+    if c == 32 or (9 <= c <= 13) or (28 <= c <= 31):
+        return 1
+    if c == 0xC2:
+        if p + 1 < hi and (buf[p + 1] == 0x85 or buf[p + 1] == 0xA0):
+            return 2
+        return 0
+    if c < 0xE1 or c > 0xE3 or p + 2 >= hi:
+        return 0
+    d, e = buf[p + 1], buf[p + 2]
+    if c == 0xE1:
+        return 3 if d == 0x9A and e == 0x80 else 0
+    if c == 0xE3:
+        return 3 if d == 0x80 and e == 0x80 else 0
+    if d == 0x80 and ((0x80 <= e <= 0x8A) or e == 0xA8 or e == 0xA9 or e == 0xAF):
+        return 3
+    return 3 if d == 0x81 and e == 0x9F else 0
 
 
-@_jit
-def shingle_counts(buf, doc_offsets, n):
-    """Shingles of each normalised document (tokens joined by single spaces; see ``minhash.shingles``)."""
+@_inline
+def next_token(buf, p, hi):
+    """(start, end) of the first token at or after byte p of a UTF-8 document ending at hi."""
+    while p < hi:
+        k = space_len(buf, p, hi)
+        if k == 0:
+            break
+        p += k
+    start = p
+    while p < hi and space_len(buf, p, hi) == 0:
+        p += 1
+    return start, p
+
+
+@_pjit
+def shingle_counts_raw(buf, doc_offsets, n):
+    """Shingles of each raw UTF-8 document: max(tokens - n + 1, 1), or 0 with no tokens."""
     n_docs = len(doc_offsets) - 1
     counts = np.zeros(n_docs, dtype=np.int64)
-    for d in range(n_docs):
-        lo, hi = doc_offsets[d], doc_offsets[d + 1]
-        if hi == lo:
-            continue
-        ntok = 1
-        for p in range(lo, hi):
-            if buf[p] == 32:
-                ntok += 1
-        counts[d] = ntok - n + 1 if ntok >= n else 1
+    for d in prange(n_docs):
+        p, hi, ntok = doc_offsets[d], doc_offsets[d + 1], 0
+        while True:
+            start, p = next_token(buf, p, hi)
+            if start == hi:
+                break
+            ntok += 1
+        counts[d] = ntok - n + 1 if ntok >= n else min(ntok, 1)
     return counts
 
 
-@_jit
-def shingle_hashes_kernel(buf, doc_offsets, n, offsets, max_tokens, max_bytes):
-    """sha1_hash64 bits (int64) of every shingle (duplicates included), laid out by `offsets`.
+@_inline
+def _hash_ring(buf, rs, re, first, count, n, block, w):
+    """sha1_hash64 of tokens first..first+count-1 (ring positions mod n) joined by one space.
 
-    In a normalised document the shingle tokens[i:i+n] is one contiguous byte slice.
+    When the tokens are already separated by single spaces (the common case) the shingle is one
+    contiguous byte range of `buf`, copied at once; otherwise it is assembled token by token.
+    """
+    lo, hi = rs[first % n], re[(first + count - 1) % n]
+    contiguous = True
+    for k in range(count - 1):
+        if re[(first + k) % n] + 1 != rs[(first + k + 1) % n] or buf[re[(first + k) % n]] != 32:
+            contiguous = False
+            break
+    if contiguous:
+        length = hi - lo
+        for q in range(length):
+            block[q] = buf[lo + q]
+        return sha1_hash64_block(block, length, w)
+    length = 0
+    for k in range(count):
+        idx = (first + k) % n
+        if k:
+            block[length] = 32
+            length += 1
+        for q in range(rs[idx], re[idx]):
+            block[length] = buf[q]
+            length += 1
+    return sha1_hash64_block(block, length, w)
+
+
+@_pjit
+def shingle_hashes_raw(buf, doc_offsets, n, offsets, blocks):
+    """sha1_hash64 bits (int64) of every shingle of raw UTF-8 documents, laid out by `offsets`.
+
+    Tokens are whitespace-separated (``space_len``); the last n token spans sit in a ring, and
+    each shingle is assembled with single spaces into a scratch block and hashed. Documents
+    are split into `blocks` (boundaries, ascending) that run in parallel, each with its own scratch.
     """
     out = np.empty(offsets[-1], dtype=np.int64)
-    block = np.empty(max_bytes + 72, dtype=np.uint8)
-    starts = np.empty(max_tokens + 1, dtype=np.int64)
-    ends = np.empty(max_tokens + 1, dtype=np.int64)
-    w = np.empty(80, dtype=np.int64)
-    for d in range(len(doc_offsets) - 1):
-        lo, hi = doc_offsets[d], doc_offsets[d + 1]
-        if hi == lo:
-            continue
-        ntok = 0
-        starts[0] = lo
-        for p in range(lo, hi):
-            if buf[p] == 32:
-                ends[ntok] = p
+    for bi in prange(len(blocks) - 1):
+        lo_doc, hi_doc = blocks[bi], blocks[bi + 1]
+        longest = 0
+        for d in range(lo_doc, hi_doc):
+            longest = max(longest, doc_offsets[d + 1] - doc_offsets[d])
+        block = np.empty(longest + 72, dtype=np.uint8)
+        w = np.empty(80, dtype=np.int64)
+        rs = np.empty(n, dtype=np.int64)
+        re = np.empty(n, dtype=np.int64)
+        for d in range(lo_doc, hi_doc):
+            p, hi, ntok, pos = doc_offsets[d], doc_offsets[d + 1], 0, offsets[d]
+            while True:
+                start, p = next_token(buf, p, hi)
+                if start == hi:
+                    break
+                rs[ntok % n], re[ntok % n] = start, p
                 ntok += 1
-                starts[ntok] = p + 1
-        ends[ntok] = hi
-        ntok += 1
-        pos = offsets[d]
-        for i in range(offsets[d + 1] - offsets[d]):
-            last = min(i + n - 1, ntok - 1)
-            out[pos + i] = sha1_hash64_slice(buf, starts[i], ends[last] - starts[i], block, w)
+                if ntok >= n:
+                    out[pos] = _hash_ring(buf, rs, re, ntok - n, n, n, block, w)
+                    pos += 1
+            if 0 < ntok < n:
+                out[pos] = _hash_ring(buf, rs, re, 0, ntok, n, block, w)
     return out
 
 
-@_jit
-def min_affine(h, offsets, a, b, out, mask):
-    """out[d, k] = min over shingles j of doc d of (a[k] * h[j] + b[k]) & mask (uint64 wrap)."""
-    num_perm = len(a)
-    acc = np.empty(num_perm, dtype=np.uint64)
-    for d in range(len(offsets) - 1):
-        acc[:] = out[d]
-        for j in range(offsets[d], offsets[d + 1]):
-            hj = h[j]
-            for k in range(num_perm):  # branch-free so LLVM vectorises it
-                acc[k] = min(acc[k], (a[k] * hj + b[k]) & mask)
-        out[d] = acc
+@_pjit
+def min_affine32_blocks(h, offsets, a, b, out, blocks):
+    """min_affine32 with blocks of documents in parallel."""
+    for bi in prange(len(blocks) - 1):
+        acc = np.empty(len(a), dtype=np.uint32)
+        for d in range(blocks[bi], blocks[bi + 1]):
+            acc[:] = out[d]
+            for j in range(offsets[d], offsets[d + 1]):
+                hj = h[j]
+                for k in range(len(a)):
+                    acc[k] = min(acc[k], np.uint32(a[k] * hj + b[k]))
+            out[d] = acc
 
 
-@_jit
-def min_affine32(h, offsets, a, b, out):
-    """affine32: out[d, k] = min over doc d's shingles of (a[k] * h[j] + b[k]) mod 2^32."""
-    num_perm = len(a)
-    acc = np.empty(num_perm, dtype=np.uint32)
-    for d in range(len(offsets) - 1):
-        acc[:] = out[d]
-        for j in range(offsets[d], offsets[d + 1]):
-            hj = h[j]
-            for k in range(num_perm):
-                acc[k] = min(acc[k], np.uint32(a[k] * hj + b[k]))
-        out[d] = acc
+@_pjit
+def min_affine_blocks(h, offsets, a, b, out, mask, blocks):
+    """min_affine with blocks of documents in parallel."""
+    for bi in prange(len(blocks) - 1):
+        acc = np.empty(len(a), dtype=np.uint64)
+        for d in range(blocks[bi], blocks[bi + 1]):
+            acc[:] = out[d]
+            for j in range(offsets[d], offsets[d + 1]):
+                hj = h[j]
+                for k in range(len(a)):
+                    acc[k] = min(acc[k], (a[k] * hj + b[k]) & mask)
+            out[d] = acc
 
 
-@_jit
-def min_legacy(h, offsets, a, b, out, prime, mask):
-    """datasketch legacy: ((a*h + b) mod 2^64 mod prime) & mask, min per document."""
-    num_perm = len(a)
-    acc = np.empty(num_perm, dtype=np.uint64)
-    for d in range(len(offsets) - 1):
-        acc[:] = out[d]
-        for j in range(offsets[d], offsets[d + 1]):
-            hj = h[j]
-            for k in range(num_perm):
-                acc[k] = min(acc[k], ((a[k] * hj + b[k]) % prime) & mask)
-        out[d] = acc
+@_pjit
+def min_legacy_blocks(h, offsets, a, b, out, prime, mask, blocks):
+    """min_legacy with blocks of documents in parallel."""
+    for bi in prange(len(blocks) - 1):
+        acc = np.empty(len(a), dtype=np.uint64)
+        for d in range(blocks[bi], blocks[bi + 1]):
+            acc[:] = out[d]
+            for j in range(offsets[d], offsets[d + 1]):
+                hj = h[j]
+                for k in range(len(a)):
+                    acc[k] = min(acc[k], ((a[k] * hj + b[k]) % prime) & mask)
+            out[d] = acc
+
+
+def doc_blocks(weights: np.ndarray, parts: int) -> np.ndarray:
+    """Boundaries splitting documents into about `parts` contiguous blocks of similar total weight."""
+    n = len(weights)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    cum = np.cumsum(weights, dtype=np.float64)
+    targets = cum[-1] * np.arange(1, parts) / parts
+    inner = np.searchsorted(cum, targets, side="right")
+    return np.unique(np.concatenate(([0], inner, [n]))).astype(np.int64)
 
 
 @_jit

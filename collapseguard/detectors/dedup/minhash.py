@@ -16,13 +16,17 @@ Schemes (datasketch 2.x, ``minhash.py``):
 - ``legacy`` (datasketch < 2.0): phv = ((a*h + b) mod 2^64 mod (2^61 - 1)) & (2^32 - 1), stored
   as uint64 (the uint64 product wraps exactly as datasketch's does).
 
-Speed comes from hashing each unique shingle of a batch once and doing the permutations and
-the per-document minimum (``np.minimum.reduceat``) for many documents at once, in chunks.
+Speed: with numba (the ``dedup`` extra) the UTF-8 of a batch is tokenised, every shingle is
+SHA-1 hashed and the per-document minimum taken in compiled kernels, blocks of documents in
+parallel on every core numba is allowed (``NUMBA_NUM_THREADS``). Without numba, each unique
+shingle of a batch is hashed once with hashlib and the permutations and per-document minimum
+(``np.minimum.reduceat``) are done for many documents at once, in chunks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 
@@ -44,6 +48,8 @@ _EMPTY = {
     "legacy": MAX_HASH32,
 }
 CHUNK_CELLS = 1 << 22  # shingles x permutations per chunk: bounds the temporary at ~32 MB
+BATCH_CHARS = 1 << 22  # characters of text per internal batch of minhash_signatures (~4 MB)
+_KERNEL_LOCK = threading.Lock()  # numba's default thread pool is not safe to enter from two threads
 
 
 def shingles(text: str, n: int = 5) -> list[str]:
@@ -136,17 +142,19 @@ def signatures_from_hashes(
 
 
 def _signatures_compiled(h, offsets, a, b, scheme) -> np.ndarray:
+    blocks = kernels.doc_blocks(np.diff(offsets) + 1, 4 * kernels.num_threads())
     if scheme == "affine32":
         out32 = np.full((len(offsets) - 1, len(a)), _EMPTY[scheme], dtype=np.uint32)
-        kernels.min_affine32(h, offsets, a, b, out32)
+        with _KERNEL_LOCK:
+            kernels.min_affine32_blocks(h, offsets, a, b, out32, blocks)
         return out32
     out = np.full((len(offsets) - 1, len(a)), _EMPTY[scheme], dtype=np.uint64)
     h64, a64, b64 = (x.astype(np.uint64) for x in (h, a, b))
-    if scheme == "legacy":
-        kernels.min_legacy(h64, offsets, a64, b64, out, MERSENNE_PRIME, MAX_HASH32)
-    else:
-        mask = np.uint64(0xFFFFFFFF) if scheme == "affine32" else np.uint64(0xFFFFFFFFFFFFFFFF)
-        kernels.min_affine(h64, offsets, a64, b64, out, mask)
+    with _KERNEL_LOCK:
+        if scheme == "legacy":
+            kernels.min_legacy_blocks(h64, offsets, a64, b64, out, MERSENNE_PRIME, MAX_HASH32, blocks)
+        else:
+            kernels.min_affine_blocks(h64, offsets, a64, b64, out, np.uint64(0xFFFFFFFFFFFFFFFF), blocks)
     return out.astype(_DTYPES[scheme], copy=False)
 
 
@@ -169,38 +177,43 @@ def _signatures_numpy(h, offsets, a, b, scheme) -> np.ndarray:
     return out
 
 
-def _normalised_buffer(texts) -> tuple[np.ndarray, np.ndarray]:
-    """One UTF-8 buffer of the texts with whitespace runs replaced by one space; doc byte offsets."""
+def _utf8_buffer(texts, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One UTF-8 buffer of the texts as they are, and each text's byte offsets in it."""
     docs = []
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise CollapseguardError(f"record {i}: expected text, got {type(text).__name__}; pass strings")
+            raise CollapseguardError(f"record {first + i}: expected text, got {type(text).__name__}; pass strings")
         try:
-            docs.append(" ".join(text.split()).encode("utf-8"))
+            docs.append(text.encode("utf-8"))
         except UnicodeEncodeError as exc:
-            raise CollapseguardError(f"record {i}: not encodable as UTF-8 ({exc.reason}); clean the text") from None
+            raise CollapseguardError(f"record {first + i}: not encodable as UTF-8 ({exc.reason}); clean the text") from None
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum([len(d) for d in docs], out=offsets[1:])
     return np.frombuffer(b"".join(docs), dtype=np.uint8), offsets
 
 
+def _compiled_shingle_hashes(texts, ngram: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    buf, doc_offsets = _utf8_buffer(texts, first)
+    with _KERNEL_LOCK:
+        counts = kernels.shingle_counts_raw(buf, doc_offsets, ngram)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        blocks = kernels.doc_blocks(np.diff(doc_offsets) + 1, 4 * kernels.num_threads())
+        hashes = kernels.shingle_hashes_raw(buf, doc_offsets, ngram, offsets, blocks)
+    return hashes.view(np.uint64), offsets
+
+
 def shingle_hashes(texts: list[str], ngram: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """sha1_hash64 of every document's shingles, flattened: (hashes, offsets).
 
-    Compiled path: every shingle occurrence hashed straight from one UTF-8 buffer of normalised
-    texts (duplicates kept). Fallback: each distinct shingle string of the batch hashed once with hashlib.
+    Compiled path: the texts' UTF-8 is tokenised on Unicode whitespace inside the kernel and
+    every shingle occurrence (duplicates kept) is assembled and hashed there, blocks of
+    documents in parallel. Fallback: each distinct shingle string hashed once with hashlib.
     """
     if ngram < 1:
         raise CollapseguardError(f"shingle size n={ngram} must be at least 1; pass --ngram 1 or more")
     if kernels.AVAILABLE:
-        buf, doc_offsets = _normalised_buffer(texts)
-        counts = kernels.shingle_counts(buf, doc_offsets, ngram)
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        max_tokens = int(counts.max()) + ngram if len(counts) else 0
-        max_bytes = int(np.diff(doc_offsets).max()) if len(counts) else 0
-        hashes = kernels.shingle_hashes_kernel(buf, doc_offsets, ngram, offsets, max_tokens, max_bytes)
-        return hashes.view(np.uint64), offsets
+        return _compiled_shingle_hashes(texts, ngram)
     table: dict[str, int] = {}
     ids: list[int] = []
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
@@ -232,13 +245,37 @@ def shingle_hash_sets(texts: list[str], ngram: int = 5) -> tuple[np.ndarray, np.
     return unique_per_document(*shingle_hashes(texts, ngram))
 
 
+def text_batches(texts, batch_chars: int):
+    """(start, stop) slices of `texts` holding about `batch_chars` characters each (at least one text)."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) if isinstance(text, str) else 0
+        if size >= batch_chars:
+            yield start, i + 1
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield start, len(texts)
+
+
 def minhash_signatures(
-    texts: list[str], num_perm: int = 128, seed: int = 1, ngram: int = 5, scheme: str = "affine32"
+    texts: list[str], num_perm: int = 128, seed: int = 1, ngram: int = 5, scheme: str = "affine32",
+    batch_chars: int = BATCH_CHARS,
 ) -> np.ndarray:
     """MinHash signatures (len(texts), num_perm) equal to datasketch's, row by row.
 
     dtype is datasketch's for the scheme: uint32 for affine32, uint64 for affine64 and legacy.
+    Texts are processed in batches of about `batch_chars` characters, so the working memory
+    beyond the output is bounded by the batch (and the longest single text), not the input.
     """
     check_choice("minhash scheme", scheme, SCHEMES)
-    hashes, offsets = shingle_hashes(list(texts), ngram)
-    return signatures_from_hashes(hashes, offsets, num_perm, seed, scheme)
+    if ngram < 1:
+        raise CollapseguardError(f"shingle size n={ngram} must be at least 1; pass --ngram 1 or more")
+    texts = texts if isinstance(texts, list) else list(texts)
+    out = np.full((len(texts), num_perm), _EMPTY[scheme], dtype=_DTYPES[scheme])
+    for start, stop in text_batches(texts, batch_chars):
+        if kernels.AVAILABLE:
+            hashes, offsets = _compiled_shingle_hashes(texts[start:stop], ngram, start)
+        else:
+            hashes, offsets = shingle_hashes(texts[start:stop], ngram)
+        out[start:stop] = signatures_from_hashes(hashes, offsets, num_perm, seed, scheme)
+    return out
