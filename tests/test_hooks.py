@@ -91,7 +91,7 @@ def dataset_repo(tmp_path, env):
     jsonl(repo / "data" / "a.jsonl", sentences(12, seed=2))
     sign_data(repo, key)
     (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n  - repo: {hooks}\n    rev: {rev}\n    hooks:\n"
+        f"fail_fast: true\nrepos:\n  - repo: {hooks}\n    rev: {rev}\n    hooks:\n"
         "      - id: collapseguard-verify\n        files: ^data/\n"
         "      - id: collapseguard-scan\n        files: ^data/\n")
     git(repo, env, "init", "-q")
