@@ -147,7 +147,10 @@ def policy_evidence(policy) -> dict:
            "text_column": policy.text_column, "calibration": None}
     cal = policy.calibration_path
     if cal is not None and cal.is_file():
-        raw = json.loads(cal.read_text(encoding="utf-8"))
+        from collapseguard.io.readers import read_json_file
+
+        raw = read_json_file(cal, "calibration", "recalibrate with `collapseguard policy calibrate`")
+        raw = raw if isinstance(raw, dict) else {}
         out["calibration"] = {"path": policy.calibration, "sha256": sha256_file(cal),
                               "human_sha256": raw.get("human_sha256"), "machine_sha256": raw.get("machine_sha256")}
     return out
