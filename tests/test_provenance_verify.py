@@ -219,3 +219,16 @@ def test_key_files_of_the_wrong_type_are_one_line_errors(tmp_path, keys, signed)
         with pytest.raises(CollapseguardError) as err:
             call()
         assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_include_globs_are_covered_and_checked_for_added_files(tmp_path, keys):
+    data = write_tree(tmp_path / "data")
+    (data / "wiki.train.tokens").write_text(" = Title = \n\n some text \n more\n")
+    statement = build_statement(data, include=["*.tokens"])
+    assert statement["predicate"]["files"]["wiki.train.tokens"]["records"] == 3
+    assert statement["predicate"]["include"] == ["*.tokens"]
+    assert "wiki.train.tokens" not in [s["name"] for s in build_statement(data)["subject"]]
+    write_manifest(data / "manifest.json", sign_statement(statement, keys[0]))
+    assert verify_manifest(data / "manifest.json", [keys[1]])["files"] == 5
+    (data / "sub" / "wiki.valid.tokens").write_text("new\n")
+    assert failure(data / "manifest.json", [keys[1]]).startswith("sub/wiki.valid.tokens: added")

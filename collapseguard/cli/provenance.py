@@ -48,22 +48,25 @@ def _is_manifest(path: Path) -> bool:
               help="The `collapseguard scan --out` folder of DATA_DIR: detected origin counts and the synthetic share.")
 @click.option("--policy", "policy_file", default=None, type=click.Path(dir_okay=False),
               help="Guard policy TOML: its fingerprint and calibration hash go into the manifest.")
+@click.option("--include", multiple=True, help="Glob of more data files, read as text (repeatable), e.g. '*.tokens'.")
 @overwrite_option
 @click.option("--json", "as_json", is_flag=True, help="Print the statement as JSON.")
-def build(data_dir, out, parents, attributes, policy_file, overwrite, as_json) -> None:
+def build(data_dir, out, parents, attributes, policy_file, include, overwrite, as_json) -> None:
     """Write an unsigned in-toto statement covering every data file under DATA_DIR (sha256, size,
     records, origin counts) with the scan's synthetic share, the policy fingerprint and parents.
 
     \b
     Example:
       collapseguard provenance build data/ --parent ../raw/manifest.json --attributes scan-out/
+      collapseguard provenance build wikitext-2/ --include '*.tokens'
     """
     from collapseguard.io.outputs import check_output_file
     from collapseguard.provenance.manifest import build_statement, dumps, write_manifest
 
     out = Path(out) if out else Path(data_dir) / "manifest.json"
     check_output_file(out, overwrite=overwrite, ours=_is_manifest)
-    statement = build_statement(data_dir, parents=parents, policy=policy_file, attributes=attributes)
+    statement = build_statement(data_dir, parents=parents, policy=policy_file, attributes=attributes,
+                                include=include)
     write_manifest(out, statement)
     if as_json:
         click.echo(dumps(statement), nl=False)

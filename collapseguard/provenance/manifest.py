@@ -9,6 +9,7 @@ One manifest file holds either the unsigned statement or the DSSE envelope that 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 from pathlib import Path
@@ -37,10 +38,15 @@ def is_hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def data_files(root: str | Path, exclude: tuple = ()) -> list[str]:
-    """Every data file under `root` (the shard suffixes scan reads, and every file inside a saved
-    `datasets` folder), as sorted POSIX paths relative to `root`; hidden paths, manifests and
-    `exclude` (relative names) are left out."""
+def included(rel: str, include) -> bool:
+    """Whether the relative POSIX path matches one of the `include` globs (by path or by name)."""
+    return any(fnmatch.fnmatchcase(rel, g) or fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], g) for g in include)
+
+
+def data_files(root: str | Path, exclude: tuple = (), include=()) -> list[str]:
+    """Every data file under `root` (the shard suffixes scan reads, every file inside a saved
+    `datasets` folder, and files matching the `include` globs), as sorted POSIX paths relative to
+    `root`; hidden paths, manifests and `exclude` (relative names) are left out."""
     from collapseguard.scan.sources import format_of, is_saved_dataset
 
     root = Path(root)
@@ -52,18 +58,19 @@ def data_files(root: str | Path, exclude: tuple = ()) -> list[str]:
         if is_hidden(rel) or path.name == MANIFEST_NAME or rel.as_posix() in exclude:
             continue
         in_dataset = any(is_saved_dataset(p) for p in path.parents[:len(rel.parts)])
-        if (path.is_file() or path.is_symlink()) and (in_dataset or format_of(path) not in (None, "datasets")):
+        wanted = in_dataset or format_of(path) not in (None, "datasets") or included(rel.as_posix(), include)
+        if (path.is_file() or path.is_symlink()) and wanted:
             found.append(rel.as_posix())
     return found
 
 
-def count_records(path: Path) -> int | None:
+def count_records(path: Path, as_text: bool = False) -> int | None:
     """Records in one data file, counted as scan counts them (parquet rows, non-blank lines); None
-    for files of a saved `datasets` folder."""
+    for other files (a saved `datasets` folder's) unless `as_text` (then non-blank lines)."""
     from collapseguard.scan.sources import Shard, format_of, open_binary
 
-    fmt = format_of(path)
-    if fmt is None:
+    fmt = format_of(path) or ("text" if as_text else None)
+    if fmt is None or fmt == "datasets":
         return None
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -170,19 +177,21 @@ def parent_entry(path: str | Path, root: Path) -> dict:
 
 
 def build_statement(root, files=None, *, parents=(), policy=None, counts=None, synthetic_share=None,
-                    extra=None, attributes=None) -> dict:
+                    extra=None, attributes=None, include=()) -> dict:
     """The in-toto Statement for the data files under `root`.
 
     files: names relative to `root` (default: every data file, see `data_files`); parents: paths
     of parent manifests; policy: a GuardPolicy or its TOML path; counts: records per origin for
     the whole set (else summed from the files' own `origin` column or the scan attributes);
     synthetic_share: the scan's estimate dict (else from `attributes`, a `scan --out` folder);
-    extra: more predicate fields.
+    extra: more predicate fields; include: globs of more data files (e.g. "*.tokens", read as
+    text, one record per non-blank line), recorded so that verify looks for added ones too.
     """
     from collapseguard import __version__
 
     root = Path(root)
-    names = sorted(data_files(root)) if files is None else sorted(_relative(root, f) for f in files)
+    include = list(include)
+    names = sorted(data_files(root, include=include)) if files is None else sorted(_relative(root, f) for f in files)
     if not names:
         raise CollapseguardError(f"{root}: no data files (.parquet, .jsonl, .txt, ...); nothing to put in a manifest")
     subjects, entries, declared = [], {}, {o: 0 for o in ORIGINS}
@@ -195,7 +204,7 @@ def build_statement(root, files=None, *, parents=(), policy=None, counts=None, s
             raise CollapseguardError(f"{path}: a symlink out of {root} (to {path.resolve()}); a manifest covers only "
                                      "files inside its folder: copy the file in or remove the link")
         subjects.append({"name": name, "digest": {"sha256": sha256_file(path)}})
-        entry = {"size": path.stat().st_size, "records": count_records(path)}
+        entry = {"size": path.stat().st_size, "records": count_records(path, included(name, include))}
         origins = declared_origins(path)
         if origins is not None:
             entry["origin_counts"] = origins
@@ -217,6 +226,8 @@ def build_statement(root, files=None, *, parents=(), policy=None, counts=None, s
         predicate["scan"] = evidence
     if policy is not None:
         predicate["policy"] = policy_evidence(policy)
+    if include:
+        predicate["include"] = include
     predicate.update(extra or {})
     return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE, "predicate": predicate}
 

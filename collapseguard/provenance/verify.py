@@ -70,7 +70,8 @@ def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool
     if check_added:
         exclude = (manifest.resolve().relative_to(root.resolve()).as_posix(),) if manifest.resolve().is_relative_to(
             root.resolve()) else ()
-        added = [n for n in data_files(root, exclude) if n not in listed]
+        include = statement["predicate"].get("include") or []
+        added = [n for n in data_files(root, exclude, include) if n not in listed]
         if added:
             more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
             raise VerificationFailed(f"{added[0]}: added (a data file under {root} that the manifest does not list){more}")
