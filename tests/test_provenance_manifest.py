@@ -163,3 +163,18 @@ def test_build_reads_a_real_scan_output(tmp_path):
     assert st["predicate"]["synthetic_share"] == summary["synthetic_share"]
     assert st["predicate"]["scan"]["missing"] == [] and st["predicate"]["scan"]["over_limit"] is True
     assert sum(f["records"] for f in files.values()) == summary["records"]
+
+
+def test_wikitext2_manifest_counts_and_digests():
+    from pathlib import Path
+
+    wiki = Path("/work/shared/data/wikitext-2")
+    if not wiki.is_dir():
+        pytest.skip("WikiText-2 not present (see /work/shared/data/README.md)")
+    st = build_statement(wiki, include=["*.tokens"])
+    files = sorted(p.name for p in wiki.glob("*.tokens"))
+    assert [s["name"] for s in st["subject"]] == files
+    for s in st["subject"]:
+        raw = (wiki / s["name"]).read_bytes()
+        assert s["digest"]["sha256"] == hashlib.sha256(raw).hexdigest()
+        assert st["predicate"]["files"][s["name"]]["records"] == sum(1 for line in raw.splitlines() if line.strip())
