@@ -109,3 +109,22 @@ def test_atomic_writes_follow_the_umask(tmp_path):
         assert stat.S_IMODE(os.stat(tmp_path / "b.txt").st_mode) == 0o664
     finally:
         os.umask(old)
+
+
+def test_a_failed_run_leaves_nothing_that_blocks_the_fix(tmp_path):
+    from collapseguard.io.outputs import claimed_output_dir
+
+    out = tmp_path / "a" / "b"
+    with pytest.raises(RuntimeError), claimed_output_dir(out, command="x", settings={"n": 1}):
+        raise RuntimeError("bad corpus")
+    assert not (tmp_path / "a").exists()
+    with claimed_output_dir(out, command="x", settings={"n": 2}):  # the corrected rerun
+        (out / "r").write_text("ours")
+    with pytest.raises(RuntimeError), claimed_output_dir(out, command="x", settings={"n": 2}):
+        raise RuntimeError("killed on resume")
+    assert (out / "r").read_text() == "ours" and read_marker(out)["settings"] == {"n": 2}
+
+
+def test_a_marker_alone_does_not_block_other_settings(tmp_path):
+    claim_output_dir(tmp_path, command="x", settings={"n": 1})
+    assert claim_output_dir(tmp_path, command="y", settings={"n": 2}) == tmp_path

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 
 import click
 
-from collapseguard.cli.options import parse_key_values
+from collapseguard.cli.options import overwrite_option, parse_key_values
+from collapseguard.cli.preflight import (
+    check_out_file,
+    check_paths,
+    check_rates,
+    require_records,
+    with_settings,
+)
 from collapseguard.errors import CollapseguardError
 
 INPUT_HELP = "text, jsonl, parquet, saved datasets, or detect-dev *.raw_data.json (--column original|sampled)"
@@ -87,10 +93,14 @@ def score_with_progress(detector, texts: list[str]):
     """detector.score(texts), with a progress bar on stderr for the perplexity detector."""
     import numpy as np
 
-    if not hasattr(detector, "count_windows") or not texts:
+    from collapseguard.cli.progress import progress_bar
+
+    if not texts:
+        return np.empty(0, dtype=float)
+    if not hasattr(detector, "count_windows"):
         return np.asarray(detector.score(texts), dtype=float)
     total = detector.count_windows(texts)
-    with click.progressbar(length=total, label="scoring windows", file=sys.stderr, show_pos=True) as bar:
+    with progress_bar(total, "scoring windows") as bar:
         return detector.score(texts, progress=bar.update)
 
 
@@ -202,12 +212,14 @@ def emit_warnings(warnings: list[str]) -> None:
 @click.option("--all-scores", is_flag=True, help="Also write every score the detector offers (gen0_ppl_v1: all four), one pass.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
+@overwrite_option
 def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-              column, fmt, combined, calibration, group_column, all_scores, out, as_json):
+              column, fmt, combined, calibration, group_column, all_scores, out, as_json, overwrite):
     """Score each record of INPUT...; the score goes into a new column named after the detector.
 
     \b
-    Higher = more machine-like; an empty score (NaN/null) means the detector abstained.
+    Higher = more machine-like; an empty score (NaN/null) means the detector abstained (an
+    empty or too-short text); inputs holding no records at all are an error.
     With a calibration, a warning goes to stderr when the texts look unlike the human text
     it was made on (the promised FPR may not hold there).
     Example:
@@ -219,12 +231,19 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
     from collapseguard.detectors.calibration import check_matches, decide, load_calibration
     from collapseguard.detectors.detect_inputs import load_records
 
+    reads = [*inputs, model_dir, observer_dir, calibration, combined]
+    check_paths(INPUT=inputs, model=model_dir, observer=observer_dir, calibration=calibration, combined=combined)
+    settings = {"inputs": list(inputs), "detector": detector, "model": model_dir, "observer": observer_dir,
+                "score": score_kind, "min_tokens": min_tokens, "stride": stride, "options": list(extra),
+                "column": column, "format": fmt, "combined": combined, "calibration": calibration,
+                "group_column": group_column, "all_scores": all_scores}
+    check_out_file(out, overwrite=overwrite, inputs=reads, command="detect score", settings=settings)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     cal = None
     if calibration:
         cal = load_calibration(calibration)
         check_matches(cal, det, source=str(calibration))
-    records = load_records(inputs, column, fmt)
+    records = require_records(load_records(inputs, column, fmt), inputs)
     groups = group_labels(inputs, records, group_column, fmt)
     texts = [r.text for r in records]
     if all_scores:
@@ -246,7 +265,7 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
             table[name] = pa.array(values, type=pa.float64(), from_pandas=True)
         if decisions is not None:
             table[f"{col}_decision"] = [str(d) for d in decisions]
-        write_parquet_atomic(pa.table(table), out)
+        write_parquet_atomic(with_settings(pa.table(table), "detect score", settings), out)
         summary = {"records": len(records), "abstained": int(np.isnan(scores).sum()), "out": out}
         if decisions is not None:
             summary["decisions"] = {k: int((decisions == k).sum()) for k in ("machine", "human", "abstain")}
@@ -270,8 +289,9 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
               help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
+@overwrite_option
 def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-                  column, fmt, combined, fpr, group_column, domain_embeddings, out, as_json):
+                  column, fmt, combined, fpr, group_column, domain_embeddings, out, as_json, overwrite):
     """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
 
     \b
@@ -294,8 +314,12 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.drift import domain_record
 
+    reads = [*human, model_dir, observer_dir, combined]
+    check_paths(human=human, model=model_dir, observer=observer_dir, combined=combined)
+    check_rates([fpr])
+    check_out_file(out, overwrite=overwrite, inputs=reads)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
-    records = load_records(human, column, fmt, raw_default="original")
+    records = require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")
     groups = group_labels(human, records, group_column, fmt)
     texts = [r.text for r in records]
     scores = score_with_progress(det, texts)
@@ -345,14 +369,17 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.evaluation import evaluate_by
 
+    check_paths(human=human, machine=machine, model=model_dir, observer=observer_dir, combined=combined,
+                calibration=calibration)
+    check_rates(fprs)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     reference = None
     if calibration:
         cal = load_calibration(calibration)
         check_matches(cal, det, source=str(calibration))
         reference = cal.human_scores
-    h_rec = load_records(human, column, fmt, raw_default="original")
-    m_rec = load_records(machine, column, fmt, raw_default="sampled")
+    h_rec = require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")
+    m_rec = require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")
     h, m = [r.text for r in h_rec], [r.text for r in m_rec]
     scores = score_with_progress(det, h + m)
     y = np.r_[np.zeros(len(h), bool), np.ones(len(m), bool)]
@@ -381,8 +408,9 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
 @click.option("--method", default="logistic", show_default=True, help="logistic (fit on labelled text) or fisher (human text only).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the fitted combined_v1 JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fit summary as JSON.")
+@overwrite_option
 def combine_cmd(human, machine, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device,
-                extra, column, fmt, combined, method, out, as_json):
+                extra, column, fmt, combined, method, out, as_json, overwrite):
     """Fit combined_v1: one score from all of a detector's signed scores (Gen-0: five or four).
 
     \b
@@ -399,10 +427,13 @@ def combine_cmd(human, machine, detector, model_dir, observer_dir, score_kind, m
         raise CollapseguardError("--combined applies a fit; `detect combine` makes one: drop --combined")
     if method == "logistic" and not machine:
         raise CollapseguardError("--method logistic needs labelled machine text: pass --machine FILE, or use --method fisher")
+    reads = [*human, *machine, model_dir, observer_dir]
+    check_paths(human=human, machine=machine, model=model_dir, observer=observer_dir)
+    check_out_file(out, overwrite=overwrite, inputs=reads)
     det = CombinedDetector([build_member(detector, model_dir, observer_dir, score_kind, min_tokens, stride,
                                          batch_size, device, extra)], method)
-    h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
-    m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")] if machine else []
+    h = [r.text for r in require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")]
+    m = [r.text for r in require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")] if machine else []
     det.fit(h, m or None)
     save_combined(det, out)
     summary = {"detector": det.name, "method": method, "features": det.feature_names(), "n_human": len(h),

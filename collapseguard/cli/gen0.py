@@ -60,8 +60,7 @@ def train_command(**p) -> None:
         train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"]), decoding=DecodingConfig(),
         device=p["device"], threads=p["threads"])
     with Heartbeat("gen0 train") as beat:
-        beat.say(f"training generation 0 on {p['corpus']} ...")
-        info = train_gen0(config, p["out"], overwrite=p["overwrite"])
+        info = train_gen0(config, p["out"], overwrite=p["overwrite"], progress=beat.say)
     if p["json_out"]:
         click.echo(json.dumps(info))
     else:

@@ -48,6 +48,11 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except CollapseguardError as exc:
             raise _one_line(str(exc)) from None
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a bad option value: one line too, with where to look
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            raise _one_line(exc.format_message() + where) from None
         except OSError as exc:
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             raise _one_line(f"{exc.strerror or exc}:{where}") from None

@@ -1,7 +1,8 @@
 """Progress on stderr: a bar on a terminal; log lines at a steady interval in pipes, logs and CI.
 
 A 10-minute run whose stderr is a file must not look hung, and must not fill the log either:
-lines come every COLLAPSEGUARD_PROGRESS_SECONDS seconds (default 10), plus one at the end.
+lines come every COLLAPSEGUARD_PROGRESS_SECONDS seconds (default 10), plus one at the end of
+work that outlasted one interval.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class PeriodicLog:
         return self
 
     def __exit__(self, exc_type, *exc):
-        if exc_type is None:
-            _say(f"{self.label}: {self.done}/{self.total} done in {time.monotonic() - self.start:.0f} s")
+        elapsed = time.monotonic() - self.start
+        if exc_type is None and elapsed >= self.every:  # quick work needs no closing line
+            _say(f"{self.label}: {self.done}/{self.total} done in {elapsed:.0f} s")
         return False
 
     def update(self, n: int) -> None:

@@ -64,7 +64,7 @@ def run_command(**params) -> None:
     import dataclasses
 
     from collapseguard.io.atomic import write_parquet_atomic
-    from collapseguard.io.outputs import claim_output_dir
+    from collapseguard.io.outputs import claimed_output_dir
     from collapseguard.simulate.loop import SimConfig, run_simulation
     from collapseguard.simulate.policy import Policy
     from collapseguard.simulate.results import json_summary, to_table
@@ -75,11 +75,12 @@ def run_command(**params) -> None:
     policy = Policy(params["workflow"], params["human_fraction"], params["prev_fraction"], params["model_fraction"],
                     params["schedule"], params["filter_tpr"], params["filter_fpr"])
     config = SimConfig(world, params["generations"], params["samples"], params["seeds"], params["seed"], policy, options)
-    out = claim_output_dir(params["out"], command="simulate run", settings=dataclasses.asdict(config),
-                           overwrite=params["overwrite"])
-    with _progress(config.generations + 1, f"{world} {policy.workflow}") as bar:
-        result = run_simulation(config, progress=lambda g: bar.update(1))
-    write_parquet_atomic(to_table([result]), out / "results.parquet")
+    out = Path(params["out"])
+    with claimed_output_dir(out, command="simulate run", settings=dataclasses.asdict(config),
+                            overwrite=params["overwrite"]):
+        with _progress(config.generations + 1, f"{world} {policy.workflow}") as bar:
+            result = run_simulation(config, progress=lambda g: bar.update(1))
+        write_parquet_atomic(to_table([result]), out / "results.parquet")
     if params["json_out"]:
         click.echo(json.dumps(json_summary(result)))
     else:
@@ -114,7 +115,7 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
     """
     import dataclasses
 
-    from collapseguard.io.outputs import claim_output_dir
+    from collapseguard.io.outputs import claimed_output_dir
     from collapseguard.simulate.sweep import DEFAULT_SWEEP, WorldSpec, load_sweep
 
     config = load_sweep(config_path) if config_path else DEFAULT_SWEEP
@@ -130,10 +131,10 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
         grid["seed"] = seed
     config = dataclasses.replace(config, **grid)
     config.cells()  # every cell's sizes, policy and world options are checked before anything is written
-    claim_output_dir(out, command="simulate sweep", settings=dataclasses.asdict(config), overwrite=overwrite,
-                     inputs=[config_path] if config_path else ())
-    results = run_sweep_with_progress(config)
-    _write_sweep(results, Path(out), json_out)
+    with claimed_output_dir(out, command="simulate sweep", settings=dataclasses.asdict(config), overwrite=overwrite,
+                            inputs=[config_path] if config_path else ()):
+        results = run_sweep_with_progress(config)
+        _write_sweep(results, Path(out), json_out)
 
 
 def run_sweep_with_progress(config):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
@@ -127,6 +128,28 @@ def claim_output_dir(path: str | Path, *, command: str, settings: dict, overwrit
     path.mkdir(parents=True, exist_ok=True)
     write_marker(path, command, settings)
     return path
+
+
+@contextmanager
+def claimed_output_dir(path: str | Path, **claim) -> Iterator[Path]:
+    """claim_output_dir for the length of a `with` block; if the block fails before writing
+    anything but the marker, the marker and every folder the claim created are removed again,
+    so a failed run leaves nothing that blocks the corrected rerun."""
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    had_marker = (path / MARKER).exists()
+    claim_output_dir(path, **claim)
+    try:
+        yield path
+    except BaseException:
+        if not had_marker and path.is_dir() and not _holds_output(path):
+            (path / MARKER).unlink(missing_ok=True)
+            for p in created:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+        raise
 
 
 def check_output_file(path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = (),

@@ -21,7 +21,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -273,27 +273,34 @@ def check_inputs(config: LMConfig) -> None:
             raise CollapseguardError(f"{value}: no such file or directory ({name}); {hint}")
 
 
-def _check_out(out: Path, config: LMConfig, *, command: str = "simulate run --world lm", overwrite: bool = False) -> None:
-    """Claim `out` for this run (io.outputs rule); more --generations or --seeds extend a run.
+def _claim_args(config: LMConfig, overwrite: bool) -> dict:
+    """io.outputs claim arguments of a run: its settings less --generations (and --seeds, which
+    the record omits), so more of either extends a finished run; run folders written before
+    output markers existed are recognised by their config.json.
 
     Generation g of a seed depends only on the settings, the seed and generations < g, so a
-    finished run continues exactly as a longer run from scratch would (the record holds no seed count).
+    finished run continues exactly as a longer run from scratch would.
     """
-    from collapseguard.io.outputs import claim_output_dir
-
     rec = json.loads(json.dumps(config.record()))
     settings = {k: v for k, v in rec.items() if k != "generations"}
 
-    def legacy(path: Path) -> bool:  # a run folder written before output markers existed
+    def legacy(path: Path) -> bool:
         try:
             old = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):
             return False
         return {k: v for k, v in old.items() if k != "generations"} == settings
 
-    claim_output_dir(out, command=command, settings=settings, overwrite=overwrite, inputs=input_paths(config),
-                     ours=legacy)
-    write_text_atomic(out / "config.json", json.dumps(rec, indent=2, sort_keys=True))
+    return {"command": "simulate run --world lm", "settings": settings, "overwrite": overwrite,
+            "inputs": input_paths(config), "ours": legacy}
+
+
+def _check_out(out: Path, config: LMConfig, overwrite: bool = False) -> None:
+    """Claim `out` for this run (io.outputs rule) and record its settings in config.json."""
+    from collapseguard.io.outputs import claim_output_dir
+
+    claim_output_dir(out, **_claim_args(config, overwrite))
+    write_text_atomic(out / "config.json", json.dumps(config.record(), indent=2, sort_keys=True))
 
 
 def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
@@ -399,11 +406,14 @@ def run_lm_loop(config: LMConfig, out: str | Path, logits_processor=None,
 
     check_inputs(config)
     out = Path(out)
-    _check_out(out, replace(config), overwrite=overwrite)
     set_threads(config.threads)
     start, rows = time.perf_counter(), []
-    for s in range(config.seeds):
-        rows += results_rows(config, config.seed + s, run_seed(config, config.seed + s, out, logits_processor, progress))
+    from collapseguard.io.outputs import claimed_output_dir
+
+    with claimed_output_dir(out, **_claim_args(config, overwrite)):
+        for s in range(config.seeds):
+            rows += results_rows(config, config.seed + s, run_seed(config, config.seed + s, out, logits_processor, progress))
+    write_text_atomic(out / "config.json", json.dumps(config.record(), indent=2, sort_keys=True))
     table = pa.Table.from_pylist(rows)
     write_parquet_atomic(table, out / "results.parquet")
     write_report(out, config)
