@@ -157,6 +157,8 @@ def test_no_keys_given_fails(signed):
 
 @pytest.mark.parametrize("name, message", [
     ("/etc/passwd", "subject path is absolute"),
+    ("C:/Windows/win.ini", "subject path is absolute"),
+    ("\\\\server\\share", "subject path is absolute"),
     ("../outside.txt", "escapes the root with '..'"),
     ("sub/../../outside.txt", "escapes the root with '..'"),
     ("link.txt", "escapes the root through a symlink"),

@@ -8,6 +8,7 @@ recorded size and sha256; no data file under the root is missing from the subjec
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 
 from collapseguard.provenance.dsse import VerificationFailed, verify_envelope
@@ -19,7 +20,7 @@ __all__ = ["VerificationFailed", "verify_manifest", "check_subject_path"]
 def check_subject_path(root: Path, name: str) -> Path:
     """The file a subject names, refusing names that escape `root`."""
     pure = PurePosixPath(name)
-    if pure.is_absolute() or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
+    if pure.is_absolute() or name.startswith("\\") or re.match(r"[A-Za-z]:[\\/]", name):
         raise VerificationFailed(f"{name}: subject path is absolute; manifests name files relative to their folder")
     if ".." in pure.parts:
         raise VerificationFailed(f"{name}: subject path escapes the root with '..'")
