@@ -158,6 +158,8 @@ def test_hook_commands_exit_codes(dataset_repo, tmp_path):
         (("hook", "scan", "data/a.jsonl", "--baseline", "bad-baseline.json"), "needs an 'exceptions' list"),
         (("hook", "scan", "data/a.jsonl", "--policy", "missing.toml"), "no such policy file"),
         (("hook", "verify", "data/a.jsonl", "--public-key", str(other)), "a private key"),
+        (("hook", "baseline", "nope.jsonl", "--check", "scan", "--reason", "r"), "nope.jsonl: no such file"),
+        (("hook", "baseline", "data/a.jsonl", "--check", "scan", "--reason", " "), "--reason is empty"),
     ]:
         res = cg(*args, cwd=repo, code=2)
         assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
