@@ -17,9 +17,9 @@ def provenance() -> None:
 
     \b
     Examples:
-      collapseguard provenance keygen --out .collapseguard/keys/team
+      collapseguard provenance keygen --out ~/.keys/team   # commit only team.pub, under .collapseguard/keys/
       collapseguard provenance build data/ --out data/manifest.json --attributes scan-out/ --policy collapseguard.toml
-      collapseguard provenance sign data/manifest.json --key .collapseguard/keys/team
+      collapseguard provenance sign data/manifest.json --key ~/.keys/team
       collapseguard provenance verify data/manifest.json --public-key .collapseguard/keys/team.pub
       collapseguard provenance card data/manifest.json --pretty-name "My corpus" --license cc-by-4.0
       collapseguard provenance croissant data/manifest.json --name my-corpus --out croissant.json
@@ -100,7 +100,7 @@ def sign(manifest, key) -> None:
 
     \b
     Example:
-      collapseguard provenance sign data/manifest.json --key .collapseguard/keys/team
+      collapseguard provenance sign data/manifest.json --key ~/.keys/team
     """
     from collapseguard.errors import CollapseguardError
     from collapseguard.provenance.dsse import sign_statement
