@@ -52,10 +52,9 @@ class PeriodicLog:
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
-            elapsed = now - self.start
             share = self.done / self.total if self.total else 1.0
-            left = f", about {elapsed * (1 - share) / share:.0f} s left" if 0 < share < 1 else ""
-            _say(f"{self.label}: {self.done}/{self.total} ({100 * share:.0f}%), {elapsed:.0f} s{left}")
+            # no time-left guess: steps differ in cost (a sweep's gmm generations are slow)
+            _say(f"{self.label}: {self.done}/{self.total} ({100 * share:.0f}%), {now - self.start:.0f} s")
 
 
 def progress_bar(total: int, label: str):
