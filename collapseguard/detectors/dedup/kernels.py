@@ -288,3 +288,108 @@ def intersection_sizes(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib):
                 j += 1
         out[p] = count
     return out
+
+
+@_inline
+def _fmix64(h):
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@_pjit
+def band_keys(sig, bands, rows):
+    """One uint64 key per (document, band): a fmix64 chain over the band's values (see lsh.band_keys)."""
+    n = sig.shape[0]
+    out = np.empty((n, bands), dtype=np.uint64)
+    for d in prange(n):
+        for band in range(bands):
+            key = np.uint64(0x9E3779B97F4A7C15)
+            for r in range(rows):
+                key = _fmix64(key ^ np.uint64(sig[d, band * rows + r])) + np.uint64(r + 1)
+            out[d, band] = key
+    return out
+
+
+@_pjit
+def band_tables(sorted_keys):
+    """Per band, an open-addressing table (capacity a power of two >= 2n): each distinct key with
+    the start and length of its run in the band's sorted row. Length 0 marks an empty slot."""
+    bands, n = sorted_keys.shape
+    capacity = 2
+    while capacity < 2 * n:
+        capacity *= 2
+    mask = np.uint64(capacity - 1)
+    tkey = np.zeros((bands, capacity), dtype=np.uint64)
+    tstart = np.zeros((bands, capacity), dtype=np.int64)
+    tlen = np.zeros((bands, capacity), dtype=np.int64)
+    for band in prange(bands):
+        row = sorted_keys[band]
+        j = 0
+        while j < n:
+            end = j + 1
+            while end < n and row[end] == row[j]:
+                end += 1
+            slot = row[j] & mask
+            while tlen[band, slot] != 0:
+                slot = (slot + np.uint64(1)) & mask
+            tkey[band, slot], tstart[band, slot], tlen[band, slot] = row[j], j, end - j
+            j = end
+    return tkey, tstart, tlen
+
+
+@_pjit
+def lsh_probe(keys, tkey, tstart, tlen):
+    """Per (query, band): the start and length of the matching run in the band's sorted row."""
+    nq, bands = keys.shape
+    mask = np.uint64(tkey.shape[1] - 1)
+    start = np.zeros((nq, bands), dtype=np.int64)
+    length = np.zeros((nq, bands), dtype=np.int64)
+    for q in prange(nq):
+        for band in range(bands):
+            x = keys[q, band]
+            slot = x & mask
+            while tlen[band, slot] != 0 and tkey[band, slot] != x:
+                slot = (slot + np.uint64(1)) & mask
+            start[q, band], length[q, band] = tstart[band, slot], tlen[band, slot]
+    return start, length
+
+
+@_pjit
+def lsh_gather(start, length, order, offsets):
+    """Each query's items from its runs, sorted and de-duplicated in place; returns (items, counts)."""
+    nq, bands = start.shape
+    items = np.empty(offsets[-1], dtype=np.int64)
+    counts = np.zeros(nq, dtype=np.int64)
+    for q in prange(nq):
+        lo = offsets[q]
+        pos = lo
+        for band in range(bands):
+            for j in range(start[q, band], start[q, band] + length[q, band]):
+                item = order[band, j]  # insertion sort: a query has few candidates
+                k = pos
+                while k > lo and items[k - 1] > item:
+                    items[k] = items[k - 1]
+                    k -= 1
+                items[k] = item
+                pos += 1
+        m = 0
+        for k in range(lo, pos):
+            if k == lo or items[k] != items[k - 1]:
+                items[lo + m] = items[k]
+                m += 1
+        counts[q] = m
+    return items, counts
+
+
+@_pjit
+def compact(items, offsets, counts, new_offsets):
+    """Copy each query's first counts[q] items from its slot at offsets[q] to new_offsets[q]."""
+    out = np.empty(new_offsets[-1], dtype=np.int64)
+    for q in prange(len(counts)):
+        for k in range(counts[q]):
+            out[new_offsets[q] + k] = items[offsets[q] + k]
+    return out

@@ -75,6 +75,8 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
             f"signatures of shape {sig.shape} cannot fill {bands} bands x {rows} rows; "
             "compute them with the index's num_perm"
         )
+    if kernels.AVAILABLE:
+        return kernels.band_keys(np.ascontiguousarray(sig), bands, rows)
     values = sig[:, : bands * rows].astype(np.uint64).reshape(len(sig), bands, rows)
     keys = np.full((len(sig), bands), np.uint64(0x9E3779B97F4A7C15), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -112,6 +114,7 @@ class MinHashLSH:
             )
         self._chunks: list[np.ndarray] = []
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._table: tuple | None = None  # per-band hash tables over the sorted keys (compiled path)
 
     def __len__(self) -> int:
         return sum(len(c) for c in self._chunks)
@@ -130,7 +133,7 @@ class MinHashLSH:
     def insert_keys(self, keys: np.ndarray) -> None:
         """Add precomputed band keys (n, bands)."""
         self._chunks.append(np.asarray(keys, dtype=np.uint64))
-        self._sorted = None
+        self._sorted = self._table = None
 
     def _check_width(self, signatures) -> None:
         width = np.shape(signatures)[1] if np.ndim(signatures) == 2 else None
@@ -155,7 +158,12 @@ class MinHashLSH:
         return self.query_keys(band_keys(signatures, self.bands, self.rows))
 
     def query_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs (query_index, item_id) for precomputed band keys (nq, bands), sorted."""
         sorted_keys, order = self._tables()
+        if kernels.AVAILABLE:
+            if self._table is None:
+                self._table = kernels.band_tables(sorted_keys)
+            return _query_compiled(np.ascontiguousarray(keys, dtype=np.uint64), order, self._table)
         n_items = max(order.shape[1], 1)
         codes = []
         for band in range(self.bands):
@@ -182,6 +190,19 @@ class MinHashLSH:
         i, j = self.query_keys(keys.T)
         keep = i < j
         return i[keep], j[keep]
+
+
+def _query_compiled(keys, order, tables) -> tuple[np.ndarray, np.ndarray]:
+    """Hash-table probe per (query, band), then each query's runs gathered, sorted and de-duplicated;
+    queries in parallel. Returns unique pairs sorted by query, then item."""
+    start, length = kernels.lsh_probe(keys, *tables)
+    upper = length.sum(axis=1)
+    offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(upper, out=offsets[1:])
+    items, counts = kernels.lsh_gather(start, length, order, offsets)
+    new_offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(counts, out=new_offsets[1:])
+    return np.repeat(np.arange(len(keys)), counts), kernels.compact(items, offsets, counts, new_offsets)
 
 
 def jaccard_pairs(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib) -> tuple[np.ndarray, np.ndarray]:
