@@ -1,16 +1,25 @@
-"""MinHash signatures and LSH against datasketch on WikiText-2 lines, in one run.
+"""MinHash signatures and LSH against datasketch and rensa on WikiText-2 text, in one run.
 
-    nice .venv/bin/python benchmarks/bench_minhash.py [--docs 8000] [--repeat 3]
+    nice .venv/bin/python benchmarks/bench_minhash.py [--docs 8000] [--repeat 5] [--threads 2]
 
-Prints our time, datasketch's time and the ratio for: signatures vs a `MinHash.update` loop and
-vs `MinHash.bulk` (identical signatures asserted), LSH insert and query vs `MinHashLSH` (the
-candidate sets are asserted equal at datasketch's own bands/rows), and recall on planted
-near-duplicates at Jaccard 0.8. Both sides start from the same texts and the same shingles.
+Thread counts are fixed on both sides before anything is imported (NUMBA_NUM_THREADS for ours,
+RAYON_NUM_THREADS for rensa). Each measurement interleaves our repeats with the peer's and keeps
+the best of `--repeat`. Rows print our time, the peer's and the ratio (peer / ours).
+
+- signatures on ~1 KB documents: ours (texts -> signatures, identical to datasketch, asserted)
+  vs rensa's bulk ``digest_matrix_from_token_sets`` from texts (Python shingling + rensa) and given
+  the shingles, and vs datasketch ``MinHash.bulk``;
+- LSH query at the same bands on ~40-word passages: ours vs rensa ``RMinHashLSH.query_all`` and
+  datasketch ``MinHashLSH.query`` (our candidates asserted equal to datasketch's at its bands);
+- recall on planted near-duplicates at Jaccard 0.8.
+
+rensa is only a peer here: its rows are skipped when it is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -31,13 +40,116 @@ def best_of(repeat: int, fn):
     return min(times), out
 
 
-def row(name: str, ours: float, theirs: float) -> None:
-    print(f"{name:<44} ours {ours:8.3f} s   datasketch {theirs:8.3f} s   ratio {theirs / ours:6.1f}x")
+def interleaved(repeat: int, ours, peer):
+    """Best-of-`repeat` times of `ours` and `peer`, run alternately; (t_ours, t_peer, out_ours, out_peer)."""
+    t_ours, t_peer, out_ours, out_peer = [], [], None, None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out_ours = ours()
+        t_ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        out_peer = peer()
+        t_peer.append(time.perf_counter() - t)
+    return min(t_ours), min(t_peer), out_ours, out_peer
+
+
+def row(name: str, ours: float, theirs: float, peer: str = "datasketch") -> None:
+    print(f"{name:<58} ours {ours:8.3f} s   {peer} {theirs:8.3f} s   ratio {theirs / ours:6.2f}x")
+
+
+def rensa_or_none():
+    try:
+        import rensa
+    except ImportError:
+        print("rensa not installed: its rows are skipped (pip install rensa)")
+        return None
+    return rensa
 
 
 def load_texts(limit: int) -> list[str]:
     lines = [line.strip() for line in DATA.open(encoding="utf-8")]
     return [line for line in lines if line and not line.startswith("=")][:limit]
+
+
+def kilobyte_documents(count: int) -> list[str]:
+    """Consecutive WikiText-2 lines joined until each document has ~1 KB (cut at 1100 characters)."""
+    docs, cur = [], ""
+    for line in load_texts(10**9):
+        cur = f"{cur} {line}" if cur else line
+        if len(cur) >= 1000:
+            docs.append(cur[:1100])
+            cur = ""
+            if len(docs) == count:
+                break
+    return docs
+
+
+def passages(count: int, words: int = 40) -> list[str]:
+    """Passages of `words` words cut from WikiText-2 lines (the LSH items)."""
+    out = []
+    for line in load_texts(10**9):
+        tokens = line.split()
+        for i in range(0, len(tokens), words):
+            if len(tokens[i : i + words]) >= 10:
+                out.append(" ".join(tokens[i : i + words]))
+        if len(out) >= count:
+            break
+    return out[:count]
+
+
+def bench_signatures_rensa(docs, repeat):
+    """Ours vs rensa's fastest bulk path, from texts and given the shingles."""
+    from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
+
+    rensa = rensa_or_none()
+    if rensa is None:
+        return
+    pre = [shingles(t, 5) for t in docs]
+
+    def ours():
+        return minhash_signatures(docs, num_perm=128, seed=1, ngram=5)
+
+    def from_texts():
+        return rensa.RMinHash.digest_matrix_from_token_sets([shingles(t, 5) for t in docs], 128, 1)
+
+    def given():
+        return rensa.RMinHash.digest_matrix_from_token_sets(pre, 128, 1)
+
+    mb = sum(len(d.encode()) for d in docs) / 1e6
+    t_ours, t_peer, _, _ = interleaved(repeat, ours, from_texts)
+    row(f"signatures, {len(docs)} x ~1 KB docs ({mb:.1f} MB), texts -> sigs", t_ours, t_peer, "rensa")
+    t_ours, t_peer, _, _ = interleaved(repeat, ours, given)
+    row("signatures, ~1 KB docs, rensa given the shingles", t_ours, t_peer, "rensa")
+
+
+def bench_lsh_rensa(repeat, count, bands=16):
+    """LSH query at the same bands (rows = 128 / bands) on passages: ours vs rensa RMinHashLSH."""
+    from collapseguard.detectors.dedup.lsh import MinHashLSH
+    from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
+
+    rensa = rensa_or_none()
+    if rensa is None:
+        return
+    docs = passages(count)
+    sig = minhash_signatures(docs)
+    rmh = rensa.RMinHash.from_token_sets([shingles(d) for d in docs], 128, 1)
+
+    def ours_insert():
+        lsh = MinHashLSH(0.8, 128, bands, 128 // bands)
+        lsh.insert(sig)
+        lsh.query(sig[:1])  # builds the sorted keys and band tables
+        return lsh
+
+    def rensa_insert():
+        lsh = rensa.RMinHashLSH(0.8, 128, bands)
+        lsh.insert_many(rmh)
+        return lsh
+
+    t_ours, t_peer, ours, theirs = interleaved(repeat, ours_insert, rensa_insert)
+    row(f"LSH insert {len(docs)} passages (b={bands}, r={128 // bands})", t_ours, t_peer, "rensa")
+    t_ours, t_peer, (q, _), res = interleaved(repeat, lambda: ours.query(sig), lambda: theirs.query_all(rmh))
+    row(f"LSH query {len(docs)} passages (b={bands}, r={128 // bands})", t_ours, t_peer, "rensa")
+    print(f"  candidate pairs: ours {len(q)}, rensa {sum(len(r) for r in res)} (different hashes, so not equal)")
 
 
 def bench_signatures(texts, repeat):
@@ -61,17 +173,16 @@ def bench_signatures(texts, repeat):
         return MinHash.bulk([[s.encode("utf-8") for s in shingles(t, 5)] for t in texts], num_perm=128, seed=1)
 
     pre = [[s.encode("utf-8") for s in shingles(t, 5)] for t in texts]
-    t_ours, sig = best_of(repeat, ours)
     t_loop, loop = best_of(1, update_loop)
-    t_bulk, mhs = best_of(repeat, bulk)
-    t_bulk_pre, _ = best_of(repeat, lambda: MinHash.bulk(pre, num_perm=128, seed=1))
+    t_ours, t_bulk, sig, mhs = interleaved(repeat, ours, bulk)
+    t_ours_pre, t_bulk_pre, _, _ = interleaved(repeat, ours, lambda: MinHash.bulk(pre, num_perm=128, seed=1))
     ref = np.array([m.hashvalues for m in mhs])
     if not (np.array_equal(sig, ref) and np.array_equal(sig, np.array([m.hashvalues for m in loop]))):
         sys.exit("signatures differ from datasketch")
     print(f"signatures identical to datasketch: {sig.shape} {sig.dtype}")
     row("signatures vs MinHash.update loop", t_ours, t_loop)
     row("signatures vs MinHash.bulk (texts -> sigs)", t_ours, t_bulk)
-    row("signatures vs MinHash.bulk (given shingles)", t_ours, t_bulk_pre)
+    row("signatures vs MinHash.bulk (given shingles)", t_ours_pre, t_bulk_pre)
     return sig, mhs
 
 
@@ -99,10 +210,13 @@ def bench_lsh(sig, mhs, repeat):
         q, item = lsh.query(sig)
         return t_ins, time.perf_counter() - t, (q, item), (lsh.bands, lsh.rows)
 
-    runs = [theirs() for _ in range(repeat)]
-    d_ins, d_q = min(r[0] for r in runs), min(r[1] for r in runs)
-    d_res, (b, r) = runs[-1][2], runs[-1][3]
-    same = [ours(b, r) for _ in range(repeat)]
+    b, r = theirs()[3]
+    runs, same = [], []
+    for _ in range(repeat):
+        runs.append(theirs())
+        same.append(ours(b, r))
+    d_ins, d_q = min(x[0] for x in runs), min(x[1] for x in runs)
+    d_res = runs[-1][2]
     o_ins, o_q = min(x[0] for x in same), min(x[1] for x in same)
     q, item = same[-1][2]
     ref_pairs = {(i, j) for i, keys in enumerate(d_res) for j in keys}
@@ -162,23 +276,29 @@ def planted_recall(texts, pairs: int, seed: int = 0):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=8000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=2, help="threads for ours (numba) and rensa (rayon)")
+    parser.add_argument("--lsh-items", type=int, default=100_000)
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
         return
+    os.environ["NUMBA_NUM_THREADS"] = os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     from collapseguard.detectors.dedup import kernels as minhash_kernels
     from collapseguard.detectors.dedup.minhash import minhash_signatures
 
     texts = load_texts(args.docs)
     t = time.perf_counter()
     minhash_signatures(texts[:5])
-    print(f"compiled path: {minhash_kernels.AVAILABLE} (first call incl. numba cache load {time.perf_counter() - t:.2f} s)")
+    print(f"compiled path: {minhash_kernels.AVAILABLE} (first call incl. numba cache load {time.perf_counter() - t:.2f} s); "
+          f"threads: ours {minhash_kernels.num_threads()}, rensa RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}")
     n_sh = sum(max(0, len(t.split()) - 4) for t in texts)
     print(f"{len(texts)} WikiText-2 lines, ~{n_sh} shingles (word 5-grams), num_perm=128, seed=1")
     sig, mhs = bench_signatures(texts, args.repeat)
     bench_lsh(sig, mhs, args.repeat)
+    bench_signatures_rensa(kilobyte_documents(args.docs), args.repeat)
+    bench_lsh_rensa(args.repeat, args.lsh_items)
     planted_recall(load_texts(40000), args.pairs)
 
 

@@ -84,7 +84,14 @@ def test_recall_on_planted_near_duplicates_beats_datasketch_default():
         assert abs(recall - expected) < 4 * np.sqrt(expected * (1 - expected) / n) + 0.02
 
 
-def test_query_equals_brute_force_band_matching():
+@pytest.mark.parametrize("path", ["serial", "parallel", "numpy"])
+def test_query_equals_brute_force_band_matching(path, monkeypatch):
+    from collapseguard.detectors.dedup import kernels
+
+    if path != "numpy" and not kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 0 if path == "parallel" else 10**12)
+    monkeypatch.setattr(kernels, "AVAILABLE", path != "numpy")
     rng = random.Random(5)
     texts = [" ".join(rng.choice("abcdefgh") for _ in range(rng.randint(1, 12))) for _ in range(80)]
     sig = minhash_signatures(texts, num_perm=32, ngram=2)
@@ -99,6 +106,13 @@ def test_query_equals_brute_force_band_matching():
         if any(np.array_equal(sig[50 + i, 4 * b : 4 * b + 4], sig[j, 4 * b : 4 * b + 4]) for b in range(8))
     }
     assert got == want
+    order = np.lexsort((item, q))
+    assert np.array_equal(order, np.arange(len(q)))  # sorted by query, then item
+    ci, cj = lsh.candidate_pairs()
+    assert set(zip(ci.tolist(), cj.tolist(), strict=True)) == {
+        (i, j) for i in range(50) for j in range(i + 1, 50)
+        if any(np.array_equal(sig[i, 4 * b : 4 * b + 4], sig[j, 4 * b : 4 * b + 4]) for b in range(8))
+    }
 
 
 def test_clusters_use_only_verified_edges():

@@ -106,7 +106,7 @@ def test_lazy_package_exports():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_batches_and_threads_do_not_change_signatures():
+def test_batches_and_threads_do_not_change_signatures(monkeypatch):
     """Small internal batches and any thread count give the same rows (and the errors name the
     record by its index in the whole input)."""
     texts = random_texts(random.Random(11), 80)
@@ -116,10 +116,14 @@ def test_batches_and_threads_do_not_change_signatures():
         import numba
 
         before = numba.get_num_threads()
+        monkeypatch.setattr(minhash_kernels, "PARALLEL_MIN_WORK", 0)  # parallel kernels even for tiny inputs
         try:
             for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
                 numba.set_num_threads(threads)
                 np.testing.assert_array_equal(minhash_signatures(texts, 32, 5, 3, batch_chars=300), want)
+                for scheme in ("affine64", "legacy"):
+                    np.testing.assert_array_equal(minhash_signatures(texts, 16, 5, 3, scheme),
+                                                  reference(texts, 16, 5, 3, scheme))
         finally:
             numba.set_num_threads(before)
     with pytest.raises(CollapseguardError, match="record 41"):

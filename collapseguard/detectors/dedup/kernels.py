@@ -12,6 +12,8 @@ hashlib/numpy path in ``minhash.py`` (same results, slower).
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 try:
@@ -22,6 +24,7 @@ except ImportError:  # optional extra `dedup`
 AVAILABLE = numba is not None
 _M32 = 0xFFFFFFFF
 prange = numba.prange if AVAILABLE else range
+PARALLEL_MIN_WORK = 200_000  # bytes, shingles or probes below which a serial loop is faster
 
 
 def _jit(fn):
@@ -33,8 +36,24 @@ def _inline(fn):
 
 
 def _pjit(fn):
-    """Compiled with numba's parallel loops (``prange`` over blocks of documents)."""
-    return numba.njit(cache=True, nogil=True, parallel=True)(fn) if AVAILABLE else fn
+    """Compiled twice: with numba's parallel loops (``prange`` over blocks of documents) and as a
+    plain serial loop (``fn.serial``, its own cache entry), which `run` picks for small inputs."""
+    if not AVAILABLE:
+        fn.serial = fn
+        return fn
+    parallel = numba.njit(cache=True, nogil=True, parallel=True)(fn)
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    parallel.serial = numba.njit(cache=True, nogil=True)(twin)
+    return parallel
+
+
+def run(kernel, work: int, *args):
+    """Call the parallel kernel for `work` >= PARALLEL_MIN_WORK units, else its serial twin: waking a
+    thread team costs more than small inputs gain (much more on a busy machine)."""
+    if work < PARALLEL_MIN_WORK or num_threads() == 1:
+        return kernel.serial(*args)
+    return kernel(*args)
 
 
 def num_threads() -> int:

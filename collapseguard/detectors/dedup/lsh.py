@@ -76,7 +76,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
             "compute them with the index's num_perm"
         )
     if kernels.AVAILABLE:
-        return kernels.band_keys(np.ascontiguousarray(sig), bands, rows)
+        return kernels.run(kernels.band_keys, sig.shape[0] * bands, np.ascontiguousarray(sig), bands, rows)
     values = sig[:, : bands * rows].astype(np.uint64).reshape(len(sig), bands, rows)
     keys = np.full((len(sig), bands), np.uint64(0x9E3779B97F4A7C15), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -162,7 +162,7 @@ class MinHashLSH:
         sorted_keys, order = self._tables()
         if kernels.AVAILABLE:
             if self._table is None:
-                self._table = kernels.band_tables(sorted_keys)
+                self._table = kernels.run(kernels.band_tables, sorted_keys.size, sorted_keys)
             return _query_compiled(np.ascontiguousarray(keys, dtype=np.uint64), order, self._table)
         n_items = max(order.shape[1], 1)
         codes = []
@@ -195,14 +195,14 @@ class MinHashLSH:
 def _query_compiled(keys, order, tables) -> tuple[np.ndarray, np.ndarray]:
     """Hash-table probe per (query, band), then each query's runs gathered, sorted and de-duplicated;
     queries in parallel. Returns unique pairs sorted by query, then item."""
-    start, length = kernels.lsh_probe(keys, *tables)
+    start, length = kernels.run(kernels.lsh_probe, keys.size, keys, *tables)
     upper = length.sum(axis=1)
     offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(upper, out=offsets[1:])
-    items, counts = kernels.lsh_gather(start, length, order, offsets)
+    items, counts = kernels.run(kernels.lsh_gather, int(offsets[-1]), start, length, order, offsets)
     new_offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(counts, out=new_offsets[1:])
-    return np.repeat(np.arange(len(keys)), counts), kernels.compact(items, offsets, counts, new_offsets)
+    return np.repeat(np.arange(len(keys)), counts), kernels.run(kernels.compact, len(items), items, offsets, counts, new_offsets)
 
 
 def jaccard_pairs(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib) -> tuple[np.ndarray, np.ndarray]:

@@ -146,15 +146,15 @@ def _signatures_compiled(h, offsets, a, b, scheme) -> np.ndarray:
     if scheme == "affine32":
         out32 = np.full((len(offsets) - 1, len(a)), _EMPTY[scheme], dtype=np.uint32)
         with _KERNEL_LOCK:
-            kernels.min_affine32_blocks(h, offsets, a, b, out32, blocks)
+            kernels.run(kernels.min_affine32_blocks, len(h), h, offsets, a, b, out32, blocks)
         return out32
     out = np.full((len(offsets) - 1, len(a)), _EMPTY[scheme], dtype=np.uint64)
     h64, a64, b64 = (x.astype(np.uint64) for x in (h, a, b))
     with _KERNEL_LOCK:
         if scheme == "legacy":
-            kernels.min_legacy_blocks(h64, offsets, a64, b64, out, MERSENNE_PRIME, MAX_HASH32, blocks)
+            kernels.run(kernels.min_legacy_blocks, len(h), h64, offsets, a64, b64, out, MERSENNE_PRIME, MAX_HASH32, blocks)
         else:
-            kernels.min_affine_blocks(h64, offsets, a64, b64, out, np.uint64(0xFFFFFFFFFFFFFFFF), blocks)
+            kernels.run(kernels.min_affine_blocks, len(h), h64, offsets, a64, b64, out, np.uint64(0xFFFFFFFFFFFFFFFF), blocks)
     return out.astype(_DTYPES[scheme], copy=False)
 
 
@@ -195,11 +195,11 @@ def _utf8_buffer(texts, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _compiled_shingle_hashes(texts, ngram: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     buf, doc_offsets = _utf8_buffer(texts, first)
     with _KERNEL_LOCK:
-        counts = kernels.shingle_counts_raw(buf, doc_offsets, ngram)
+        counts = kernels.run(kernels.shingle_counts_raw, len(buf), buf, doc_offsets, ngram)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         blocks = kernels.doc_blocks(np.diff(doc_offsets) + 1, 4 * kernels.num_threads())
-        hashes = kernels.shingle_hashes_raw(buf, doc_offsets, ngram, offsets, blocks)
+        hashes = kernels.run(kernels.shingle_hashes_raw, len(buf), buf, doc_offsets, ngram, offsets, blocks)
     return hashes.view(np.uint64), offsets
 
 
