@@ -104,7 +104,7 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
     """Run a grid of worlds x workflows x human fractions; write results.parquet, report.md and plots.
 
     With no grid options this runs the embedded default (gaussian, discrete and gmm worlds;
-    human fractions 0, 0.01, 0.1, 0.5; replace and accumulate) in about a minute on two cores.
+    human fractions 0, 0.01, 0.1, 0.5; replace and accumulate) in about two minutes on two cores.
 
     \b
     Examples:

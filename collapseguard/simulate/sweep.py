@@ -46,7 +46,7 @@ class SweepConfig:
         ]
 
 
-# The embedded default: finishes in well under two minutes on two cores.
+# The embedded default: about two minutes on two cores (BENCHMARKS.md).
 DEFAULT_SWEEP = SweepConfig(worlds=(
     WorldSpec("gaussian", generations=200, samples=100, seeds=1000),
     WorldSpec("discrete", generations=800, samples=100, seeds=500, options={"states": 20, "truth": "zipf"}),
