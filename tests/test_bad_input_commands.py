@@ -59,6 +59,8 @@ def dir_commands(w, model):
                            "--human-fraction", "0", "--policy", "replace", "--out", notes],
         "simulate run --world lm": ["simulate", "run", "--world", "lm", "--generations", "1", *LM_FAST, "--out", notes],
         "gen0 train": ["gen0", "train", *LM_FAST, "--out", notes],
+        "detect train": ["detect", "train", "--human", w / "human.txt", "--machine", w / "machine.txt",
+                         "--features", "style", "--out", notes],
     }
 
 
@@ -71,7 +73,8 @@ def file_commands(w, model):
     }
 
 
-@pytest.mark.parametrize("name", ["simulate run", "simulate sweep", "simulate run --world lm", "gen0 train"])
+@pytest.mark.parametrize("name", ["simulate run", "simulate sweep", "simulate run --world lm", "gen0 train",
+                                  "detect train"])
 def test_folder_with_unrelated_file_is_refused(world, model, name):
     args = dir_commands(world, model)[name]
     refused(args, world, "already holds files this command did not write; pass --overwrite")
@@ -216,3 +219,9 @@ def test_outputs_follow_the_umask(world):
     finally:
         os.umask(old)
     assert oct(os.stat(world / "u" / "results.parquet").st_mode & 0o777) == oct(0o664)
+
+
+def test_detect_train_failing_after_the_claim_leaves_no_folder(world):
+    # 6 texts per class: refused by the trainer (it needs 10) after the output was claimed
+    refused(["detect", "train", "--human", world / "human.txt", "--machine", world / "machine.txt",
+             "--features", "style", "--out", world / "learned"], world, "needs >= 10 texts")

@@ -497,7 +497,8 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
 @click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
-def train_cmd(human, machine, out, features, gen0_dir, model_class, seed, device, column, fmt, as_json):
+@overwrite_option
+def train_cmd(human, machine, out, features, gen0_dir, model_class, seed, device, column, fmt, as_json, overwrite):
     """Train learned_v1, a supervised detector, on labelled human and machine text.
 
     \b
@@ -508,10 +509,17 @@ def train_cmd(human, machine, out, features, gen0_dir, model_class, seed, device
     """
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.learned import train_learned
+    from collapseguard.io.outputs import check_not_input, claimed_output_dir
 
-    h = [r.text for r in load_records(human, column, fmt, raw_default="original")]
-    m = [r.text for r in load_records(machine, column, fmt, raw_default="sampled")]
-    meta = train_learned(h, m, out, features, model_class, gen0_dir, seed, device)
+    check_paths(human=human, machine=machine, gen0=gen0_dir)
+    reads = [*human, *machine, gen0_dir]
+    check_not_input(out, reads)
+    settings = {"human": list(human), "machine": list(machine), "features": features, "gen0": gen0_dir,
+                "model": model_class, "seed": seed, "column": column, "format": fmt}
+    h = [r.text for r in require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")]
+    m = [r.text for r in require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")]
+    with claimed_output_dir(out, command="detect train", settings=settings, overwrite=overwrite, inputs=reads):
+        meta = train_learned(h, m, out, features, model_class, gen0_dir, seed, device)
     summary = {"detector": "learned_v1", "features": meta["features"], "model": meta["model"],
                "n_human": meta["n_human"], "n_machine": meta["n_machine"], "n_dropped": meta["n_dropped"], "out": out}
     click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
