@@ -233,13 +233,15 @@ class Ledger:
             raise CollapseguardError(f"threshold {threshold} must be in (0, 1]; pass e.g. --threshold 0.8")
         if len(self) == 0 or len(texts) == 0:
             return []
-        records = sketch(texts, self.config)
         if mode == "containment":
-            rec, item, inter = self._shared_counts(records)
+            sizes, rec, item, inter = self._containment_counts(texts)
+            size_a = sizes[rec]
         else:
+            records = sketch(texts, self.config)
             rec, item = self.lsh().query(records.signatures)
             _, inter = jaccard_pairs(records.set_hashes, records.set_offsets, self.items.set_hashes, self.items.set_offsets, rec, item)
-        size_a, size_b = records.sizes[rec], self.sizes[item]
+            size_a = records.sizes[rec]
+        size_b = self.sizes[item]
         containment = inter / np.maximum(size_b, 1)
         jaccard = inter / np.maximum(size_a + size_b - inter, 1)
         score = containment if mode == "containment" else jaccard
@@ -248,28 +250,40 @@ class Ledger:
         r, i, c, j = (x[hit][order] for x in (rec, item, containment, jaccard))
         return [Match(int(a), str(self.ids[b]), float(cc), float(jj)) for a, b, cc, jj in zip(r, i, c, j, strict=True)]
 
-    def _shared_counts(self, records: Sketches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(record, item, |A ∩ B|) for every pair sharing at least one shingle hash."""
+    def _containment_counts(self, texts: list[str]) -> tuple[np.ndarray, ...]:
+        """(shingles per text, record, item, |A ∩ B|) for every (text, ledger item) pair sharing a shingle.
+
+        The batch's shingle hashes are sorted once (stable, so a text's duplicates sit together
+        and are dropped), then looked up in the persisted index as sorted needles.
+        """
+        hashes, offsets = shingle_hashes(list(texts), self.config.ngram)
+        n = len(offsets) - 1
+        doc = np.repeat(np.arange(n), np.diff(offsets))
+        order = np.argsort(hashes, kind="stable")
+        h, d = hashes[order], doc[order]
+        keep = np.ones(len(h), dtype=bool)
+        keep[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
+        h, d = h[keep], d[keep]
+        sizes = np.bincount(d, minlength=n)
+        if len(self) == 0 or len(h) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return sizes, empty, empty, empty
         keys, owners = self._keys, self._owners
-        hashes = records.set_hashes
-        lo = np.searchsorted(keys, hashes, side="left")
+        lo = np.searchsorted(keys, h, side="left")
         found = lo < len(keys)
-        found[found] = keys[lo[found]] == hashes[found]
+        found[found] = keys[lo[found]] == h[found]
         where = np.flatnonzero(found)
-        hi = np.searchsorted(keys, hashes[where], side="right")
+        hi = np.searchsorted(keys, h[where], side="right")
         which, pos = expand_ranges(lo[where], hi)
-        record_of_hash = np.repeat(np.arange(len(records.sizes)), records.sizes)
-        code = record_of_hash[where[which]].astype(np.int64) * len(self) + owners[pos]
+        code = d[where[which]].astype(np.int64) * len(self) + owners[pos]
         code, inter = np.unique(code, return_counts=True)
-        return code // len(self), code % len(self), inter
+        return sizes, code // len(self), code % len(self), inter
 
     def max_containment(self, texts: list[str]) -> np.ndarray:
         """Per text, the largest containment of any ledger item (0 if none); NaN for no shingles."""
-        records = sketch(texts, self.config)
-        out = np.where(records.sizes > 0, 0.0, np.nan)
-        if len(self):
-            rec, item, inter = self._shared_counts(records)
-            np.maximum.at(out, rec, inter / np.maximum(self.sizes[item], 1))
+        sizes, rec, item, inter = self._containment_counts(texts)
+        out = np.where(sizes > 0, 0.0, np.nan)
+        np.maximum.at(out, rec, inter / np.maximum(self.sizes[item], 1))
         return out
 
 
