@@ -110,6 +110,8 @@ def test_choice_and_unknown_world_options(world, option, needle):
     (["-o", "states"], "is not KEY=VALUE; write e.g. -o states=50"),
     (["--world", "gausian"], "did you mean 'gaussian'"),
     (["--generations", "0"], "--generations must be a positive whole number"),
+    (["--samples", "1"], "--samples 1: world 'gaussian' needs at least 2 samples"),
+    (["--world", "gmm", "--samples", "3"], "needs at least 4 samples"),
     (["--human-fraction", "1.5"], "human"),
     (["--world", "lm", "-o", "states=2"], "--world lm takes no -o world options"),
     (["--world", "lm", "--corpus", "nope.txt"], "nope.txt: no such file or directory (--corpus)"),

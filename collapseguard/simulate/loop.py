@@ -64,6 +64,9 @@ def run_simulation(config: SimConfig, progress: Callable[[int], None] | None = N
     """Run the loop for all seeds at once; `progress(generation)` is called after each generation."""
     start = time.perf_counter()
     world, policy = make_world(config), config.policy
+    if policy.size(config.samples, 0) < world.min_samples:
+        raise CollapseguardError(f"--samples {config.samples}: world {config.world!r} needs at least "
+                                 f"{world.min_samples} samples a generation; raise --samples")
     if 0 < policy.human_fraction * config.samples < 0.5:
         log.warning("human fraction %g of %d samples rounds to no human sample a generation; raise --samples",
                     policy.human_fraction, config.samples)
