@@ -225,3 +225,10 @@ def test_detect_train_failing_after_the_claim_leaves_no_folder(world):
     # 6 texts per class: refused by the trainer (it needs 10) after the output was claimed
     refused(["detect", "train", "--human", world / "human.txt", "--machine", world / "machine.txt",
              "--features", "style", "--out", world / "learned"], world, "needs >= 10 texts")
+
+
+def test_detect_evaluate_refuses_when_a_class_all_abstains(world, model):
+    short = world / "short.txt"
+    short.write_text("a\nb\n")
+    refused(["detect", "evaluate", "--human", world / "human.txt", "--machine", short, "--model", model,
+             "--min-tokens", "4"], world, "no machine text was scored (all 2 abstained)")

@@ -382,6 +382,10 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     m_rec = require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")
     h, m = [r.text for r in h_rec], [r.text for r in m_rec]
     scores = score_with_progress(det, h + m)
+    for name, part in (("human", scores[: len(h)]), ("machine", scores[len(h):])):
+        if not np.isfinite(part).any():
+            raise CollapseguardError(f"no {name} text was scored (all {len(part)} abstained); "
+                                     "pass longer texts or lower --min-tokens")
     y = np.r_[np.zeros(len(h), bool), np.ones(len(m), bool)]
     rows = evaluate_by(scores, y, slice_labels(h_rec + m_rec), tuple(fprs), reference)
     warnings = drift_warnings(cal, h + m, None) if calibration else []
