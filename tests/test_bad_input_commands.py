@@ -232,3 +232,13 @@ def test_detect_evaluate_refuses_when_a_class_all_abstains(world, model):
     short.write_text("a\nb\n")
     refused(["detect", "evaluate", "--human", world / "human.txt", "--machine", short, "--model", model,
              "--min-tokens", "4"], world, "no machine text was scored (all 2 abstained)")
+
+
+def test_cuda_asked_for_without_cuda_is_one_line(world):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    fast = [a if a != "cpu" else "cuda" for a in LM_FAST]
+    refused(["gen0", "train", *fast, "--out", world / "g"], world, "--device cuda: CUDA is not available")
+    refused(["simulate", "run", "--world", "lm", *fast, "--out", world / "g"], world, "CUDA is not available")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collapseguard.errors import CollapseguardError
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -32,6 +34,8 @@ def pick_device(name: str = "auto") -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CollapseguardError(f"--device {name}: CUDA is not available here; pass --device cpu or auto")
     return name
 
 
