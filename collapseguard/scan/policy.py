@@ -65,6 +65,7 @@ class GuardPolicy:
     root: Path = field(default_factory=Path.cwd)
     source: str = "<policy>"
     _built: list | None = field(default=None, repr=False, compare=False)
+    _calibration: object = field(default=None, repr=False, compare=False)
 
     @property
     def calibration_path(self) -> Path | None:
@@ -116,13 +117,16 @@ class GuardPolicy:
         """For `datasets.Dataset.map(batched=True)`: the batch plus score, `decision`, `reason` columns."""
         from collapseguard.scan.calibrate import load_policy_calibration
 
-        cal = calibration or load_policy_calibration(self)
+        if calibration is None:
+            if self._calibration is None:
+                self._calibration = load_policy_calibration(self)
+            calibration = self._calibration
         if self.text_column not in batch:
             raise CollapseguardError(f"batch has no column {self.text_column!r} (has: {', '.join(batch)}); "
                                      "set text_column in the policy")
         texts, unreadable = screen_texts(batch[self.text_column], self.max_chars)
         scores = self.score_screened(texts, unreadable)
-        decision, reason = decide(scores, cal.thresholds(), self.column_names(), unreadable)
+        decision, reason = decide(scores, calibration.thresholds(), self.column_names(), unreadable)
         out = dict(batch)
         for j, col in enumerate(self.column_names()):
             out[col] = scores[:, j].tolist()
