@@ -100,8 +100,8 @@ def read_parquet(path: Path, column: str, batch_size: int = 8192, flag: str = "-
             index += 1
 
 
-def read_saved_dataset(path: Path, column: str, flag: str = "--column") -> Iterator[Record]:
-    """A `datasets` Dataset saved with `save_to_disk` (the train split of a DatasetDict)."""
+def load_saved_dataset(path: Path):
+    """The Dataset saved at `path` with `save_to_disk` (the train split, or the first, of a DatasetDict)."""
     try:
         import datasets
     except ImportError:
@@ -109,6 +109,12 @@ def read_saved_dataset(path: Path, column: str, flag: str = "--column") -> Itera
     ds = datasets.load_from_disk(str(path))
     if isinstance(ds, datasets.DatasetDict):
         ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    return ds
+
+
+def read_saved_dataset(path: Path, column: str, flag: str = "--column") -> Iterator[Record]:
+    """A `datasets` Dataset saved with `save_to_disk` (the train split of a DatasetDict)."""
+    ds = load_saved_dataset(path)
     if column not in ds.column_names:
         raise CollapseguardError(f"{path}: no column {column!r} (has: {', '.join(ds.column_names)}); pass {flag}")
     for index, value in enumerate(ds[column]):

@@ -195,13 +195,9 @@ def check_column(shard: Shard, schema, column: str) -> None:
 
 
 def _saved_dataset_table(path: Path):
-    try:
-        import datasets
-    except ImportError:
-        raise CollapseguardError("reading a saved dataset needs `datasets`: pip install 'collapseguard[lm]'") from None
-    ds = datasets.load_from_disk(str(path))
-    if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    from collapseguard.io.readers import load_saved_dataset
+
+    ds = load_saved_dataset(path)
     if ds._indices is not None:
         ds = ds.flatten_indices()
     return ds.data.table
