@@ -47,3 +47,23 @@ def test_faiss_search_finds_paraphrases_like_brute_force(embedder):
     assert [row[0] for row in ids] == ["s0", "s1"]
     brute = embedder.encode(PARAPHRASES) @ embedder.encode(SENTENCES).T
     np.testing.assert_allclose(scores, -np.sort(-brute, axis=1)[:, :3], atol=1e-5)
+
+
+def test_index_saved_and_loaded_searches_the_same(embedder, tmp_path):
+    index = EmbeddingIndex(embedder)
+    index.add(SENTENCES, [f"s{i}" for i in range(len(SENTENCES))])
+    index.save(tmp_path / "emb")
+    again = EmbeddingIndex.load(tmp_path / "emb", embedder)
+    assert again.ids == index.ids
+    np.testing.assert_array_equal(again.vectors(), index.vectors())
+    want, want_ids = index.search(PARAPHRASES, k=2)
+    got, got_ids = again.search(PARAPHRASES, k=2)
+    np.testing.assert_array_equal(got, want)
+    assert got_ids == want_ids
+    from collapseguard.errors import CollapseguardError
+
+    with pytest.raises(CollapseguardError, match="already exists"):
+        index.save(tmp_path / "emb")
+    (tmp_path / "emb" / "vectors.npy").write_bytes(b"junk")
+    with pytest.raises(CollapseguardError, match="not a readable embedding index"):
+        EmbeddingIndex.load(tmp_path / "emb", embedder)

@@ -19,6 +19,9 @@ import numpy as np
 from collapseguard.errors import CollapseguardError
 
 INSTALL = "pip install 'collapseguard[embeddings]'"
+VECTORS = "vectors.npy"
+INDEX_META = "index.json"
+INDEX_FORMAT = "collapseguard-embedding-index"
 
 
 def default_model_dir() -> Path:
@@ -107,3 +110,56 @@ class EmbeddingIndex:
             return np.zeros((len(texts), 0), dtype=np.float32), [[] for _ in texts]
         scores, idx = self.index.search(self.embedder.encode(texts), k)
         return scores, [[self.ids[j] for j in row] for row in idx]
+
+    def vectors(self) -> np.ndarray:
+        """The stored unit vectors (size, dim) float32, in insertion order."""
+        return self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else np.zeros((0, self.embedder.dim), np.float32)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index as a folder (vectors.npy, index.json with ids, model and dim), atomically:
+        it is assembled under a temporary name beside `path` and renamed into place."""
+        import shutil
+        import tempfile
+
+        from collapseguard.io.atomic import apply_umask
+
+        path = Path(path)
+        if path.exists():
+            raise CollapseguardError(f"{path}: already exists; choose a new folder for the embedding index")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            np.save(tmp / VECTORS, self.vectors(), allow_pickle=False)
+            meta = {"format": INDEX_FORMAT, "ids": self.ids, "model": self.embedder.path.name, "dim": self.embedder.dim}
+            (tmp / INDEX_META).write_text(json.dumps(meta), encoding="utf-8")
+            for f in (tmp / VECTORS, tmp / INDEX_META):
+                apply_umask(f)
+            apply_umask(tmp, directory=True)
+            tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: SentenceEmbedder) -> EmbeddingIndex:
+        """Read a folder written by `save`; refuse one made with a model of another name or width."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / INDEX_META).read_text(encoding="utf-8"))
+            vectors = np.load(path / VECTORS, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CollapseguardError(f"{path}: not a readable embedding index ({exc}); rebuild it with save()") from None
+        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+            raise CollapseguardError(f"{path / INDEX_META}: not an embedding index; rebuild it with save()")
+        ids = meta.get("ids")
+        if meta.get("dim") != embedder.dim or meta.get("model") != embedder.path.name:
+            raise CollapseguardError(f"{path}: made with model {meta.get('model')!r} (dim {meta.get('dim')}), "
+                                     f"not {embedder.path.name!r} (dim {embedder.dim}); use the same model or rebuild")
+        if not isinstance(ids, list) or vectors.dtype != np.float32 or vectors.shape != (len(ids), embedder.dim):
+            raise CollapseguardError(f"{path}: vectors {vectors.dtype}{vectors.shape} do not match {len(ids or [])} ids; rebuild it")
+        index = cls(embedder)
+        if len(ids):
+            index.index.add(vectors)
+        index.ids = [str(i) for i in ids]
+        return index
