@@ -118,8 +118,18 @@ def fold_figures(score: dict, calib: list[str], held: list[dict]) -> dict:
     t = threshold_for_fpr([score[x] for x in calib], FPR)
     h = np.array([score[x] for x in sorted({r["human"] for r in held})])
     m = np.array([score[r["machine"]] for r in held])
-    return {"auroc": auroc(h, m), "tpr": float(np.mean(np.nan_to_num(m, nan=-np.inf) > t)),
-            "fpr": float(np.mean(h[~np.isnan(h)] > t)), "n_human": len(h), "n_machine": len(m)}
+    out = {"auroc": auroc(h, m), "tpr": float(np.mean(np.nan_to_num(m, nan=-np.inf) > t)),
+           "fpr": float(np.mean(h[~np.isnan(h)] > t)), "n_human": len(h), "n_machine": len(m)}
+    # What the user's own human text buys: a threshold from the held-out group's `calib` human
+    # texts (no labels needed), applied to its other pairs.
+    own = sorted({r["human"] for r in held if r["split"] == "calib"})
+    rest = [r for r in held if r["split"] == "fit"]
+    t_own = threshold_for_fpr([score[x] for x in own], FPR)
+    h2 = np.array([score[x] for x in sorted({r["human"] for r in rest})])
+    m2 = np.array([score[r["machine"]] for r in rest])
+    out.update(fpr_own=float(np.mean(h2[~np.isnan(h2)] > t_own)), tpr_own=float(np.mean(np.nan_to_num(m2, nan=-np.inf) > t_own)),
+               n_own_calib=len(own))
+    return out
 
 
 def learned_scorer(blocks: dict, index: dict, feature_set: str, model: str):
@@ -164,6 +174,39 @@ def drift_fires(blocks: dict, index: dict, calib: list[str], held: list[dict]) -
     return {"fires": rep["warn"], "outside_share": rep["outside_share"], "expected": rep["expected_outside"]}
 
 
+def own_part(text: str) -> str:
+    """A second, independent three-way split of a held-out group: labelled / calib / report."""
+    return ("labelled", "calib", "report")[int(hashlib.sha256(b"own:" + text.encode()).hexdigest(), 16) % 3]
+
+
+def own_labelled_figures(make, index, fit, held) -> dict:
+    """The held-out domain with a third of its pairs labelled by the user: train on the other
+    domains plus that third, threshold from another third's human texts, report on the last."""
+    from collapseguard.detectors.calibration import threshold_for_fpr
+    from collapseguard.detectors.evaluation import auroc
+
+    part = {r["human"]: own_part(r["human"]) for r in held}
+    scores = dict(zip(index, make(fit + [r for r in held if part[r["human"]] == "labelled"]), strict=True))
+    t = threshold_for_fpr([scores[h] for h in sorted({r["human"] for r in held if part[r["human"]] == "calib"})], FPR)
+    rep = [r for r in held if part[r["human"]] == "report"]
+    h = np.array([scores[x] for x in sorted({r["human"] for r in rep})])
+    m = np.array([scores[r["machine"]] for r in rep])
+    return {"auroc": auroc(h, m), "tpr": float(np.mean(np.nan_to_num(m, nan=-np.inf) > t)),
+            "fpr": float(np.mean(h[~np.isnan(h)] > t)), "n_human": len(h), "n_machine": len(m)}
+
+
+def run_own_labelled(rows, index, scorers: dict) -> dict:
+    out = {}
+    fold_list = list(folds(rows, "domain"))
+    for name, make in scorers.items():
+        per = {g: own_labelled_figures(make, index, fit, held) for g, fit, _calib, held in fold_list}
+        out[name] = per
+        print(f"domain+own {name:38s} auroc {np.mean([v['auroc'] for v in per.values()]):.3f} "
+              f"tpr@1% {np.mean([v['tpr'] for v in per.values()]):.3f} worst fpr {max(v['fpr'] for v in per.values()):.3f}",
+              file=sys.stderr, flush=True)
+    return out
+
+
 def run_cv(rows, blocks, index, scorers: dict) -> dict:
     out = {}
     for by in ("generator", "domain"):
@@ -176,22 +219,30 @@ def run_cv(rows, blocks, index, scorers: dict) -> dict:
                 if name == next(iter(scorers)) and by == "domain":
                     per[g]["drift"] = drift_fires(blocks, index, calib, held)
             out.setdefault(by, {})[name] = per
-            mean = {k: float(np.mean([v[k] for v in per.values()])) for k in ("auroc", "tpr", "fpr")}
+            mean = {k: float(np.mean([v[k] for v in per.values()])) for k in ("auroc", "tpr", "fpr", "tpr_own", "fpr_own")}
             print(f"{by:9s} {name:38s} auroc {mean['auroc']:.3f} tpr@1% {mean['tpr']:.3f} fpr {mean['fpr']:.3f} "
-                  f"(worst fpr {max(v['fpr'] for v in per.values()):.3f})", file=sys.stderr, flush=True)
+                  f"(worst fpr {max(v['fpr'] for v in per.values()):.3f}) | own-calib tpr {mean['tpr_own']:.3f} "
+                  f"fpr {mean['fpr_own']:.3f}", file=sys.stderr, flush=True)
     return out
 
 
 def print_tables(results: dict) -> None:
     for by, per_det in results.items():
         groups = sorted(next(iter(per_det.values())))
-        print(f"\n### leave one {by} out (held-out group: AUROC / TPR@1% / FPR achieved at the 1% threshold)\n")
-        print("| detector | " + " | ".join(groups) + " | mean AUROC | mean TPR | worst FPR |")
-        print("|---|" + "---:|" * (len(groups) + 3))
+        print(f"\n### held out: {by} (AUROC / TPR@1% / FPR achieved at the 1% threshold)\n")
+        print("| detector | " + " | ".join(groups) + " | mean AUROC | mean TPR | worst FPR | with own human calibration: mean TPR / worst FPR |")
+        print("|---|" + "---:|" * (len(groups) + 4))
         for name, per in per_det.items():
             cells = [f"{per[g]['auroc']:.3f} / {per[g]['tpr']:.3f} / {per[g]['fpr']:.3f}" for g in groups]
+            own = (f"{np.mean([per[g]['tpr_own'] for g in groups]):.3f} / {max(per[g]['fpr_own'] for g in groups):.3f}"
+                   if "tpr_own" in per[groups[0]] else "")
             print(f"| {name} | " + " | ".join(cells) + f" | {np.mean([per[g]['auroc'] for g in groups]):.3f} | "
-                  f"{np.mean([per[g]['tpr'] for g in groups]):.3f} | {max(per[g]['fpr'] for g in groups):.3f} |")
+                  f"{np.mean([per[g]['tpr'] for g in groups]):.3f} | {max(per[g]['fpr'] for g in groups):.3f} | {own} |")
+        drift = {g: v["drift"] for g, v in next(iter(per_det.values())).items() if v.get("drift")}
+        if drift:
+            print("\nout-of-domain warning on the held-out group: " + "; ".join(
+                f"{g}: {'fires' if d['fires'] else 'silent'} ({d['outside_share']:.0%} outside, expected {d['expected']:.0%})"
+                for g, d in drift.items()))
 
 
 def main() -> None:
@@ -225,6 +276,7 @@ def main() -> None:
         for model in args.models.split(","):
             scorers[f"learned_v1 {model} [{fs}]"] = learned_scorer(blocks, index, fs, model)
     results = run_cv(rows, blocks, index, scorers)
+    results["domain, a third of its pairs labelled"] = run_own_labelled(rows, index, scorers)
     print_tables(results)
     if args.out:
         from collapseguard.io.atomic import write_text_atomic

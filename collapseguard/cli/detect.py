@@ -494,7 +494,8 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder to write (learned.json + model.npz).")
 @click.option("--features", default="embeddings,style", show_default=True, help="Comma list of gen0, embeddings, style.")
 @click.option("--gen0", "gen0_dir", type=click.Path(file_okay=False), default=None, help="Gen-0 model folder (for the gen0 features).")
-@click.option("--model", "model_class", default="logistic", show_default=True, help="logistic, gbm or mlp.")
+@click.option("--model", "model_class", default="mlp", show_default=True,
+              help="mlp, gbm or logistic (mlp: best on detect-dev's held-out generators and domains, BENCHMARKS.md).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (gbm, mlp).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda for the feature models.")
 @click.option("--column", default=None, help="Text column/field (default: text).")

@@ -5,7 +5,9 @@ Features (any subset, in this order; all computed on whitespace-normalised text)
 - ``embeddings``: mean-pooled all-MiniLM-L6-v2 sentence embeddings (the ``embeddings`` extra);
 - ``style``: stylometric features (`collapseguard.detectors.style`).
 Model classes: ``logistic`` (L2 logistic regression on standardised features), ``gbm``
-(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer). Scores are the model's
+(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer). The defaults, ``mlp`` on
+``embeddings,style``, are the best row of detect-dev's grouped cross-validation over both
+held-out generators and held-out domains (`benchmarks/eval_detect_dev.py`, BENCHMARKS.md). Scores are the model's
 log-odds of "machine"; a text abstains (NaN) when any of its features does.
 
 A detector folder holds ``learned.json`` (features, model class, feature names, the Gen-0
@@ -304,7 +306,7 @@ def save_learned(out_dir: str | Path, meta: dict, params: dict) -> Path:
     return out
 
 
-def train_learned(human_texts, machine_texts, out_dir, features="embeddings,style", model: str = "logistic",
+def train_learned(human_texts, machine_texts, out_dir, features="embeddings,style", model: str = "mlp",
                   gen0_dir: str | None = None, seed: int = 0, device: str = "cpu") -> dict:
     """Fit `learned_v1` on labelled texts and save it; returns the summary written to learned.json."""
     human, machine = list(human_texts), list(machine_texts)
