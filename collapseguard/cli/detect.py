@@ -388,7 +388,7 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
                                      "pass longer texts or lower --min-tokens")
     y = np.r_[np.zeros(len(h), bool), np.ones(len(m), bool)]
     rows = evaluate_by(scores, y, slice_labels(h_rec + m_rec), tuple(fprs), reference)
-    warnings = drift_warnings(cal, h + m, None) if calibration else []
+    warnings = drift_warnings(cal, h, None) if calibration else []  # the FPR promise is about the human texts
     emit_warnings(warnings)
     overall = rows[0]
     result = {"detector": det.name, "auroc": overall["auroc"], "tpr_at_fpr": overall["tpr_at_fpr"],
