@@ -242,3 +242,28 @@ def test_cuda_asked_for_without_cuda_is_one_line(world):
     fast = [a if a != "cpu" else "cuda" for a in LM_FAST]
     refused(["gen0", "train", *fast, "--out", world / "g"], world, "--device cuda: CUDA is not available")
     refused(["simulate", "run", "--world", "lm", *fast, "--out", world / "g"], world, "CUDA is not available")
+
+
+def test_scan_filter_curate_policy_provenance_leave_an_unrelated_folder_alone(world):
+    """The guard commands, pointed at a folder (or file) holding unrelated work, refuse it."""
+    pytest.importorskip("datasketch")
+    data, gen = world / "data", world / "gen"
+    data.mkdir()
+    gen.mkdir()
+    (data / "h.txt").write_text("\n".join(TEXTS[:6]) + "\n")
+    (gen / "m.txt").write_text("\n".join(TEXTS[6:]) + "\n")
+    assert invoke(["ledger", "add", world / "gl", gen / "m.txt"]).exit_code == 0
+    policy = world / "p.toml"
+    policy.write_text(f'text_column = "text"\nmax_synthetic_share = 0.05\n[[detectors]]\nname = "minhash_v1"\n'
+                      f'threshold = 0.8\noptions = {{ ledger = "{world / "gl"}" }}\n')
+    assert invoke(["scan", data, "--policy", policy, "--out", world / "scan"]).exit_code == 0
+    notes, thesis = world / "notes", world / "notes" / "thesis.tex"
+    folder_needle = "already holds files this command did not write; pass --overwrite"
+    refused(["scan", data, "--policy", policy, "--out", notes], world, folder_needle)
+    refused(["filter", data, "--attributes", world / "scan", "--out", notes], world, folder_needle)
+    refused(["curate", "--human", data, "--synthetic", gen, "--human-fraction", "0.5", "--size", "4", "--out", notes],
+            world, folder_needle)
+    refused(["policy", "calibrate", "--policy", policy, "--human", data / "h.txt", "--fpr", "0.01", "--out", thesis],
+            world, "already exists")
+    refused(["provenance", "build", data, "--out", thesis], world, "already exists")
+    refused(["provenance", "keygen", "--out", thesis], world, "already exists")
