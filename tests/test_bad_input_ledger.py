@@ -177,7 +177,7 @@ def test_truncated_missing_or_extra_files(world):
     assert "chunk-000000.npz" in line and "truncated or edited" in line
     chunk.unlink()
     line = run_refused(["ledger", "info", str(root / "L")], root)
-    assert "chunk-000000.npz: ledger file is missing" in line
+    assert "chunk-000000.npz: ledger file listed in state.json is missing" in line
     chunk.write_bytes(data)
     (root / "L" / "state.json").unlink()
     line = run_refused(["ledger", "info", str(root / "L")], root)

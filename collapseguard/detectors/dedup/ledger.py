@@ -45,7 +45,7 @@ from collapseguard.io.atomic import apply_umask
 SCHEME = "minhash_v1"
 FORMAT = "collapseguard-ledger"
 HEADER = store.HEADER
-MODES = ("containment", "jaccard")
+MODES = ("containment", "jaccard", "paraphrase")
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,9 @@ class Match:
 
     record: int
     ledger_id: str
-    containment: float  # |A ∩ B| / |B|, B the ledger item
-    jaccard: float  # |A ∩ B| / |A ∪ B|
+    containment: float  # |A ∩ B| / |B|, B the ledger item (NaN in paraphrase mode)
+    jaccard: float  # |A ∩ B| / |A ∪ B| (NaN in paraphrase mode)
+    cosine: float = float("nan")  # embedding cosine similarity (paraphrase mode only)
 
 
 class Ledger:
@@ -124,6 +125,8 @@ class Ledger:
     def _set_state(self, state: dict) -> None:
         self._state = state
         self.ids, self.sizes, self._keys, self._owners = store.verify(self.path, self._header, state)
+        self.embeddings = store.open_embeddings(self.path, state, len(self.ids))
+        self._embedder = self._faiss = None
         self._items: Sketches | None = None
         self._lsh: MinHashLSH | None = None
 
@@ -168,7 +171,8 @@ class Ledger:
         header = store.read_json(path / HEADER, "header")
         if header.get("format") != FORMAT or header.get("scheme") != SCHEME:
             raise CollapseguardError(
-                f"{path}: ledger scheme {header.get('scheme')!r} is not {SCHEME!r}; rebuild it with this version"
+                f"{path / HEADER}: format {header.get('format')!r} and scheme {header.get('scheme')!r}, expected "
+                f"{FORMAT!r} and {SCHEME!r}; restore the header or rebuild the ledger with this version"
             )
         store.check_header(path / HEADER, header)
         config = SketchConfig(**{k: header[k] for k in SketchConfig.__dataclass_fields__})
@@ -197,21 +201,44 @@ class Ledger:
                                        np.concatenate([p["signatures"] for p in parts]))
         return self._items
 
-    def add(self, texts: list[str], ids: list[str]) -> int:
+    def add(self, texts: list[str], ids: list[str], embedder=None) -> int:
         """Append texts (skipping those with no shingles) in one commit; returns how many were added."""
-        with self.transaction() as tx:
+        with self.transaction(embedder) as tx:
             return tx.add(texts, ids)
 
+    def embedder(self, model_dir=None):
+        """The sentence embedder of this ledger's embeddings (the recorded model, or `model_dir`), loaded once."""
+        from collapseguard.detectors.dedup.embeddings import SentenceEmbedder
+
+        if self._embedder is not None and model_dir is None:
+            return self._embedder
+        entry = self._state.get("embeddings")
+        if entry is None:
+            raise CollapseguardError(f"{self.path}: has no embeddings; create the ledger with `ledger add --embeddings`")
+        embedder = SentenceEmbedder(model_dir or entry["model_dir"])
+        if embedder.dim != entry["dim"] or embedder.path.name != entry["model"]:
+            raise CollapseguardError(f"{self.path}: embeddings were made with {entry['model']!r} (dim {entry['dim']}), "
+                                     f"not {embedder.path.name!r} (dim {embedder.dim}); pass that model")
+        self._embedder = embedder
+        return embedder
+
     @contextmanager
-    def transaction(self) -> Iterator[_Transaction]:
+    def transaction(self, embedder=None) -> Iterator[_Transaction]:
         """All-or-nothing appends: `tx.add(...)` any number of times; committed when the block ends.
 
         An exception inside the block discards every chunk it wrote: the ledger stays as it was.
+        `embedder` (a SentenceEmbedder) also stores each item's embedding; a ledger with
+        embeddings embeds every later add with its recorded model.
         """
         with store.locked(self.path):
             if store.read_json(self.path / store.STATE, "state") != self._state:
                 raise CollapseguardError(f"{self.path}: changed by another writer since it was opened; run the command again")
-            tx = _Transaction(self)
+            if embedder is not None and self.embeddings is None and len(self):
+                raise CollapseguardError(f"{self.path}: its {len(self)} items have no embeddings (they are enabled at the "
+                                         "first add); build a new ledger with --embeddings")
+            if embedder is None and self.embeddings is not None:
+                embedder = self.embedder()
+            tx = _Transaction(self, embedder)
             try:
                 yield tx
                 tx.commit()
@@ -231,6 +258,8 @@ class Ledger:
         check_choice("query mode", mode, MODES)
         if not 0.0 < threshold <= 1.0:
             raise CollapseguardError(f"threshold {threshold} must be in (0, 1]; pass e.g. --threshold 0.8")
+        if mode == "paraphrase":
+            return self.paraphrases(texts, threshold)
         if len(self) == 0 or len(texts) == 0:
             return []
         if mode == "containment":
@@ -249,6 +278,23 @@ class Ledger:
         order = np.lexsort((-score[hit], rec[hit]))
         r, i, c, j = (x[hit][order] for x in (rec, item, containment, jaccard))
         return [Match(int(a), str(self.ids[b]), float(cc), float(jj)) for a, b, cc, jj in zip(r, i, c, j, strict=True)]
+
+    def paraphrases(self, texts: list[str], threshold: float = 0.8, embedder=None) -> list[Match]:
+        """Ledger items whose embedding has cosine >= threshold with the text's (exact faiss range search)."""
+        embedder = embedder or self.embedder()
+        if len(self) == 0 or len(texts) == 0:
+            return []
+        if self._faiss is None:
+            import faiss
+
+            self._faiss = faiss.IndexFlatIP(self.embeddings.shape[1])
+            self._faiss.add(np.ascontiguousarray(self.embeddings))
+        lims, scores, items = self._faiss.range_search(embedder.encode(list(texts)), threshold - 1e-6)
+        out = []
+        for r in range(len(texts)):
+            found = sorted(zip(scores[lims[r] : lims[r + 1]], items[lims[r] : lims[r + 1]], strict=True), key=lambda x: -x[0])
+            out += [Match(r, str(self.ids[i]), float("nan"), float("nan"), float(c)) for c, i in found if c >= threshold]
+        return out
 
     def _containment_counts(self, texts: list[str]) -> tuple[np.ndarray, ...]:
         """(shingles per text, record, item, |A ∩ B|) for every (text, ledger item) pair sharing a shingle.
@@ -290,8 +336,9 @@ class Ledger:
 class _Transaction:
     """Chunks written by one add, invisible until ``commit`` replaces state.json."""
 
-    def __init__(self, ledger: Ledger):
-        self.ledger = ledger
+    def __init__(self, ledger: Ledger, embedder=None):
+        self.ledger, self.embedder = ledger, embedder
+        self.vectors: list[np.ndarray] = []
         self.entries: list[dict] = []
         self.pending_ids: set[str] = set()
         self.new_hashes: list[np.ndarray] = []
@@ -325,6 +372,8 @@ class _Transaction:
         name = store.fresh_name(ledger.path, "chunk", ".npz", {e["file"] for e in self.entries})
         self.entries.append({"file": name, "items": len(kept_ids), "shingles": len(set_hashes), "sha256": None})
         self.entries[-1]["sha256"] = store.save_array(ledger.path, name, arrays)
+        if self.embedder is not None:
+            self.vectors.append(self.embedder.encode([t for t, k in zip(texts, keep, strict=True) if k]))
         self.pending_ids.update(kept_ids)
         self.new_hashes.append(set_hashes)
         self.new_sizes.append(np.diff(set_offsets))
@@ -353,10 +402,23 @@ class _Transaction:
         chunks = old["chunks"] + [e for e in self.entries if "items" in e]
         state = {"fingerprint": old["fingerprint"], "items": len(ledger) + int(len(new_sizes)),
                  "shingles": int(old["shingles"]) + int(new_sizes.sum()), "chunks": chunks, "index": index}
+        if self.embedder is not None:
+            state["embeddings"] = self._write_embeddings(taken | {index["keys"], index["owners"]})
         store.write_json_atomic(ledger.path / store.STATE, state)
         self.entries = []
         store.remove_unlisted(ledger.path, state)
         ledger._set_state(state)
+
+    def _write_embeddings(self, taken: set[str]) -> dict:
+        """All items' embeddings (the committed ones, then this add's) under a fresh name."""
+        ledger = self.ledger
+        old = ledger.embeddings if ledger.embeddings is not None else np.zeros((0, self.embedder.dim), np.float32)
+        vectors = np.concatenate([np.asarray(old), *self.vectors]).astype(np.float32, copy=False)
+        name = store.fresh_name(ledger.path, "embeddings", ".npy", taken)
+        self.entries.append({"file": name})
+        sha = store.save_array(ledger.path, name, vectors)
+        return {"file": name, "sha256": sha, "dim": int(vectors.shape[1]), "model": self.embedder.path.name,
+                "model_dir": str(self.embedder.path)}
 
     def discard(self) -> None:
         for entry in self.entries:

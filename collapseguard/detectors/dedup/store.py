@@ -8,6 +8,8 @@ A ledger directory holds:
 - ``index-NNNNNN.keys.npy`` / ``.owners.npy``: the containment inverted index over every
   committed chunk (all shingle hashes sorted, uint64, and the item each belongs to, uint32):
   12 bytes per ledger shingle, memory-mapped on open, so a query costs no rebuild.
+- ``embeddings-NNNNNN.npy`` (optional, ``ledger add --embeddings``): one float32 unit vector per
+  item from a local sentence-embedding model, for paraphrase queries.
 - ``state.json``: the commit record: the header fingerprint, each chunk with its item and
   shingle counts and sha256, and the index files with theirs. An add writes its chunks and the
   new index under fresh names, then replaces ``state.json`` atomically: that rename is the
@@ -97,9 +99,9 @@ def _check_listed(directory: Path, entry, key: str = "file") -> Path:
         raise CollapseguardError(f"{directory / STATE}: malformed entry {entry!r}; restore it or {REBUILD}")
     path = directory / name
     if not path.is_file():
-        raise CollapseguardError(f"{path}: ledger file is missing; restore it or {REBUILD}")
+        raise CollapseguardError(f"{path}: ledger file listed in {STATE} is missing; restore it or {REBUILD}")
     if file_sha256(path) != entry.get("sha256" if key == "file" else f"{key}_sha256"):
-        raise CollapseguardError(f"{path}: contents differ from the ledger's record (truncated or edited); "
+        raise CollapseguardError(f"{path}: contents differ from the sha256 in {STATE} (truncated or edited); "
                                  f"restore it or {REBUILD}")
     return path
 
@@ -138,7 +140,7 @@ def read_chunk(path: Path, entry: dict, num_perm: int, permutation: str) -> tupl
             or offsets[-1] != hash_shape[0] or np.any(np.diff(offsets) <= 0)):
         raise _chunk_error(path, "item offsets do not fit its shingle hashes")
     if entry.get("items") != n or entry.get("shingles") != hash_shape[0]:
-        raise _chunk_error(path, f"holds {n} items and {hash_shape[0]} shingles, the ledger's record says "
+        raise _chunk_error(path, f"holds {n} items and {hash_shape[0]} shingles, {STATE} says "
                                  f"{entry.get('items')} and {entry.get('shingles')}")
     return ids, np.diff(offsets).astype(np.int64)
 
@@ -194,6 +196,22 @@ def _open_index(directory: Path, entry, shingles: int, items: int) -> tuple[np.n
     return arrays[0], arrays[1]
 
 
+def open_embeddings(directory: Path, state: dict, items: int) -> np.ndarray | None:
+    """The committed sentence embeddings (items, dim) float32, memory-mapped, or None without them."""
+    entry = state.get("embeddings")
+    if entry is None:
+        return None
+    path = _check_listed(directory, entry)
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CollapseguardError(f"{path}: unreadable embeddings ({exc}); {REBUILD}") from None
+    if vectors.dtype != np.float32 or vectors.shape != (items, entry.get("dim")):
+        raise CollapseguardError(f"{path}: embeddings are {vectors.dtype}{vectors.shape}, expected "
+                                 f"float32({items}, {entry.get('dim')}); {REBUILD}")
+    return vectors
+
+
 def fresh_name(directory: Path, stem: str, suffix: str, taken: set[str]) -> str:
     """The first `stem-NNNNNN<suffix>` not on disk and not in `taken`."""
     number = 0
@@ -245,7 +263,9 @@ def remove_unlisted(directory: Path, state: dict) -> None:
     listed = {c["file"] for c in state["chunks"]}
     if state.get("index"):
         listed |= {state["index"]["keys"], state["index"]["owners"]}
-    for pattern in ("chunk-*.npz", "index-*.npy"):
+    if state.get("embeddings"):
+        listed.add(state["embeddings"]["file"])
+    for pattern in ("chunk-*.npz", "index-*.npy", "embeddings-*.npy"):
         for path in directory.glob(pattern):
             if path.name not in listed:
                 try:
