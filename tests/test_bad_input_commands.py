@@ -267,3 +267,13 @@ def test_scan_filter_curate_policy_provenance_leave_an_unrelated_folder_alone(wo
             world, "already exists")
     refused(["provenance", "build", data, "--out", thesis], world, "already exists")
     refused(["provenance", "keygen", "--out", thesis], world, "already exists")
+
+
+def test_detect_calibrate_reruns_onto_its_own_calibration_only(world, model):
+    out = world / "cal.json"
+    args = ["detect", "calibrate", "--human", world / "human.txt", *det(model), "--out", out]
+    assert invoke(args).exit_code == 0
+    assert invoke(args).exit_code == 0  # same detector, texts and FPR: a rerun
+    refused([*args, "--fpr", "0.05"], world, "already exists; pass --overwrite")
+    refused([*args, "--stride", "4"], world, "another detector, texts or groups; pass --overwrite")
+    assert invoke([*args, "--stride", "4", "--overwrite"]).exit_code == 0

@@ -12,6 +12,8 @@ from collapseguard.cli.preflight import (
     check_out_file,
     check_paths,
     check_rates,
+    check_same_calibration,
+    previous_calibration,
     require_records,
     with_settings,
 )
@@ -317,7 +319,7 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     reads = [*human, model_dir, observer_dir, combined]
     check_paths(human=human, model=model_dir, observer=observer_dir, combined=combined)
     check_rates([fpr])
-    check_out_file(out, overwrite=overwrite, inputs=reads)
+    previous = previous_calibration(out, overwrite=overwrite, fpr=fpr, inputs=reads)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     records = require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")
     groups = group_labels(human, records, group_column, fmt)
@@ -334,6 +336,8 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
             c = calibrate_scores(scores[sel], fpr, **ident, sha256=texts_sha256(sub))
             cal.groups[g] = {"threshold": c.threshold, "achieved_fpr": c.achieved_fpr, "fpr_ci95": c.fpr_ci95,
                              "n": c.n, "domain": domain_record(sub, domain_embeddings)}
+    if previous is not None:
+        check_same_calibration(previous, cal, out)
     save_calibration(cal, out)
     summary = {"detector": cal.detector, "threshold": cal.threshold, "fpr_target": cal.fpr_target,
                "achieved_fpr": cal.achieved_fpr, "fpr_ci95": cal.fpr_ci95, "n": cal.n,

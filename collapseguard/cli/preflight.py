@@ -71,3 +71,31 @@ def check_out_file(out, *, overwrite: bool, inputs: Iterable = (), command: str 
     record = json.loads(json.dumps({"command": command, "settings": settings}, sort_keys=True, default=str))
     ours = (lambda p: parquet_settings(p) == record) if command is not None else None
     return check_output_file(out, overwrite=overwrite, inputs=[p for p in inputs if p is not None], ours=ours)
+
+
+def previous_calibration(out, *, overwrite: bool, fpr: float, inputs: Iterable = ()):
+    """For `detect calibrate --out`: None when `out` may simply be written; the calibration it
+    holds when it may be replaced only by the same calibration (see `check_same_calibration`);
+    else the refusal of io.outputs.check_output_file."""
+    from collapseguard.detectors.calibration import load_calibration
+
+    check_out_file(out, overwrite=True, inputs=inputs)  # inputs and folders, whatever --overwrite says
+    if overwrite or not Path(out).exists():
+        return None
+    try:
+        old = load_calibration(out)
+    except CollapseguardError:
+        old = None
+    if old is None or old.fpr_target != fpr:
+        check_out_file(out, overwrite=False)  # not a calibration, or another --fpr: refused now
+    return old
+
+
+def check_same_calibration(old, new, out) -> None:
+    """Refuse to replace calibration `old` unless `new` was made by the same detector (fingerprint),
+    on the same texts, at the same FPR, with the same groups: a rerun."""
+    same = (old.fingerprint, old.texts_sha256, old.fpr_target, sorted(old.groups or {})) == \
+           (new.fingerprint, new.texts_sha256, new.fpr_target, sorted(new.groups or {}))
+    if not same:
+        raise CollapseguardError(f"{out}: already holds a calibration made with another detector, texts or groups; "
+                                 "pass --overwrite to replace it, or choose another output file")
