@@ -214,12 +214,19 @@ def query(ledger_dir, inputs, column, threshold, mode, embedding_model, num_perm
 @click.argument("ledger_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(ledger_dir, as_json) -> None:
-    """Print a ledger's settings and size."""
+    """Print a ledger's settings, size and embedding model (after checking every file).
+
+    \b
+    Example:
+      collapseguard ledger info gens.ledger --json
+    """
     from collapseguard.detectors.dedup.ledger import Ledger
     from collapseguard.detectors.dedup.lsh import collision_probability
 
     book = Ledger.open(ledger_dir)
     c = book.config
-    doc = {"ledger": str(ledger_dir), "items": len(book), "settings": asdict(c),
-           "lsh_recall_at_threshold": float(collision_probability(c.lsh_threshold, c.bands, c.rows))}
+    emb = book._state.get("embeddings")
+    doc = {"ledger": str(ledger_dir), "items": len(book), "shingles": int(book.sizes.sum()), "settings": asdict(c),
+           "lsh_recall_at_threshold": float(collision_probability(c.lsh_threshold, c.bands, c.rows)),
+           "embeddings": {"model": emb["model"], "dim": emb["dim"]} if emb else None}
     click.echo(json.dumps(doc) if as_json else "\n".join(f"{k}: {v}" for k, v in doc.items()))
