@@ -88,7 +88,7 @@ def test_failed_add_leaves_ledger_exactly_as_it_was(world, monkeypatch):
     assert "b.txt" in line and "UTF-8" in line
     assert len(Ledger.open(root / "L")) == 6
     # the same failure on a first add leaves no folder, and an empty folder stays empty
-    run_refused(["ledger", "add", str(root / "new"), str(root / "a.txt"), str(root / "b.txt")], root)
+    run_refused(["ledger", "add", str(root / "new" / "deep" / "L"), str(root / "a.txt"), str(root / "b.txt")], root)
     assert not (root / "new").exists()
     (root / "empty").mkdir()
     run_refused(["ledger", "add", str(root / "empty"), str(root / "a.txt"), str(root / "b.txt")], root)

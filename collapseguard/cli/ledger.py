@@ -109,7 +109,7 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
     check_not_input(ledger_dir, inputs)
     settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold)
     fresh = not (Path(ledger_dir) / "header.json").exists()
-    existed = Path(ledger_dir).exists()
+    missing = [p for p in (Path(ledger_dir), *Path(ledger_dir).parents) if not p.exists()]  # folders create() makes
     embedder = None
     if embeddings:
         from collapseguard.detectors.dedup.embeddings import SentenceEmbedder
@@ -132,14 +132,15 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
                 raise CollapseguardError(f"{', '.join(inputs)}: {what}; nothing to add (check the files and --column)")
     except BaseException:
         if fresh:
-            _remove_new_ledger(Path(ledger_dir), keep_folder=existed)
+            _remove_new_ledger(Path(ledger_dir), missing)
         raise
     summary = {"ledger": str(ledger_dir), "records": seen, "added": added, "skipped_empty": seen - added, "size": len(book)}
     click.echo(json.dumps(summary) if as_json else f"added {added} of {seen} records to {ledger_dir} (now {len(book)} items)")
 
 
-def _remove_new_ledger(path: Path, keep_folder: bool) -> None:
-    """Undo a ledger this command created whose first add failed (it holds only its empty header/state)."""
+def _remove_new_ledger(path: Path, created: list[Path]) -> None:
+    """Undo a ledger this command created whose first add failed (it holds only its empty header
+    and state), and the folders `created` for it, innermost first, when they are empty."""
     from collapseguard.detectors.dedup.store import HEADER, STATE
 
     ours = {HEADER, STATE}
@@ -147,8 +148,11 @@ def _remove_new_ledger(path: Path, keep_folder: bool) -> None:
         return
     for name in ours:
         (path / name).unlink(missing_ok=True)
-    if not keep_folder:
-        path.rmdir()
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @ledger.command("query")
