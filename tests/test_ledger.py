@@ -132,3 +132,18 @@ def test_ten_megabyte_record(tmp_path):
     assert len(big.encode()) > 9_000_000
     matches = ledger.query([big[: len(big) // 2] + " " + gen + " " + big[len(big) // 2 :]])
     assert [(m.record, m.ledger_id, m.containment) for m in matches] == [(0, "g", 1.0)]
+
+
+def test_previous_state_files_survive_one_commit(tmp_path):
+    """A reader that has just read the old state.json can still open its files after one more add."""
+    import json
+
+    rng = random.Random(3)
+    ledger = Ledger.create(tmp_path / "L")
+    ledger.add([words(rng, 30)], ["a"])
+    first = json.loads((tmp_path / "L" / "state.json").read_text())["index"]["keys"]
+    ledger.add([words(rng, 30)], ["b"])
+    assert (tmp_path / "L" / first).exists()
+    ledger.add([words(rng, 30)], ["c"])
+    assert not (tmp_path / "L" / first).exists()
+    assert len(Ledger.open(tmp_path / "L")) == 3

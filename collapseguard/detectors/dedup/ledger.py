@@ -406,7 +406,7 @@ class _Transaction:
             state["embeddings"] = self._write_embeddings(taken | {index["keys"], index["owners"]})
         store.write_json_atomic(ledger.path / store.STATE, state)
         self.entries = []
-        store.remove_unlisted(ledger.path, state)
+        store.remove_unlisted(ledger.path, state, old)
         ledger._set_state(state)
 
     def _write_embeddings(self, taken: set[str]) -> dict:

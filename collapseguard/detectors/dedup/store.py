@@ -14,8 +14,9 @@ A ledger directory holds:
   shingle counts and sha256, and the index files with theirs. An add writes its chunks and the
   new index under fresh names, then replaces ``state.json`` atomically: that rename is the
   commit, so a failed or killed add leaves the ledger exactly as it was. Files that
-  ``state.json`` does not name are leftovers of such an add and are ignored (and removed by the
-  next successful add).
+  ``state.json`` does not name are leftovers of such an add (or of the state before last) and
+  are ignored; a successful add removes them, keeping the previous state's files so that a
+  reader that has just read the old ``state.json`` can still open them.
 
 On open every listed file is checked: present, sha256 as recorded, arrays of the header's
 width and dtype, offsets consistent, ids unique. Any mismatch is one CollapseguardError naming
@@ -258,16 +259,22 @@ def locked(directory: Path):
         os.close(fd)
 
 
-def remove_unlisted(directory: Path, state: dict) -> None:
-    """Delete chunk/index files the committed state does not name (leftovers of failed adds)."""
-    listed = {c["file"] for c in state["chunks"]}
+def _listed(state: dict) -> set[str]:
+    names = {c["file"] for c in state["chunks"]}
     if state.get("index"):
-        listed |= {state["index"]["keys"], state["index"]["owners"]}
+        names |= {state["index"]["keys"], state["index"]["owners"]}
     if state.get("embeddings"):
-        listed.add(state["embeddings"]["file"])
+        names.add(state["embeddings"]["file"])
+    return names
+
+
+def remove_unlisted(directory: Path, state: dict, previous: dict | None = None) -> None:
+    """Delete chunk/index/embedding files neither `state` nor `previous` names (leftovers of failed
+    adds, and files two commits old): a reader that opened the previous state can still load it."""
+    keep = _listed(state) | (_listed(previous) if previous else set())
     for pattern in ("chunk-*.npz", "index-*.npy", "embeddings-*.npy"):
         for path in directory.glob(pattern):
-            if path.name not in listed:
+            if path.name not in keep:
                 try:
                     path.unlink()
                 except OSError:
