@@ -258,3 +258,31 @@ def test_any_header_edit_is_refused(pristine, key, value):
         assert "header.json" in line or "L:" in line
     finally:
         shutil.rmtree(root)
+
+
+def test_add_killed_at_any_moment_leaves_a_ledger_that_opens(tmp_path):
+    """kill -9 during a large add: the ledger opens with either all of it or none of it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    make_ledger(tmp_path / "L")
+    before = snapshot(tmp_path / "L")
+    rng = random.Random(4)
+    (tmp_path / "big.txt").write_text("\n".join(words(rng, 60) for _ in range(30000)) + "\n", encoding="utf-8")
+    script = ("import sys; from collapseguard.cli.main import main; "
+              "sys.argv = ['collapseguard', 'ledger', 'add', sys.argv[1], sys.argv[2], '--id-prefix', 'big-']; main()")
+    for delay in (1.0, 2.5, 4.0):  # before, during and (on a fast machine) after the chunks are written
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "L"), str(tmp_path / "big.txt")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ledger = Ledger.open(tmp_path / "L")
+        if len(ledger) == 6:
+            now = snapshot(tmp_path / "L")
+            assert {k: v for k, v in now.items() if k in before} == before
+        else:
+            assert len(ledger) == 30006
+            return
