@@ -270,10 +270,10 @@ def test_add_killed_at_any_moment_leaves_a_ledger_that_opens(tmp_path):
     make_ledger(tmp_path / "L")
     before = snapshot(tmp_path / "L")
     rng = random.Random(4)
-    (tmp_path / "big.txt").write_text("\n".join(words(rng, 60) for _ in range(30000)) + "\n", encoding="utf-8")
+    (tmp_path / "big.txt").write_text("\n".join(words(rng, 60) for _ in range(20000)) + "\n", encoding="utf-8")
     script = ("import sys; from collapseguard.cli.main import main; "
               "sys.argv = ['collapseguard', 'ledger', 'add', sys.argv[1], sys.argv[2], '--id-prefix', 'big-']; main()")
-    for delay in (1.0, 2.5, 4.0):  # before, during and (on a fast machine) after the chunks are written
+    for delay in (1.5, 3.0):  # during the chunks on this machine; on a faster one possibly after the commit
         proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "L"), str(tmp_path / "big.txt")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
@@ -284,5 +284,5 @@ def test_add_killed_at_any_moment_leaves_a_ledger_that_opens(tmp_path):
             now = snapshot(tmp_path / "L")
             assert {k: v for k, v in now.items() if k in before} == before
         else:
-            assert len(ledger) == 30006
+            assert len(ledger) == 20006
             return
