@@ -55,10 +55,11 @@ def per_text_loop(model, tok, texts, fast_detectgpt: bool) -> tuple[np.ndarray, 
     return np.array(out), time.perf_counter() - t0
 
 
-def ours(model_dir, texts, score: str) -> tuple[np.ndarray, float]:
+def ours(model_dir, texts, score: str, batch_tokens: int | None = None) -> tuple[np.ndarray, float]:
     from collapseguard.detectors.lm.perplexity import Gen0PerplexityDetector, PerplexityConfig
 
-    det = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(model_dir), score=score, min_tokens=1, device="cpu"))
+    det = Gen0PerplexityDetector(PerplexityConfig(model_dir=str(model_dir), score=score, min_tokens=1, device="cpu",
+                                                  max_batch_tokens=batch_tokens))
     t0 = time.perf_counter()
     s = det.score(texts)
     return s, time.perf_counter() - t0
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--threads", default="1,2", help="torch thread counts to measure, each on both sides")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats per side (best is reported)")
+    ap.add_argument("--batch-tokens", default="1024,4096", help="our max_batch_tokens settings to time (1024 = CPU default)")
     args = ap.parse_args()
     if args.repeats < 3:
         raise SystemExit("--repeats must be >= 3 (best of at least three)")
@@ -84,20 +86,24 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")
         for threads in [int(t) for t in args.threads.split(",")]:
             for label, score, fdg in (("mean log-prob", "log_prob", False), ("fast-detectgpt", "fast_detectgpt", True)):
-                t_ours, t_ref = [], []
-                for _ in range(args.repeats):  # interleaved: ours, loop, ours, loop, ...
-                    torch.set_num_threads(threads)
-                    got, t = ours(Path(tmp) / "gen0", texts, score)
-                    t_ours.append(t)
+                sizes = [int(b) for b in args.batch_tokens.split(",")]
+                t_ours, t_ref, got = {b: [] for b in sizes}, [], {}
+                for _ in range(args.repeats):  # interleaved: ours (each size), loop, ours, loop, ...
+                    for b in sizes:
+                        torch.set_num_threads(threads)
+                        got[b], t = ours(Path(tmp) / "gen0", texts, score, b)
+                        t_ours[b].append(t)
                     torch.set_num_threads(threads)
                     ref, t = per_text_loop(model, tok, texts, fdg)
                     t_ref.append(t)
-                diff = float(np.max(np.abs(got - ref)))
-                b_ours, b_ref = min(t_ours), min(t_ref)
-                print(f"threads={threads} {label:15s} ours {b_ours:6.2f} s ({n_tokens / b_ours:6.0f} tok/s) | "
-                      f"per-text loop {b_ref:6.2f} s ({n_tokens / b_ref:6.0f} tok/s) | ratio {b_ref / b_ours:5.2f}x | "
-                      f"max |diff| {diff:.2e} | all ours {[round(x, 2) for x in t_ours]} loop {[round(x, 2) for x in t_ref]}",
-                      flush=True)
+                b_ref = min(t_ref)
+                for b in sizes:
+                    diff = float(np.max(np.abs(got[b] - ref)))
+                    b_ours = min(t_ours[b])
+                    print(f"threads={threads} {label:15s} ours[{b} tok/batch] {b_ours:6.2f} s ({n_tokens / b_ours:6.0f} tok/s) | "
+                          f"per-text loop {b_ref:6.2f} s ({n_tokens / b_ref:6.0f} tok/s) | ratio {b_ref / b_ours:5.2f}x | "
+                          f"max |diff| {diff:.2e} | all ours {[round(x, 2) for x in t_ours[b]]} loop {[round(x, 2) for x in t_ref]}",
+                          flush=True)
 
 
 if __name__ == "__main__":
