@@ -83,6 +83,26 @@ def test_planted_share_is_inside_the_interval_and_reasons_name_the_detector(worl
     assert tree_digest(world["root"] / "data") == world["input_digest"]  # inputs untouched
 
 
+def test_human_text_like_the_calibration_raises_no_drift_warning(world, tmp_path):
+    data = _mkdir(tmp_path / "human")
+    gw.write_jsonl(data / "h.jsonl", gw.human_texts(300, 77))
+    res = run("scan", data, "--out", tmp_path / "out", "--policy", world["policy"], "--json")
+    assert json.loads(res.stdout)["calibration_drift"]["warn"] is False
+    assert "may not hold" not in res.stderr
+
+
+def test_text_far_from_the_calibration_warns_that_the_fpr_may_not_hold(world, tmp_path):
+    data = _mkdir(tmp_path / "shifted")
+    rng = __import__("numpy").random.default_rng(5)
+    prose = ["The committee met on 3 May, 1998; however, nobody -- not even the chair -- knew why. "
+             f"Item {i}: see pages {rng.integers(1, 400)}-{rng.integers(400, 900)}!" for i in range(200)]
+    gw.write_jsonl(data / "news.jsonl", prose)
+    res = run("scan", data, "--out", tmp_path / "out", "--policy", world["policy"], "--json")
+    drift = json.loads(res.stdout)["calibration_drift"]
+    assert drift["warn"] is True and drift["outside_share"] > 0.5
+    assert "may not hold" in res.stderr and "may not hold" in (tmp_path / "out" / "summary.md").read_text()
+
+
 def test_attribute_rows_carry_the_text_sha256(world, scanned):
     out, _ = scanned
     table = pq.read_table(out / "attributes" / "a.parquet.parquet")

@@ -74,6 +74,9 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
         summary = run_scan(config, progress)
     finally:
         progress.close()
+    drift = summary.get("calibration_drift") or {}
+    if drift.get("warning"):
+        click.echo(f"warning: {drift['warning']}", err=True)
     if as_json:
         click.echo(dumps(summary))
     else:

@@ -58,6 +58,7 @@ class PolicyCalibration:
     holdout: float
     seed: int
     notes: list[str] = field(default_factory=list)
+    domain: dict | None = None
 
     def thresholds(self) -> list[float]:
         return [d["threshold"] for d in self.detectors]
@@ -114,8 +115,12 @@ def split_alpha(scores: np.ndarray, fixed: list[float | None], fpr: float) -> fl
 
 
 def calibrate_policy(policy, human: list, fpr: float, machine: list | None = None, holdout: float = 0.3,
-                     seed: int = 0, score=None) -> PolicyCalibration:
-    """Calibrate `policy` on human texts (and measure TPR on machine texts when given)."""
+                     seed: int = 0, score=None, record_domain: bool = True) -> PolicyCalibration:
+    """Calibrate `policy` on human texts (and measure TPR on machine texts when given).
+
+    The calibration keeps a domain record of its human texts (style, length, language; MiniLM
+    centroid with the embeddings extra), so a scan of text far from it warns that the FPR may
+    not hold."""
     fpr = check_fpr(fpr)
     if not 0.0 < holdout < 1.0:
         raise CollapseguardError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
@@ -138,6 +143,11 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
             row["tpr"] = asdict(_rate(m_scores[:, [j]], [t]))
         rows.append(row)
     notes = []
+    domain = None
+    if record_domain:
+        from collapseguard.detectors.drift import domain_record
+
+        domain = domain_record([human[i] for i in fit])
     if len(fit) * fpr < 10:
         notes.append(f"only {len(fit)} fitting human texts for fpr {fpr}: thresholds are coarse; use >= {int(np.ceil(10 / fpr))}")
     return PolicyCalibration(
@@ -146,7 +156,7 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         union_fpr_heldout=asdict(_rate(h_scores[held], thresholds)),
         union_tpr=None if m_scores is None else asdict(_rate(m_scores, thresholds)),
         human_sha256=texts_sha256(human), machine_sha256=texts_sha256(machine) if machine else None,
-        holdout=holdout, seed=seed, notes=notes,
+        holdout=holdout, seed=seed, notes=notes, domain=domain,
     )
 
 

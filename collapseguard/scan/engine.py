@@ -81,10 +81,30 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
         for marker in run(config, policy, cal, todo, out, progress):
             markers[marker["shard"]] = marker
     summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out)
+    summary["calibration_drift"] = drift(cal, shards, policy)
     write_summary(summary, policy, cal, out)
     summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),
                       "shards_skipped": len(shards) - len(todo)}
     return {**summary, "run": summary_timing}
+
+
+def drift(cal, shards: list[Shard], policy) -> dict | None:
+    """How far the scanned text is from the calibration's human text (a sample of up to 1,000
+    records, taken evenly from the start of every shard); None without a domain record."""
+    if not cal.domain:
+        return None
+    from collapseguard.detectors.drift import check_texts, warning_text
+    from collapseguard.scan.policy import screen_texts
+    from collapseguard.scan.sources import iter_chunks
+
+    per_shard, texts = max(1, 1000 // len(shards)), []
+    for shard in shards:
+        for chunk in iter_chunks(shard, policy.text_column, per_shard):
+            texts += [t for t in screen_texts(chunk.texts, policy.max_chars)[0] if t]
+            break
+    report = check_texts(cal.domain, texts)
+    report["warning"] = warning_text(report, cal.fpr_target) if report["warn"] else None
+    return report
 
 
 def claim_out(out: Path, config: ScanConfig, shards: list[Shard]) -> None:

@@ -79,6 +79,9 @@ def markdown(s: dict) -> str:
              f"abstain {s['decisions']['abstain']:,})",
              f"- synthetic share: {fmt_share(s['synthetic_share'])}",
              f"- {s['synthetic_share']['note']}"]
+    drift = s.get("calibration_drift") or {}
+    if drift.get("warning"):
+        lines.append(f"- **warning**: {drift['warning']}")
     if s["max_synthetic_share"] is not None:
         lines.append(f"- limit: {100 * s['max_synthetic_share']:.2f}% — {'OVER' if s['over_limit'] else 'within'}")
     lines += [f"- policy fingerprint: `{s['policy_fingerprint'][:16]}`, calibration: `{s['calibration_hash'][:16]}`", "",
