@@ -141,7 +141,22 @@ def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):
 _WORKER: dict = {}
 
 
+def one_thread_per_worker() -> None:
+    """Workers already split the cores: keep torch and numba from each starting a thread team."""
+    import contextlib
+
+    with contextlib.suppress(ImportError):
+        import torch
+
+        torch.set_num_threads(1)
+    with contextlib.suppress(ImportError):
+        import numba
+
+        numba.set_num_threads(1)
+
+
 def _init_worker(policy_file, text_column) -> None:
+    one_thread_per_worker()
     policy, cal, _ = load_guard(policy_file, text_column)
     _WORKER.update(policy=policy, cal=cal)
 
@@ -154,6 +169,7 @@ class ShardScanner:
     """A Ray actor: loads the policy and detectors once, then scans whole shards."""
 
     def __init__(self, policy_file, text_column, out):
+        one_thread_per_worker()
         self.policy, self.cal, _ = load_guard(policy_file, text_column)
         self.out = Path(out)
 
