@@ -74,6 +74,9 @@ def cli(verbose: int) -> None:
     Examples:
       collapseguard simulate sweep --out runs/default
       collapseguard simulate run --world gaussian --generations 100 --samples 100 --seeds 200 --out runs/g
+      collapseguard policy calibrate --human heldout/ --machine gens.jsonl --fpr 0.01 --out cal.json
+      collapseguard scan data/ --out scan/ --json
+      collapseguard filter data/ --attributes scan/ --out clean/
     """
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
