@@ -47,7 +47,7 @@ def documents(n: int, size: int = 1000) -> list[str]:
     return docs
 
 
-def build(root: Path, n: int) -> tuple[Path, list[str], list[str]]:
+def build(root: Path, n: int, shard: int = SHARD) -> tuple[Path, list[str], list[str]]:
     """Tokenizer, ledger (2,000 entries), parquet shards with 1% pasted entries, and a policy."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -63,8 +63,8 @@ def build(root: Path, n: int) -> tuple[Path, list[str], list[str]]:
     tok.save_pretrained(str(root / "tok"))
     Ledger.create(root / "gens.ledger").add(entries, [f"gen-{i}" for i in range(len(entries))])
     (root / "data").mkdir()
-    for s in range(0, len(docs), SHARD):
-        pq.write_table(pa.table({"text": docs[s:s + SHARD]}), root / "data" / f"part-{s // SHARD:05d}.parquet")
+    for s in range(0, len(docs), shard):
+        pq.write_table(pa.table({"text": docs[s:s + shard]}), root / "data" / f"part-{s // shard:05d}.parquet")
     (root / "collapseguard.toml").write_text(
         'batch_size = 2048\n[[detectors]]\nname = "minhash_v1"\nthreshold = 0.8\noptions = { ledger = "gens.ledger" }\n'
         '[[detectors]]\nname = "kgw_v1"\nthreshold = 4.0\noptions = { tokenizer_dir = "tok" }\n')
@@ -122,13 +122,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory", default=None, help="comma-separated corpus sizes for the peak-memory table")
     ap.add_argument("--ray", action="store_true", help="time the Ray engine against the local one")
+    ap.add_argument("--one-shard", action="store_true", help="--memory: the whole corpus in one parquet file")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.memory:
             for n in map(int, args.memory.split(",")):
                 root = Path(tmp) / f"m{n}"
                 root.mkdir()
-                build(root, n)
+                build(root, n, n if args.one_shard else SHARD)
                 secs, rss = scan(root, "out")
                 print(json.dumps({"records": n, "seconds": round(secs, 1), "peak_rss_mb": round(rss / 1024)}))
             return
