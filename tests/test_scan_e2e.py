@@ -150,6 +150,21 @@ def test_filter_writes_kept_and_rejected_in_the_input_format(world, scanned):
     assert tree_digest(world["root"] / "data") == world["input_digest"]
 
 
+def test_filter_writes_a_saved_dataset_and_a_rerun_replaces_it(world, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    texts = gw.human_texts(30, 21) + gw.pasted(world["entries"], 5, 22)
+    datasets.Dataset.from_dict({"text": texts, "n": list(range(len(texts)))}).save_to_disk(str(tmp_path / "in" / "ds"))
+    run("scan", tmp_path / "in", "--out", tmp_path / "scan", "--policy", world["policy"])
+    for _ in range(2):  # the rerun replaces its own output folder in place
+        run("filter", tmp_path / "in", "--attributes", tmp_path / "scan", "--out", tmp_path / "clean")
+        kept = datasets.load_from_disk(str(tmp_path / "clean" / "kept" / "ds"))
+        rejected = datasets.load_from_disk(str(tmp_path / "clean" / "rejected" / "ds"))
+        assert kept.column_names == ["text", "n", "collapseguard_decision", "collapseguard_reason"]
+        assert len(kept) + len(rejected) == len(texts) and len(rejected) >= 5
+        assert set(rejected["n"]) >= set(range(30, 35))
+    assert not [p for p in (tmp_path / "clean").rglob(".*") if p.name != ".collapseguard-output.json"]
+
+
 def test_filter_refuses_attributes_of_other_bytes(world, scanned, tmp_path):
     out, _ = scanned
     data = tmp_path / "data"

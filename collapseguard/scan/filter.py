@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,10 +118,8 @@ class Split:
         self.close()
         if kind is None:
             os.replace(self.partial, self.path)
-        elif self.partial.is_dir():
-            shutil.rmtree(self.partial)
-        elif self.partial.exists():
-            self.partial.unlink()
+        else:
+            self.partial.unlink(missing_ok=True)  # the partial file this split opened
 
 
 class ParquetSplit(Split):
@@ -150,6 +147,9 @@ class ParquetSplit(Split):
 
 
 class DatasetSplit(Split):
+    """A saved `datasets` folder: batches are held in memory and saved only on success, into a
+    fresh temporary folder whose files then replace those in `path` one by one."""
+
     def open(self):
         self.batches = []
 
@@ -161,17 +161,30 @@ class DatasetSplit(Split):
         self.count += batch.num_rows
 
     def close(self):
+        pass
+
+    def __exit__(self, kind, *_):
+        if kind is None:
+            self.save()
+
+    def save(self):
+        import tempfile
+
         import datasets
         import pyarrow as pa
 
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
-        table = pa.Table.from_batches(self.batches) if self.batches else None
-        if table is None:
+        if self.batches:
+            table = pa.Table.from_batches(self.batches)
+        else:
             from collapseguard.scan.sources import _saved_dataset_table
 
             table = with_decisions(_saved_dataset_table(self.shard.path).schema.empty_table(), [], [])
-        datasets.Dataset(table).save_to_disk(str(self.partial))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))  # created here
+        datasets.Dataset(table).save_to_disk(str(tmp))
+        self.path.mkdir(exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, self.path / f.name)
+        tmp.rmdir()
 
 
 class LineSplit(Split):
