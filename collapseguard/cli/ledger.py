@@ -142,17 +142,14 @@ def _remove_new_ledger(path: Path, created: list[Path]) -> None:
     """Undo a ledger this command created whose first add failed (it holds only its empty header
     and state), and the folders `created` for it, innermost first, when they are empty."""
     from collapseguard.detectors.dedup.store import HEADER, STATE
+    from collapseguard.io.outputs import remove_empty_folders
 
     ours = {HEADER, STATE}
     if not path.is_dir() or any(p.name not in ours for p in path.iterdir()):
         return
     for name in ours:
         (path / name).unlink(missing_ok=True)
-    for folder in created:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
+    remove_empty_folders(created)
 
 
 @ledger.command("query")

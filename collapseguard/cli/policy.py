@@ -73,10 +73,8 @@ def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, over
 
 
 def _check_out(out, overwrite, inputs) -> None:
-    try:
-        from collapseguard.io.outputs import check_output_file
-    except ImportError:
-        return
+    from collapseguard.io.outputs import check_output_file
+
     check_output_file(out, overwrite=overwrite, inputs=inputs)
 
 

@@ -57,6 +57,32 @@ class PeriodicLog:
             _say(f"{self.label}: {self.done}/{self.total} ({100 * share:.0f}%), {now - self.start:.0f} s")
 
 
+class RateLog:
+    """For work of unknown total: `rate(n)` counts records; a live line with records/s on a
+    terminal, a log line every `interval()` seconds otherwise; `close()` prints the last one."""
+
+    def __init__(self, label: str):
+        self.label, self.done = label, 0
+        self.tty = sys.stderr.isatty()
+        self.every = 0.5 if self.tty else interval()
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self._show(now)
+
+    def _show(self, now: float, end: str = "") -> None:
+        line = f"{self.label}: {self.done:,} records, {self.done / max(now - self.start, 1e-9):,.0f} records/s"
+        click.echo(f"\r{line}{end}" if self.tty else line, err=True, nl=not self.tty)
+
+    def close(self) -> None:
+        if self.done:
+            self._show(time.monotonic(), end="\n" if self.tty else "")
+
+
 def progress_bar(total: int, label: str):
     """click's progress bar on a terminal, PeriodicLog otherwise."""
     if sys.stderr.isatty():

@@ -4,34 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
-
-
-class Progress:
-    """Records done and records/s on stderr: a live line on a terminal, a log line every 10 s otherwise."""
-
-    def __init__(self, label: str, every: float = 10.0):
-        self.label, self.every, self.done = label, every, 0
-        self.start = self.last = time.perf_counter()
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.perf_counter()
-        if now - self.last >= (0.5 if self.tty else self.every):
-            self.last = now
-            self.show(now)
-
-    def show(self, now: float, end: str = "") -> None:
-        rate = self.done / max(now - self.start, 1e-9)
-        line = f"{self.label}: {self.done:,} records, {rate:,.0f} records/s"
-        click.echo(f"\r{line}{end}" if self.tty else line, err=True, nl=not self.tty or bool(end))
-
-    def close(self) -> None:
-        if self.done:
-            self.show(time.perf_counter(), end="\n" if self.tty else "")
 
 
 @click.command("scan")
@@ -69,7 +43,9 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
 
     config = ScanConfig(list(inputs), out, policy_file, engine, workers, overwrite, text_column, ray_address,
                         cpus_per_worker)
-    progress = Progress("scan")
+    from collapseguard.cli.progress import RateLog
+
+    progress = RateLog("scan")
     try:
         summary = run_scan(config, progress)
     finally:

@@ -37,6 +37,29 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+@contextmanager
+def atomic_folder(path: str | Path):
+    """Yield a fresh temporary folder beside `path`; on success a new `path` is renamed into place
+    whole, an existing one receives each file by an atomic rename (files it already holds that
+    are not rewritten stay). The temporary folder, created here, is removed in every case."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        apply_umask(tmp, directory=True)
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, path / f.name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # only the temporary folder made above
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write UTF-8 text atomically."""
     with atomic_path(path) as tmp:

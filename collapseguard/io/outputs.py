@@ -144,12 +144,17 @@ def claimed_output_dir(path: str | Path, **claim) -> Iterator[Path]:
     except BaseException:
         if not had_marker and path.is_dir() and not _holds_output(path):
             (path / MARKER).unlink(missing_ok=True)
-            for p in created:
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
+            remove_empty_folders(created)
         raise
+
+
+def remove_empty_folders(created: list[Path]) -> None:
+    """Remove the folders a command `created` (innermost first), stopping at the first that is not empty."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def check_output_file(path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = (),

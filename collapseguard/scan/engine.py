@@ -109,13 +109,10 @@ def drift(cal, shards: list[Shard], policy) -> dict | None:
 
 def claim_out(out: Path, config: ScanConfig, shards: list[Shard]) -> None:
     """Make the output folder ours (or refuse it), never one of the inputs or inside one."""
-    inputs = [s.path for s in shards]
-    try:
-        from collapseguard.io.outputs import claim_output_dir
-    except ImportError:
-        out.mkdir(parents=True, exist_ok=True)
-        return
-    claim_output_dir(out, command="scan", settings={"layout": 1}, overwrite=config.overwrite, inputs=inputs)
+    from collapseguard.io.outputs import claim_output_dir
+
+    claim_output_dir(out, command="scan", settings={"layout": 1}, overwrite=config.overwrite,
+                     inputs=[s.path for s in shards])
 
 
 def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):

@@ -64,21 +64,18 @@ def check_attributes(attrs: Path, shard: Shard):
     import pyarrow.parquet as pq
 
     marker = read_marker(attrs, shard)
-    if marker is None or not attributes_path(attrs, shard).exists():
-        raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard)}); "
+    if marker is None or not attributes_path(attrs, shard.rel).exists():
+        raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard.rel)}); "
                                  "scan it first with the same inputs")
     if marker["input_sha256"] != shard_sha256(shard):
         raise CollapseguardError(f"{shard.path}: changed since it was scanned (sha256 differs from {attrs}'s marker); "
                                  "rescan it with `collapseguard scan`")
-    return pq.read_table(attributes_path(attrs, shard), columns=["decision", "reason"])
+    return pq.read_table(attributes_path(attrs, shard.rel), columns=["decision", "reason"])
 
 
 def claim(out: Path, config: FilterConfig, shards: list[Shard]) -> None:
-    try:
-        from collapseguard.io.outputs import claim_output_dir
-    except ImportError:
-        out.mkdir(parents=True, exist_ok=True)
-        return
+    from collapseguard.io.outputs import claim_output_dir
+
     claim_output_dir(out, command="filter", settings={"keep": config.keep}, overwrite=config.overwrite,
                      inputs=[s.path for s in shards] + [Path(config.attributes)])
 
@@ -147,8 +144,8 @@ class ParquetSplit(Split):
 
 
 class DatasetSplit(Split):
-    """A saved `datasets` folder: batches are held in memory and saved only on success, into a
-    fresh temporary folder whose files then replace those in `path` one by one."""
+    """A saved `datasets` folder: batches are held in memory and saved only on success, through
+    `atomic_folder` (a temporary folder whose files then replace those in `path`)."""
 
     def open(self):
         self.batches = []
@@ -168,10 +165,10 @@ class DatasetSplit(Split):
             self.save()
 
     def save(self):
-        import tempfile
-
         import datasets
         import pyarrow as pa
+
+        from collapseguard.io.atomic import atomic_folder
 
         if self.batches:
             table = pa.Table.from_batches(self.batches)
@@ -179,12 +176,8 @@ class DatasetSplit(Split):
             from collapseguard.scan.sources import _saved_dataset_table
 
             table = with_decisions(_saved_dataset_table(self.shard.path).schema.empty_table(), [], [])
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))  # created here
-        datasets.Dataset(table).save_to_disk(str(tmp))
-        self.path.mkdir(exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, self.path / f.name)
-        tmp.rmdir()
+        with atomic_folder(self.path) as tmp:
+            datasets.Dataset(table).save_to_disk(str(tmp))
 
 
 class LineSplit(Split):

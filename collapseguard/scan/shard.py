@@ -24,17 +24,18 @@ from collapseguard.scan.sources import Shard, iter_chunks
 MARKER_VERSION = 1
 
 
-def attributes_path(out: Path, shard: Shard) -> Path:
-    return out / "attributes" / f"{shard.rel}.parquet"
+def attributes_path(out: Path, rel: str) -> Path:
+    """The attribute shard of the input shard at relative path `rel`."""
+    return out / "attributes" / f"{rel}.parquet"
 
 
-def marker_path(out: Path, shard: Shard) -> Path:
-    return out / "markers" / f"{shard.rel}.json"
+def marker_path(out: Path, rel: str) -> Path:
+    return out / "markers" / f"{rel}.json"
 
 
 def read_marker(out: Path, shard: Shard) -> dict | None:
     try:
-        return json.loads(marker_path(out, shard).read_text(encoding="utf-8"))
+        return json.loads(marker_path(out, shard.rel).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -42,7 +43,7 @@ def read_marker(out: Path, shard: Shard) -> dict | None:
 def is_done(out: Path, shard: Shard, key: dict) -> dict | None:
     """The shard's marker when it matches `key` (input sha256, policy fingerprint, calibration hash)."""
     marker = read_marker(out, shard)
-    if marker and all(marker.get(k) == v for k, v in key.items()) and attributes_path(out, shard).exists():
+    if marker and all(marker.get(k) == v for k, v in key.items()) and attributes_path(out, shard.rel).exists():
         return marker
     return None
 
@@ -64,7 +65,7 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
 
     columns, thresholds = policy.column_names(), calibration.thresholds()
     schema = attribute_schema(columns)
-    final = attributes_path(out, shard)
+    final = attributes_path(out, shard.rel)
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.with_name(final.name + ".partial")
     counts = Counts(columns)
@@ -83,7 +84,7 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
         raise
     os.replace(partial, final)
     marker = {"collapseguard_scan_marker": MARKER_VERSION, "shard": shard.rel, **key, **counts.as_dict()}
-    write_json(marker_path(out, shard), marker)
+    write_json(marker_path(out, shard.rel), marker)
     return marker
 
 

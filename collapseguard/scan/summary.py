@@ -12,7 +12,6 @@ from pathlib import Path
 
 from collapseguard.scan.prevalence import synthetic_share
 from collapseguard.scan.shard import attributes_path, write_json
-from collapseguard.scan.sources import Shard
 
 
 def summarize(policy, cal, key: dict, markers: list[dict], out: Path) -> dict:
@@ -103,7 +102,7 @@ def plot_histograms(summary: dict, policy, out: Path) -> None:
     import pyarrow.parquet as pq
 
     for col, det in summary["detectors"].items():
-        values = [pq.read_table(attributes_path(out, Shard(Path(r["shard"]), r["shard"], "")), columns=[col])
+        values = [pq.read_table(attributes_path(out, r["shard"]), columns=[col])
                   .column(0).drop_null().to_numpy() for r in summary["shards"]]
         scores = np.concatenate(values) if values else np.array([])
         scores = scores[np.isfinite(scores)]

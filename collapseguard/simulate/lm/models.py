@@ -119,24 +119,8 @@ def save_model(model, tokenizer, out: str | Path) -> None:
     existing one receives each file by an atomic rename. Files in `out` that this save does
     not write are left alone (the caller decided `out` may be written: see io.outputs).
     """
-    import os
-    import shutil
-    import tempfile
+    from collapseguard.io.atomic import atomic_folder
 
-    from collapseguard.io.atomic import apply_umask
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-        apply_umask(tmp, directory=True)
-        if not out.exists():
-            os.replace(tmp, out)
-            return
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
