@@ -10,7 +10,6 @@ replaces.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -49,7 +48,9 @@ def is_done(out: Path, shard: Shard, key: dict) -> dict | None:
 
 
 def text_sha256(texts) -> list[str | None]:
-    return [None if t is None else hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+    from collapseguard.provenance.columns import text_sha256 as one
+
+    return [None if t is None else one(t) for t in texts]
 
 
 def attribute_schema(columns: list[str]):
