@@ -111,11 +111,10 @@ def declared_origins(path: Path) -> dict | None:
             return None
     else:
         return None
-    counts = {o: 0 for o in ORIGINS}
-    for v in values:
-        key = v if v in ORIGINS else "unknown"
-        counts[key] += 1
-    return counts
+    from collapseguard.provenance.columns import LEGACY_ORIGINS, origin_counts
+
+    values = [LEGACY_ORIGINS.get(v, v) if isinstance(v, str) else v for v in values]
+    return origin_counts([v if v in ORIGINS else None for v in values])
 
 
 def scan_evidence(root: Path, names: list[str], scan_dir: str | Path) -> dict:
