@@ -178,3 +178,14 @@ def test_wikitext2_manifest_counts_and_digests():
         raw = (wiki / s["name"]).read_bytes()
         assert s["digest"]["sha256"] == hashlib.sha256(raw).hexdigest()
         assert st["predicate"]["files"][s["name"]]["records"] == sum(1 for line in raw.splitlines() if line.strip())
+
+
+def test_declared_origins_read_legacy_names_like_curate(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from collapseguard.provenance.manifest import declared_origins
+
+    pq.write_table(pa.table({"text": list("abcde"), "origin": ["human", "model", "synthetic", "bogus", None]}),
+                   tmp_path / "x.parquet")
+    assert declared_origins(tmp_path / "x.parquet") == {"human": 1, "synthetic": 2, "unknown": 2}
