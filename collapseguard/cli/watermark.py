@@ -20,7 +20,13 @@ SYNTHID_COLUMNS = ("z_score", "p_value", "mean_g", "num_tokens_scored", "predict
 @click.group()
 def watermark() -> None:
     """Watermark detection compatible with transformers: KGW green lists (Kirchenbauer et al.
-    2023, `detect`) and SynthID-Text (Dathathri et al. 2024, `synthid`)."""
+    2023, `detect`) and SynthID-Text (Dathathri et al. 2024, `synthid`).
+
+    \b
+    Examples:
+      COLLAPSEGUARD_WATERMARK_KEY=15485863 collapseguard watermark detect crawl.jsonl --tokenizer gen0/ --json
+      COLLAPSEGUARD_SYNTHID_KEYS=654,400,836 collapseguard watermark synthid crawl.jsonl --tokenizer gen0/ --json
+    """
 
 
 def _parse_key(value: str | None) -> int:
