@@ -18,6 +18,20 @@ class VerificationFailed(Exception):
     """A manifest, its signature or its files failed verification (exit code 1, not bad input)."""
 
 
+def b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64 (DSSE accepts either), padding optional; ValueError otherwise."""
+    import binascii
+
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    text = text.strip() + "=" * (-len(text.strip()) % 4)
+    alphabet = "-_" if ("-" in text or "_" in text) else "+/"
+    try:
+        return base64.b64decode(text, altchars=alphabet.encode(), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE pre-authentication encoding."""
     t = payload_type.encode("utf-8")
@@ -69,14 +83,14 @@ def verify_envelope(envelope: dict, public_keys: list) -> dict:
     if not envelope["signatures"]:
         raise VerificationFailed("the envelope has no signatures")
     try:
-        payload = base64.b64decode(envelope["payload"], validate=True)
+        payload = b64decode(envelope["payload"])
     except ValueError:
         raise VerificationFailed("the payload is not base64") from None
     message = pae(envelope["payloadType"], payload)
     problems = []
     for sig in envelope["signatures"]:
         try:
-            raw = base64.b64decode(sig["sig"], validate=True)
+            raw = b64decode(sig["sig"])
         except ValueError:
             problems.append("a signature is not base64")
             continue
