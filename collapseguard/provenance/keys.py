@@ -95,7 +95,7 @@ def load_private_key(path):
     """The Ed25519 private key in a PEM file (mode 0600 or stricter); anything else is a one-line error."""
     serialization, ed25519 = _crypto()
     data = _read(path, "private")
-    if b"PUBLIC KEY" not in data:
+    if b"PRIVATE KEY" in data:
         check_private_mode(path)
     if b"PUBLIC KEY" in data:
         raise CollapseguardError(f"{path}: a public key; sign with the private key (the file without .pub)")
