@@ -29,7 +29,7 @@ def signed(tmp_path):
     data = write_tree(tmp_path / "data")
     key = tmp_path / "keys" / "team"
     run("provenance", "keygen", "--out", key)
-    run("provenance", "build", data, "--name", "tiny")
+    run("provenance", "build", data)
     run("provenance", "sign", data / "manifest.json", "--key", key)
     return data, key
 
