@@ -216,7 +216,7 @@ def test_outputs_never_replace_data_or_their_input_manifest(signed, tmp_path):
     pub = f"{key}.pub"
     before = tree_digest(data)
     res = run("provenance", "build", data, "--out", data / "a.parquet", "--overwrite", code=2)
-    assert "is not a manifest" in res.output
+    assert "already exists and is not a manifest" in res.output
     for cmd in (["croissant", "--name", "t"], ["card"]):
         res = run("provenance", *cmd, data / "manifest.json", "--public-key", pub, "--out", data / "manifest.json",
                   "--overwrite", code=2)

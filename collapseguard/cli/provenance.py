@@ -79,8 +79,8 @@ def build(data_dir, out, parents, attributes, policy_file, include, name, versio
 
     out = Path(out) if out else Path(data_dir) / "manifest.json"
     if out.is_file() and not _is_manifest(out):
-        raise CollapseguardError(f"{out}: exists and is not a manifest (a data file?); build replaces only its own "
-                                 "manifests, whatever the flags: choose another --out")
+        raise CollapseguardError(f"{out}: already exists and is not a manifest; build replaces only its own "
+                                 "manifests, whatever the flags (--overwrite too): choose another --out")
     check_output_file(out, overwrite=overwrite, ours=_is_manifest)
     identity = dataset_identity(name or Path(data_dir).resolve().name, version=version,
                                 previous=out if out.is_file() else None)
