@@ -47,8 +47,7 @@ def signed(tmp_path, keys):
 def sslib_key(pub_path):
     from securesystemslib.signer import SSlibKey
 
-    pub = load_public_key(pub_path)
-    return SSlibKey.from_crypto(pub, keyid=key_id(pub))
+    return SSlibKey.from_crypto(load_public_key(pub_path))  # securesystemslib's own keyid: no override
 
 
 def test_keygen_writes_a_0600_private_key_and_a_pub_beside_it(keys):
