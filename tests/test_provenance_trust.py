@@ -214,6 +214,8 @@ def test_exports_verify_first_refuse_traversal_and_invent_nothing(signed, tmp_pa
 def test_outputs_never_replace_data_or_their_input_manifest(signed, tmp_path):
     data, key = signed
     pub = f"{key}.pub"
+    other = tmp_path / "elsewhere.jsonl"  # a data file of another dataset
+    other.write_text('{"text": "keep me"}\n')
     before = tree_digest(data)
     res = run("provenance", "build", data, "--out", data / "a.parquet", "--overwrite", code=2)
     assert "already exists and is not a manifest" in res.output
@@ -223,8 +225,17 @@ def test_outputs_never_replace_data_or_their_input_manifest(signed, tmp_path):
         assert "would overwrite the input" in res.output
         res = run("provenance", *cmd, data / "manifest.json", "--public-key", pub, "--out", data / "sub" / "b.jsonl",
                   "--overwrite", code=2)
+        assert "would overwrite the input" in res.output
+        res = run("provenance", *cmd, data / "manifest.json", "--public-key", pub, "--out", other, "--overwrite", code=2)
         assert "is a data file or a manifest" in res.output
-    assert tree_digest(data) == before
+    assert tree_digest(data) == before and other.read_text() == '{"text": "keep me"}\n'
+    tokens = write_tree(tmp_path / "wiki")
+    (tokens / "wiki.train.tokens").write_text("a listed data file without a shard suffix\n")
+    run("provenance", "build", tokens, "--include", "*.tokens")
+    res = run("provenance", "croissant", tokens / "manifest.json", "--allow-unsigned", "--name", "t", "--out",
+              tokens / "wiki.train.tokens", "--overwrite", code=2)
+    assert "would overwrite the input" in res.output
+    assert (tokens / "wiki.train.tokens").read_text().startswith("a listed data file")
 
 
 def test_parent_paths_are_relative_to_the_manifest(signed, tmp_path, monkeypatch):

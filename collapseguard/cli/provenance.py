@@ -235,8 +235,8 @@ def card(manifest, pretty_name, license_, out, public_keys, policy_file, allow_u
     """
     from collapseguard.provenance.card import card_block
 
-    check_export_out(out, manifest)
     statement = verified_statement(manifest, public_keys, policy_file, allow_unsigned)
+    check_export_out(out, manifest, statement)
     block = card_block(statement, pretty_name=pretty_name, license=license_)
     _emit(block, out, overwrite, manifest)
 
@@ -269,22 +269,24 @@ def croissant(manifest, name, description, url, base_url, license_, version, tex
     """
     from collapseguard.provenance.croissant import to_croissant
 
-    check_export_out(out, manifest)
     statement = verified_statement(manifest, public_keys, policy_file, allow_unsigned)
+    check_export_out(out, manifest, statement)
     doc = to_croissant(statement, name=name, description=description, url=url, base_url=base_url,
                        license=license_, version=version, text_column=text_column)
     _emit(json.dumps(doc, indent=2) + "\n", out, overwrite, manifest)
 
 
-def check_export_out(out, manifest) -> None:
-    """Refuse, whatever the flags, an export written onto its input manifest or onto a data file."""
+def check_export_out(out, manifest, statement: dict) -> None:
+    """Refuse, whatever the flags, an export written onto its input manifest or onto a data file
+    (one the manifest lists, or any file in a format scan reads)."""
     if out is None:
         return
     from collapseguard.errors import CollapseguardError
     from collapseguard.io.outputs import check_not_input
     from collapseguard.scan.sources import format_of
 
-    check_not_input(out, [manifest], contains=False)
+    root = Path(manifest).parent
+    check_not_input(out, [manifest, *(root / s["name"] for s in statement["subject"])], contains=False)
     path = Path(out)
     if path.is_file() and (format_of(path) is not None or _is_manifest(path)):
         raise CollapseguardError(f"{out}: is a data file or a manifest; an export never replaces one, whatever the "
