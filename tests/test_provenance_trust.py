@@ -274,3 +274,17 @@ def test_every_verification_failure_exits_1_and_usage_errors_2(signed, tmp_path)
     run("provenance", "verify", data / "manifest.json", "--public-key", key, code=2)  # a private key given
     help_text = run("provenance", "verify", "--help").output
     assert "1  does not verify" in help_text and "2  usage error" in help_text
+
+
+def test_an_envelope_with_the_old_keyid_hint_still_verifies_and_reports_the_key(signed):
+    import hashlib
+
+    from collapseguard.provenance.keys import key_id, load_public_key, raw_public
+    from collapseguard.provenance.verify import verify_manifest
+
+    data, key = signed
+    pub = load_public_key(f"{key}.pub")
+    env = envelope(data / "manifest.json")
+    env["signatures"][0]["keyid"] = hashlib.sha256(raw_public(pub)).hexdigest()  # the former scheme
+    (data / "manifest.json").write_text(json.dumps(env))
+    assert verify_manifest(data / "manifest.json", [f"{key}.pub"])["keyids"] == [key_id(pub)]

@@ -16,7 +16,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from collapseguard.errors import CollapseguardError
-from collapseguard.provenance.dsse import VerificationFailed, verify_envelope
+from collapseguard.provenance.dsse import VerificationFailed, verify_signatures
 from collapseguard.provenance.manifest import (
     data_files,
     identity_of,
@@ -125,16 +125,12 @@ def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool
     first problem. `name`: the dataset it must be; `not_older_than`: a manifest of the same dataset
     it must not be older than. Usage errors (no such file, a key file that is not an Ed25519 key)
     are CollapseguardError."""
-    from collapseguard.provenance.keys import key_id, load_public_key
-
     manifest = Path(manifest)
     doc = read_checked(manifest)
     root = Path(root) if root is not None else manifest.parent
     public_keys = list(public_keys)
     if is_envelope(doc):
-        statement = verify_envelope(doc, public_keys)
-        trusted = {key_id(load_public_key(k) if isinstance(k, (str, Path)) else k) for k in public_keys}
-        signed_by = [s.get("keyid") for s in doc["signatures"] if s.get("keyid") in trusted]
+        statement, signed_by = verify_signatures(doc, public_keys)
     elif allow_unsigned:
         statement, signed_by = doc, []
     else:
