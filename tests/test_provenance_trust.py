@@ -246,6 +246,11 @@ def test_parent_paths_are_relative_to_the_manifest(signed, tmp_path, monkeypatch
     (parent,) = json.loads(res.stdout)["predicate"]["parents"]
     assert parent["path"] == "../../data/manifest.json"
     assert (child / parent["path"]).resolve() == (data / "manifest.json").resolve()
+    # a relative --parent is read from the manifest's folder, as it is recorded, not from the cwd
+    res = run("provenance", "build", "child", "--parent", "../../data/manifest.json", "--json", "--overwrite")
+    assert json.loads(res.stdout)["predicate"]["parents"] == [parent]
+    res = run("provenance", "build", "child", "--parent", "child/manifest.json", "--overwrite", code=2)
+    assert "resolved from the manifest's folder" in res.output
 
 
 # keys and exit codes

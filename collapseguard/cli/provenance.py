@@ -46,7 +46,8 @@ def _is_manifest(path: Path) -> bool:
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Manifest to write (default: DATA_DIR/manifest.json).")
 @click.option("--parent", "parents", multiple=True, type=click.Path(dir_okay=False),
-              help="Manifest of data this was made from (repeatable): lineage as a graph.")
+              help="Manifest of data this was made from (repeatable): lineage as a graph. A relative path is "
+                   "resolved from the manifest's folder (as it is recorded), not the working directory.")
 @click.option("--attributes", default=None, type=click.Path(file_okay=False),
               help="The `collapseguard scan --out` folder of DATA_DIR: detected origin counts and the synthetic share.")
 @click.option("--policy", "policy_file", default=None, type=click.Path(dir_okay=False),
@@ -84,6 +85,7 @@ def build(data_dir, out, parents, attributes, policy_file, include, name, versio
     check_output_file(out, overwrite=overwrite, ours=_is_manifest)
     identity = dataset_identity(name or Path(data_dir).resolve().name, version=version,
                                 previous=out if out.is_file() else None)
+    parents = [parent_from(p, out.parent) for p in parents]
     statement = build_statement(data_dir, parents=parents, policy=policy_file, attributes=attributes,
                                 include=include, dataset=identity, manifest_dir=out.parent)
     write_manifest(out, statement)
@@ -93,6 +95,17 @@ def build(data_dir, out, parents, attributes, policy_file, include, name, versio
         pred = statement["predicate"]
         click.echo(f"wrote {out}: {len(statement['subject'])} files, {pred['records']:,} records "
                    f"(unsigned; sign it with `collapseguard provenance sign {out} --key KEY`)")
+
+
+def parent_from(parent, manifest_dir: Path) -> Path:
+    """A --parent path: absolute as given, relative from the manifest's folder."""
+    from collapseguard.errors import CollapseguardError
+
+    path = Path(parent) if Path(parent).is_absolute() else manifest_dir / parent
+    if not path.is_file():
+        raise CollapseguardError(f"{parent}: no such parent manifest at {path} (a relative --parent is resolved from "
+                                 f"the manifest's folder {manifest_dir}); pass the path from there, or an absolute one")
+    return path
 
 
 @provenance.command("keygen")

@@ -545,6 +545,10 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
         load_private_key(key)  # a wrong key fails before any work
     pools, chosen = plan(config)
     table = materialise(pools, chosen, config, out)
+    from collapseguard.provenance.manifest import dataset_identity
+
+    manifest = out / "manifest.json"  # the identity first: an unreadable earlier manifest stops before any write
+    identity = dataset_identity(name or out.resolve().name, previous=manifest if manifest.is_file() else None)
     previous = read_marker(out) if out.is_dir() else None
     if extra and extra.get("file"):
         extra = {**extra, "file": relative_path(extra["file"], out)}
@@ -559,10 +563,6 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
     if extra:
         info["chosen_by"] = extra
     parents = list(dict.fromkeys(p.manifest for p in pools if p.manifest is not None))
-    from collapseguard.provenance.manifest import dataset_identity
-
-    manifest = out / "manifest.json"
-    identity = dataset_identity(name or out.resolve().name, previous=manifest if manifest.is_file() else None)
     statement = build_statement(out, names, parents=parents, extra={"curation": info}, dataset=identity)
     if key is not None:
         from collapseguard.provenance.dsse import sign_statement
