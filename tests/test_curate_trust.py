@@ -142,10 +142,16 @@ def test_abstentions_are_not_human_unless_asked(pools, tmp_path):
     assert info["pools"][0]["abstained_left_out"] == 10 and info["abstained_kept_as_human"] == 0
     assert all(r["decision"] == "human" for r in read_mix(tmp_path / "m"))
     res = run(*base, "--keep", "human+abstain", "--human-fraction", "1", "--size", 40, "--out", tmp_path / "k")
-    assert "10 records the scan abstained on taken as human" in res.output
+    assert "10 human records of the mix are ones the scan abstained on" in res.output
     curation = json.loads((tmp_path / "k" / "manifest.json").read_text())["predicate"]["curation"]
     assert curation["keep"] == "human+abstain" and curation["abstained_kept_as_human"] == 10
     assert sum(r["decision"] == "abstain" for r in read_mix(tmp_path / "k")) == 10
+    assert curation["pools"][0]["abstained_eligible_as_human"] == 10
+    # a smaller mix states how many of its own records are abstentions, not the pool's
+    info = json.loads(run(*base, "--keep", "human+abstain", "--human-fraction", "1", "--size", 12,
+                          "--out", tmp_path / "s", "--json").stdout)
+    mixed = sum(r["decision"] == "abstain" for r in read_mix(tmp_path / "s"))
+    assert info["abstained_kept_as_human"] == mixed < 12
 
 
 def test_attributes_of_another_folder_are_refused(pools, tmp_path):

@@ -94,15 +94,15 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, name,
     click.echo(f"wrote {sum(info['records'].values())} records ({counts['human']} human, {counts['synthetic']} "
                f"synthetic {unit}; human share {info['human_share']:.6g}) to {out}/data in {len(info['files'])} "
                f"shard(s); manifest {out}/manifest.json ({'signed' if info['signed'] else 'unsigned'})")
+    if info["abstained_kept_as_human"]:
+        click.echo(f"  {info['abstained_kept_as_human']} human records of the mix are ones the scan abstained on "
+                   "(--keep human+abstain)")
     for p in info["pools"]:
         left = {k: p[k] for k in ("flagged_synthetic", "abstained_left_out", "origin_disagrees", "unreadable",
                                   "no_text") if p[k]}
         if left:
             click.echo(f"  {p['kind']} pool {p['path']}: left out " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                                                 for k, v in left.items()))
-        if p["abstained_kept_as_human"]:
-            click.echo(f"  {p['kind']} pool {p['path']}: {p['abstained_kept_as_human']} records the scan abstained "
-                       "on taken as human (--keep human+abstain)")
         if not p["trust"].get("signed"):
             click.echo(f"  {p['kind']} pool {p['path']}: not signature-verified "
                        f"({'unsigned manifest' if p['trust'].get('manifest') else 'no manifest'}; --allow-unsigned)")

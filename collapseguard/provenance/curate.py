@@ -142,7 +142,7 @@ class Pool:
                 "no_text": self.no_text, "unreadable": self.unreadable, "origin_disagrees": self.declared_other,
                 "flagged_synthetic": self.flagged,
                 "abstained_left_out": 0 if self.keep_abstained else self.abstained,
-                "abstained_kept_as_human": self.abstained if self.keep_abstained else 0,
+                "abstained_eligible_as_human": self.abstained if self.keep_abstained else 0,
                 "without_scan": self.unscanned if self.attributes_given else None, "trust": trust}
 
 
@@ -496,7 +496,8 @@ def summary(config: CurateConfig, pools: list[Pool], table, out: Path) -> dict:
             "records": records, "tokens": tokens,
             "human_share": unit_counts["human"] / total if total else None,
             "keep": config.keep,
-            "abstained_kept_as_human": sum(p.abstained for p in pools if p.keep_abstained and p.kind == "human"),
+            "abstained_kept_as_human": sum(o == "human" and d == "abstain" for o, d in
+                                           zip(origins, table.column("decision").to_pylist())),
             "allow_unsigned": config.allow_unsigned,
             "pools": [p.report(out) for p in pools]}
 
