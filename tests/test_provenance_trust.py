@@ -293,3 +293,20 @@ def test_an_envelope_with_the_old_keyid_hint_still_verifies_and_reports_the_key(
     env["signatures"][0]["keyid"] = hashlib.sha256(raw_public(pub)).hexdigest()  # the former scheme
     (data / "manifest.json").write_text(json.dumps(env))
     assert verify_manifest(data / "manifest.json", [f"{key}.pub"])["keyids"] == [key_id(pub)]
+
+
+def test_not_older_than_compares_statements_not_envelope_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    data = write_tree(tmp_path / "data")
+    run("provenance", "build", data, "--name", "c")
+    unsigned = tmp_path / "unsigned.json"
+    shutil.copy(data / "manifest.json", unsigned)
+    run("provenance", "keygen", "--out", tmp_path / "k")
+    run("provenance", "sign", data / "manifest.json", "--key", tmp_path / "k")
+    pub = tmp_path / "k.pub"
+    run("provenance", "verify", data / "manifest.json", "--public-key", pub, "--not-older-than", unsigned)
+    forged = json.loads(unsigned.read_text())
+    forged["predicate"]["records"] += 1  # same version and time, another statement
+    unsigned.write_text(json.dumps(forged))
+    res = run("provenance", "verify", data / "manifest.json", "--public-key", pub, "--not-older-than", unsigned, code=1)
+    assert "same version and creation time" in res.stderr

@@ -84,7 +84,7 @@ def check_identity(statement: dict, manifest: Path, name: str | None, not_older_
     if name is not None and ident.get("name") != name:
         raise VerificationFailed(f"{manifest}: is the manifest of dataset {ident.get('name')!r}, not {name!r}")
     if not_older_than is not None:
-        check_fresh(ident, manifest, Path(not_older_than))
+        check_fresh(statement, manifest, Path(not_older_than))
     return []
 
 
@@ -93,14 +93,15 @@ def _version_key(version) -> tuple | None:
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
 
 
-def check_fresh(ident: dict, manifest: Path, older: Path) -> None:
-    """Refuse `manifest` when it is older than the manifest `older` (same dataset name, created no
-    earlier, version no lower); the very same bytes pass."""
+def check_fresh(statement: dict, manifest: Path, older: Path) -> None:
+    """Refuse `manifest` (its verified `statement`) when it is older than the manifest `older`
+    (same dataset name, created no earlier, version no lower); the very same statement passes."""
     if not older.is_file():
         raise CollapseguardError(f"{older}: no such manifest; pass to --not-older-than the manifest you trusted last")
-    if sha256_file(older) == sha256_file(manifest):
+    previous = statement_of(read_manifest(older), older)
+    if previous == statement:
         return
-    old = identity_of(statement_of(read_manifest(older), older))
+    ident, old = identity_of(statement), identity_of(previous)
     if old is None:
         raise CollapseguardError(f"{older}: records no dataset identity to compare with; pass a manifest built "
                                  "by this version")
@@ -115,8 +116,8 @@ def check_fresh(ident: dict, manifest: Path, older: Path) -> None:
         raise VerificationFailed(f"{manifest}: rollback: created {ident.get('created')}, before {older} "
                                  f"({old.get('created')})")
     if ident.get("version") == old.get("version") and ident.get("created") == old.get("created"):
-        raise VerificationFailed(f"{manifest}: claims the same version and creation time as {older} with other "
-                                 "bytes; one of them was altered")
+        raise VerificationFailed(f"{manifest}: claims the same version and creation time as {older} with another "
+                                 "statement; one of them was altered")
 
 
 def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool = False,
