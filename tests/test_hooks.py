@@ -64,11 +64,16 @@ def git(repo: Path, env, *args, check=True) -> subprocess.CompletedProcess:
     return proc
 
 
-def commit(repo: Path, env, message: str) -> tuple[int, str]:
-    """git commit's exit code and its output (the hooks print on stderr and stdout)."""
-    git(repo, env, "add", "-A")
-    proc = git(repo, env, "commit", "-m", message, check=False)
+def commit(repo: Path, env, message: str, *paths, flags=()) -> tuple[int, str]:
+    """git commit's exit code and its output (the hooks print on stderr and stdout); `paths` alone
+    when given, else every change."""
+    git(repo, env, "add", *(paths or ["-A"]))
+    proc = git(repo, env, "commit", *flags, "-m", message, check=False)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def head(repo: Path, env) -> str:
+    return git(repo, env, "rev-parse", "HEAD").stdout.strip()
 
 
 @pytest.fixture
@@ -124,8 +129,13 @@ def test_commits_pass_or_fail_through_the_installed_hooks(dataset_repo, env):
     assert "data/b.jsonl: 6 of 10 records flagged synthetic" in out and "over the policy's limit 0.2" in out
     assert out.count("Passed") == 1  # verify
 
-    # a reviewed baseline lets exactly these bytes through
+    # a reviewed baseline lets exactly these bytes through, once the baseline is committed on its own
     cg("hook", "baseline", "data/b.jsonl", "--check", "scan", "--reason", "reviewed: quoted model output", cwd=repo)
+    code, out = commit(repo, env, "reviewed with the data")
+    assert code != 0 and ".collapseguard-baseline.json: trust anchor added since HEAD" in out
+    git(repo, env, "reset", "-q")
+    code, out = commit(repo, env, "baseline alone", ".collapseguard-baseline.json")
+    assert code == 0, out
     code, out = commit(repo, env, "reviewed")
     assert code == 0, out
 
