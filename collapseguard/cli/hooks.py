@@ -107,7 +107,8 @@ def verify(files, from_ref, policy_file, public_keys, baseline, allow_unsigned) 
     base, anchors, rels = _setup(files, from_ref, policy_file, baseline, public_keys)
     keys = [] if (allow_unsigned and not public_keys) or not rels else anchors.trusted_keys()
     if not keys and rels and not allow_unsigned:
-        raise CollapseguardError(f"no trusted public keys in {base.name}: commit the team's .pub under "
+        where = base.name if base.rev else "the working tree (no commit yet)"
+        raise CollapseguardError(f"no trusted public keys in {where}: commit the team's .pub under "
                                  ".collapseguard/keys/ (on its own), list trusted_keys in the policy, or pass --public-key")
     findings, judged = verify_files(rels, keys, top=base.root, allow_unsigned=allow_unsigned)
     anchor, notes = anchor_findings(anchors.changes(), base, "verify", with_data=judged > 0)

@@ -172,6 +172,8 @@ def verify_files(files, public_keys, *, top: Path | None = None, allow_unsigned:
             if p.is_file() or p.is_symlink():
                 changed_manifests.add(_shown(p, top))
                 groups.setdefault(_shown(p, top), [])
+            else:
+                findings += removed_manifest(p)
             continue
         manifest = nearest_manifest(p.parent, top)
         if manifest is not None:
@@ -186,6 +188,18 @@ def verify_files(files, public_keys, *, top: Path | None = None, allow_unsigned:
         findings += group_findings
         judged += group_judged
     return findings, judged
+
+
+def removed_manifest(manifest: Path) -> list[Finding]:
+    """A deleted manifest is a finding while data files remain in its folder (they are signed by nothing)."""
+    from collapseguard.provenance.manifest import data_files
+
+    left = data_files(manifest.parent) if manifest.parent.is_dir() else []
+    if not left:
+        return []
+    more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+    return [Finding(posix(manifest), "verify", f"removed, but {posix(manifest.parent / left[0])}{more} remain; "
+                    "rebuild and sign it, or remove the data too")]
 
 
 def _shown(path: Path, top: Path) -> Path:
