@@ -24,10 +24,10 @@ OUTSIDE_GIT = ("not inside a git repository; the hooks read their trust anchors 
                "`collapseguard scan --fail-over-limit`")
 
 
-def git(root: Path, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def git(root: Path, *args: str) -> subprocess.CompletedProcess:
     """`git ARGS` in `root` (pathspecs taken literally); bytes out. A failure is a one-line error."""
-    proc = subprocess.run(["git", "--literal-pathspecs", *args], cwd=root, input=stdin, capture_output=True)
-    if check and proc.returncode:
+    proc = subprocess.run(["git", "--literal-pathspecs", *args], cwd=root, capture_output=True)
+    if proc.returncode:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         raise CollapseguardError(f"git {args[0]} failed: {lines[-1] if lines else proc.returncode}")
     return proc
@@ -73,26 +73,61 @@ def find_base(from_ref: str | None = None, cwd: Path | None = None) -> Base:
     return Base(root, rev, name, staged=from_ref is None)
 
 
-def read_blobs(base: Base, rels) -> dict[str, bytes | None]:
-    """The bytes of each repo-relative path at the base (None where it has none)."""
-    rels = list(dict.fromkeys(rels))
-    if base.rev is None:
-        return {rel: _read_file(base.root / rel) for rel in rels}
-    if not rels:
-        return {}
-    query = "".join(f"{base.rev}:{rel}\n" for rel in rels).encode()
-    out, pos, blobs = git(base.root, "cat-file", "--batch", stdin=query).stdout, 0, {}
-    for rel in rels:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if header[-1] == b"missing" or len(header) != 3:
-            blobs[rel] = None
-            continue
-        size = int(header[2])
-        blobs[rel] = out[pos:pos + size] if header[1] == b"blob" else None
-        pos += size + 1
-    return blobs
+class Reader:
+    """Files as the base holds them, through one `git cat-file --batch` (the working tree when no commit yet)."""
+
+    def __init__(self, base: Base):
+        self.base, self.proc = base, None
+        if base.rev is not None:
+            self.proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=base.root, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE)
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.stdout.close()
+            self.proc.wait()
+
+    def _object(self, rel: str) -> tuple[bytes, bytes | None]:
+        """(type, content) of `rel` at the base; content None when it has no such path."""
+        self.proc.stdin.write(f"{self.base.rev}:{rel}\n".encode())
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().split()
+        if len(header) != 3 or header[-1] == b"missing":
+            return b"missing", None
+        data = self.proc.stdout.read(int(header[2]))
+        self.proc.stdout.read(1)
+        return header[1], data
+
+    def read(self, rels) -> dict[str, bytes | None]:
+        """The bytes of each repo-relative path (None where there is no such file)."""
+        if self.proc is None:
+            return {rel: _read_file(self.base.root / rel) for rel in rels}
+        out = {}
+        for rel in rels:
+            kind, data = self._object(rel) if rel and "\n" not in rel else (b"missing", None)
+            out[rel] = data if kind == b"blob" else None
+        return out
+
+    def folder(self, rel: str) -> list[str]:
+        """Repo-relative paths of the files directly in folder `rel`."""
+        if self.proc is None:
+            folder = self.base.root / rel
+            return sorted(f"{rel}/{p.name}" for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        kind, data = self._object(rel)
+        if kind != b"tree":
+            return []
+        names, pos, oid_len = [], 0, len(self.base.rev) // 2
+        while pos < len(data):  # entries: "<mode> <name>\0<raw object id>"
+            end = data.index(b"\0", pos)
+            mode, name = data[pos:end].split(b" ", 1)
+            if not mode.startswith(b"4"):  # 40000: a folder
+                names.append(f"{rel}/{name.decode()}")
+            pos = end + 1 + oid_len
+        return sorted(names)
 
 
 def _read_file(path: Path) -> bytes | None:
@@ -100,16 +135,6 @@ def _read_file(path: Path) -> bytes | None:
         return path.read_bytes() if path.is_file() else None
     except OSError:
         return None
-
-
-def list_folder(base: Base, rel: str) -> list[str]:
-    """Repo-relative paths of the files directly in folder `rel` at the base."""
-    if base.rev is None:
-        folder = base.root / rel
-        return sorted(f"{rel}/{p.name}" for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-    out = git(base.root, "ls-tree", "-z", base.rev, "--", f"{rel}/").stdout
-    rows = [line.split(b"\t", 1) for line in out.split(b"\0") if line]
-    return sorted(path.decode() for meta, path in rows if meta.split()[1] == b"blob")
 
 
 def changed_paths(base: Base, pathspecs=()) -> list[tuple[str, str]]:
@@ -187,7 +212,12 @@ class Anchors:
 def load_anchors(base: Base, policy_rel: str, baseline_rel: str, explicit_keys=()) -> Anchors:
     """Read the anchors at `base`. Explicit key files inside the repository are anchors too; those
     outside it (a CI secret, a path in the runner) are trusted as given."""
-    blobs = read_blobs(base, [policy_rel, baseline_rel])
+    with Reader(base) as reader:
+        return _load(base, reader, policy_rel, baseline_rel, explicit_keys)
+
+
+def _load(base: Base, reader: Reader, policy_rel: str, baseline_rel: str, explicit_keys) -> Anchors:
+    blobs = reader.read([policy_rel, baseline_rel])
     raw = parse_toml(blobs[policy_rel], f"{base.name}:{policy_rel}") if blobs[policy_rel] is not None else {}
     policy_dir = PurePosixPath(policy_rel).parent
     key_dir = (policy_dir / KEY_DIR).as_posix()
@@ -202,10 +232,10 @@ def load_anchors(base: Base, policy_rel: str, baseline_rel: str, explicit_keys=(
             rel = _join(policy_dir, k)
             (key_rels.append(rel) if rel else outside.append(base.root / policy_dir / k))
     else:
-        key_rels = [k for k in list_folder(base, key_dir) if k.endswith(".pub")]
+        key_rels = [k for k in reader.folder(key_dir) if k.endswith(".pub")]
     watched += key_rels
     return Anchors(base, policy_rel, baseline_rel, blobs[policy_rel], blobs[baseline_rel],
-                   read_blobs(base, key_rels), outside, [w for w in dict.fromkeys(watched) if w])
+                   reader.read(key_rels), outside, [w for w in dict.fromkeys(watched) if w])
 
 
 def parse_toml(blob: bytes, where: str) -> dict:
