@@ -154,16 +154,16 @@ def repo_relative(root: Path, path: str | Path) -> str | None:
     """`path` (relative to the current folder, or absolute) relative to the repository; None when outside."""
     full = Path(path) if Path(path).is_absolute() else Path.cwd() / path
     try:
-        return PurePosixPath(_normal(full).relative_to(_normal(root)).as_posix()).as_posix()
+        return link_path(full).relative_to(link_path(root)).as_posix()
     except ValueError:
         return None
 
 
-def _normal(path: Path) -> Path:
-    """Absolute, with `..` folded and the folders resolved, but not the last part (a symlink stays itself)."""
+def link_path(path: str | Path) -> Path:
+    """`path` absolute, `..` folded and its folders resolved, but not its last part (a symlink stays itself)."""
     import os
 
-    path = Path(os.path.normpath(path))
+    path = Path(os.path.normpath(Path(path).absolute()))
     return path.parent.resolve() / path.name if path.name else path.resolve()
 
 

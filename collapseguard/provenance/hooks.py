@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
+from collapseguard.provenance.anchors import link_path
 from collapseguard.provenance.manifest import MANIFEST_NAME, sha256_file
 
 BASELINE = ".collapseguard-baseline.json"
@@ -204,15 +205,9 @@ def removed_manifest(manifest: Path) -> list[Finding]:
 
 def _shown(path: Path, top: Path) -> Path:
     try:
-        return _unresolved_last(path).relative_to(top.resolve())
+        return link_path(path).relative_to(top.resolve())
     except ValueError:
         return path
-
-
-def _unresolved_last(path: Path) -> Path:
-    """`path` made absolute with its folders resolved but not its last part (a symlink stays itself)."""
-    path = Path(path).absolute()
-    return path.parent.resolve() / path.name
 
 
 def check_group(manifest: Path, members: list[Path], public_keys, allow_unsigned: bool,
@@ -287,7 +282,7 @@ def check_group(manifest: Path, members: list[Path], public_keys, allow_unsigned
 def _member_name(member: Path, root: Path) -> str:
     """A changed file's name relative to its manifest's folder (a symlink named as itself, not its target)."""
     try:
-        return _unresolved_last(member).relative_to(root.resolve()).as_posix()
+        return link_path(member).relative_to(root.resolve()).as_posix()
     except ValueError:
         return posix(member)
 
@@ -375,6 +370,6 @@ def limit_findings(summary: dict, policy) -> list[Finding]:
 def _relative_name(path: Path) -> str:
     """The path as scan should name it: relative to the current folder when inside it."""
     try:
-        return _unresolved_last(path).relative_to(Path.cwd().resolve()).as_posix()
+        return link_path(path).relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.resolve().as_posix().lstrip("/")
