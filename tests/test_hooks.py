@@ -345,3 +345,30 @@ def test_the_readme_local_config_works(tmp_path, env):
     (repo / "data" / "link.jsonl").symlink_to("a.jsonl")
     code, out = commit(repo, env, "an unlisted symlink")
     assert code != 0 and "data/link.jsonl: added: not listed in data/manifest.json" in out
+
+
+def test_a_shards_own_share_is_estimated_as_scan_estimates_it(tmp_path):
+    """With a calibrated policy the per-shard figure is the Rogan-Gladen estimate that `scan` gives
+    the shard on its own (the reference: a separate scan of that shard alone)."""
+    from collapseguard.provenance.hooks import scan_files
+    from collapseguard.scan.summary import fmt_share
+
+    write_policy(tmp_path, MACHINE, limit=0.2, calibration="cal.json")
+    jsonl(tmp_path / "held.jsonl", sentences(80, seed=11))
+    jsonl(tmp_path / "machine.jsonl", MACHINE)
+    cg("policy", "calibrate", "--policy", tmp_path / "collapseguard.toml", "--human", tmp_path / "held.jsonl",
+       "--machine", tmp_path / "machine.jsonl", "--fpr", "0.05", "--out", tmp_path / "cal.json")
+    jsonl(tmp_path / "data" / "b.jsonl", MACHINE[:6] + sentences(4, seed=12))
+    jsonl(tmp_path / "data" / "c.jsonl", sentences(40, seed=13))
+    cg("scan", tmp_path / "data" / "b.jsonl", "--out", tmp_path / "alone", "--policy", tmp_path / "collapseguard.toml")
+    alone = json.loads((tmp_path / "alone" / "summary.json").read_text())
+    assert alone["synthetic_share"]["kind"] == "rogan_gladen"
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        findings, summary = scan_files(["data/b.jsonl", "data/c.jsonl"], "collapseguard.toml")
+    finally:
+        os.chdir(old)
+    assert not summary["over_limit"]  # 6 of 50 together: under 0.2
+    assert [f.path for f in findings] == ["data/b.jsonl"]
+    assert f"its synthetic share {fmt_share(alone['synthetic_share'])} is over" in findings[0].message
