@@ -372,3 +372,19 @@ def test_a_shards_own_share_is_estimated_as_scan_estimates_it(tmp_path):
     assert not summary["over_limit"]  # 6 of 50 together: under 0.2
     assert [f.path for f in findings] == ["data/b.jsonl"]
     assert f"its synthetic share {fmt_share(alone['synthetic_share'])} is over" in findings[0].message
+
+
+def test_files_the_policy_names_are_anchors_too(dataset_repo, env):
+    repo, key = dataset_repo
+    first_commit(repo, env)
+    # an emptied ledger (the scan's minhash detector would flag nothing), staged beside new data
+    jsonl(repo / "other.jsonl", ["an unrelated text"])
+    cg("ledger", "add", repo / "empty.ledger", repo / "other.jsonl")
+    ledger = repo / "gens.ledger"
+    shutil.rmtree(ledger) if ledger.is_dir() else ledger.unlink()
+    (repo / "empty.ledger").rename(ledger)
+    jsonl(repo / "data" / "b.jsonl", MACHINE[:6])
+    sign_data(repo, key)
+    git(repo, env, "add", "-A")
+    res = cg("hook", "verify", cwd=repo, code=1)  # no FILES: the staged change
+    assert "gens.ledger" in res.output and "trust anchor modified since HEAD" in res.output
