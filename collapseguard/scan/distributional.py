@@ -240,3 +240,44 @@ def estimate_share(model: ReferenceModel, texts: list[str], draws: int = 1000, s
             "note": f"distributional MLE (Liang et al. 2024): share of {what} that are machine text, from word "
                     "occurrences in the human and machine references; the 95% bootstrap interval resamples this "
                     "corpus's documents and holds only if the references write like its human and machine text"}
+
+
+def read_reference(policy, key: str) -> list[str]:
+    """The texts of the policy's `[prevalence]` reference `key` (paths relative to the policy)."""
+    from collapseguard.io.readers import read_texts
+
+    spec = policy.prevalence
+    column = spec.reference_column or policy.text_column
+    texts = []
+    for rel in getattr(spec, key):
+        path = policy.root / rel
+        if not path.exists():
+            raise CollapseguardError(f"{policy.source}: [prevalence] {key} {rel!r}: no such file ({path}); fix the path")
+        texts += [r.text for r in read_texts([path], column)]
+    if not texts:
+        raise CollapseguardError(f"{policy.source}: [prevalence] {key} holds no text; point it at jsonl/parquet/txt records")
+    return texts
+
+
+def fit_policy_references(policy) -> ReferenceModel | None:
+    """The reference model of the policy's `[prevalence]` table; None unless it asks for the
+    distributional estimate."""
+    spec = policy.prevalence
+    if spec is None or not spec.distributional:
+        return None
+    return fit_references(read_reference(policy, "human_reference"), read_reference(policy, "machine_reference"),
+                          spec.unit, spec.min_units, spec.calibrate)
+
+
+def corpus_share(model: ReferenceModel, policy, shards) -> dict:
+    """`estimate_share` over every readable record of `shards` (streamed; unreadable or too-long
+    records left out, as the scan leaves them undecided)."""
+    from collapseguard.scan.policy import screen_texts
+    from collapseguard.scan.sources import iter_chunks
+
+    def texts():
+        for shard in shards:
+            for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
+                yield from (t for t in screen_texts(chunk.texts, policy.max_chars)[0] if t)
+
+    return estimate_share(model, texts(), policy.prevalence.draws)
