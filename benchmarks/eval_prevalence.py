@@ -79,9 +79,11 @@ def evaluate(model, human, machine, label: dict, draws: int) -> list[dict]:
     rows = []
     for share, texts, truth in mixes(human, machine):
         r = estimate_share(model, texts, draws=draws)
-        rows.append({**label, "doc_share": share, "truth": truth, "documents": len(texts), "estimate": r["estimate"],
-                     "low": r["low"], "high": r["high"], "covers": r["low"] <= truth <= r["high"],
-                     "error": abs(r["estimate"] - truth), "width": r["high"] - r["low"]})
+        ok = r["kind"] == "distributional"
+        rows.append({**label, "doc_share": share, "truth": truth, "documents": len(texts), "kind": r["kind"],
+                     "estimate": r["estimate"], "mle": r.get("mle", r["estimate"]), "low": r["low"], "high": r["high"],
+                     "mismatch": r["mismatch"], "covers": ok and r["low"] <= truth <= r["high"],
+                     "error": abs(r["estimate"] - truth) if ok else None, "width": r["high"] - r["low"] if ok else None})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -114,13 +116,17 @@ def main() -> None:
 
 def table(rows: list[dict]) -> str:
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    lines = ["| reference → mix | generator | calibrated | docs | truth (sentences) | estimate [95% interval] | covers | error ≤ 3 | width ≤ 10 |",
-             "|---|---|---|---:|---:|---|---|---|---|"]
+    lines = ["| reference → mix | generator | calibrated | docs | truth % (sentences) | estimate % [95% interval] | "
+             "mismatch | covers | error ≤ 3 | width ≤ 10 |", "|---|---|---|---:|---:|---|---:|---|---|---|"]
     for r in rows:
+        if r["kind"] == "distributional":
+            est = f"{pct(r['estimate'])} [{pct(r['low'])}, {pct(r['high'])}]"
+            marks = ["yes" if r["covers"] else "**no**", "yes" if r["error"] <= 0.03 else "no",
+                     "yes" if r["width"] <= 0.10 else "no"]
+        else:
+            est, marks = f"assumption_failed (MLE would be {pct(r['mle'])})", ["–", "–", "–"]
         lines.append(f"| {r['reference_domain']} → {r['domain']} | {r['generator']} | {'yes' if r['calibrate'] else 'no'} | "
-                     f"{r['documents']} | {pct(r['truth'])} ({pct(r['doc_share'])} of docs) | {pct(r['estimate'])} "
-                     f"[{pct(r['low'])}, {pct(r['high'])}] | {'yes' if r['covers'] else '**no**'} | "
-                     f"{'yes' if r['error'] <= 0.03 else 'no'} | {'yes' if r['width'] <= 0.10 else 'no'} |")
+                     f"{r['documents']} | {pct(r['truth'])} | {est} | {r['mismatch']:.2f} | {' | '.join(marks)} |")
     return "\n".join(lines)
 
 

@@ -84,6 +84,16 @@ def test_calibration_leaves_a_well_specified_model_nearly_unchanged():
     assert r["low"] <= 0.2 <= r["high"]
 
 
+def test_a_corpus_written_unlike_both_references_is_an_assumption_failure(model):
+    """Word rates of a third writer (another 'domain') lie far from every mix of P and Q: no share."""
+    rng = np.random.default_rng(9)
+    other = np.clip(rng.permutation(P_HUMAN) * 1.5, 0.01, 0.9)
+    r = estimate_share(model, documents(other, 300, rng), draws=100)
+    assert r["kind"] == "assumption_failed" and r["estimate"] is None and r["low"] is None
+    assert r["mismatch"] > 3 and "do not describe it" in r["note"]
+    assert estimate_share(model, mixture(0.3, 300, rng), draws=100)["mismatch"] < 1
+
+
 def test_references_without_shared_words_are_refused():
     with pytest.raises(CollapseguardError, match="share no word"):
         fit_references(["alpha beta"] * 10, ["gamma delta"] * 10, calibrate=False)
@@ -125,6 +135,7 @@ BASE = '[[detectors]]\nname = "minhash_v1"\nthreshold = 0.5\noptions = { ledger 
     ('draws = 5', "draws must be an integer >= 100"),
     ('min_units = 0', "min_units must be an integer >= 1"),
     ('calibrate = "yes"', "calibrate must be true or false"),
+    ('max_mismatch = -1', "max_mismatch must be a positive number"),
     ('methd = "both"', "unknown key(s) methd"),
 ])
 def test_bad_prevalence_tables_are_refused_in_one_line(tmp_path, table, message):

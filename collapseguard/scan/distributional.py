@@ -16,6 +16,9 @@ description:
 - word independence overstates a unit's evidence (the more so the smaller the references), which
   biases the MLE; unless `calibrate` is off, the log-ratio log Q(x) - log P(x) is rescaled by a
   logistic fit on held-out reference text (`calibrate_log_ratio`, an addition to the paper);
+- a corpus written unlike both references has word rates far from every mix of them: when they
+  are more than `max_mismatch` times further from the fitted mix than the references are from
+  each other (`mismatch`, an addition to the paper) the result is ``assumption_failed``, no share;
 - the 95% interval is a percentile bootstrap that resamples the corpus's documents (all units of
   a document together), as in the paper. It carries the corpus's sampling error, not the error of
   the references or of the model: a corpus written unlike both references (another domain,
@@ -37,6 +40,7 @@ UNITS = ("sentence", "document")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 BISECTION_STEPS = 40
+MAX_MISMATCH = 3.0
 
 
 def split_units(text: str, unit: str) -> list[set[str]]:
@@ -217,9 +221,12 @@ def log_likelihood(log_ratio: np.ndarray, a: float) -> float:
     return float(np.sum(np.logaddexp(np.log1p(-a) if a < 1 else -np.inf, np.log(a) + log_ratio if a > 0 else -np.inf)))
 
 
-def estimate_share(model: ReferenceModel, texts: list[str], draws: int = 1000, seed: int = 0) -> dict:
+def estimate_share(model: ReferenceModel, texts: list[str], draws: int = 1000, seed: int = 0,
+                   max_mismatch: float = MAX_MISMATCH) -> dict:
     """The MLE machine share of `texts` with its 95% bootstrap interval (corpus documents
-    resampled), as a summary dict."""
+    resampled), as a summary dict; ``kind = "assumption_failed"`` and no estimate when the corpus's
+    word rates are more than `max_mismatch` times further from the fitted mix than the
+    references are from each other (`mismatch`)."""
     corpus = occurrences(texts, model.vocab, model.unit)
     base = {"kind": "distributional", "unit": model.unit, "documents": corpus.n_docs, "units": corpus.n_units,
             "vocabulary": len(model.vocab), "calibration": {"scale": model.scale, "shift": model.shift},
@@ -236,10 +243,35 @@ def estimate_share(model: ReferenceModel, texts: list[str], draws: int = 1000, s
         boot[b] = mixture_mle(log_ratio, counts[corpus.doc].astype(np.float64))
     low, high = (float(x) for x in np.quantile(boot, [0.025, 0.975]))
     what = "sentences" if model.unit == "sentence" else "documents"
+    base["mismatch"], base["max_mismatch"] = mismatch(model, corpus, est), max_mismatch
+    if base["mismatch"] > max_mismatch:
+        return {**base, "estimate": None, "low": None, "high": None, "kind": "assumption_failed", "mle": est,
+                "note": f"assumption failed: this corpus's word use is {base['mismatch']:.1f} times further from any "
+                        f"mix of the references than the references are from each other (limit {max_mismatch:g}); "
+                        "they do not describe it (another domain?), so no share is estimated; give references "
+                        "written like this corpus"}
     return {**base, "estimate": est, "low": low, "high": high, "draws": draws,
             "note": f"distributional MLE (Liang et al. 2024): share of {what} that are machine text, from word "
                     "occurrences in the human and machine references; the 95% bootstrap interval resamples this "
                     "corpus's documents and holds only if the references write like its human and machine text"}
+
+
+def word_rates(occ: Occurrences) -> np.ndarray:
+    """The share of units that contain each vocabulary word."""
+    return np.asarray(occ.matrix.sum(axis=0)).ravel() / max(occ.n_units, 1)
+
+
+def mismatch(model: ReferenceModel, corpus: Occurrences, a: float) -> float:
+    """How far the corpus's word rates lie from the fitted mix (1 - a) p + a q, relative to how far
+    the two references lie from each other: mean_t (c_t - r_t)^2 / r_t(1 - r_t), less its
+    sampling expectation 1 / units, over mean_t (p_t - q_t)^2 / m_t(1 - m_t) with m = (p + q) / 2.
+    Near or below 1 when the corpus is written like the references; several times that when it
+    is another domain (BENCHMARKS.md: 0.4-1.7 in domain, 5-12 across domains)."""
+    c, p, q = word_rates(corpus), word_rates(model.human), word_rates(model.machine)
+    r, mid = (1 - a) * p + a * q, (p + q) / 2
+    residual = np.mean((c - r) ** 2 / np.maximum(r * (1 - r), 1e-9)) - 1.0 / max(corpus.n_units, 1)
+    signal = np.mean((p - q) ** 2 / np.maximum(mid * (1 - mid), 1e-9))
+    return float(residual / signal) if signal > 0 else float("inf")
 
 
 def read_reference(policy, key: str) -> list[str]:
@@ -280,4 +312,4 @@ def corpus_share(model: ReferenceModel, policy, shards) -> dict:
             for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
                 yield from (t for t in screen_texts(chunk.texts, policy.max_chars)[0] if t)
 
-    return estimate_share(model, texts(), policy.prevalence.draws)
+    return estimate_share(model, texts(), policy.prevalence.draws, max_mismatch=policy.prevalence.max_mismatch)

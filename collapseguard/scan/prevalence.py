@@ -92,7 +92,7 @@ def assumption_failure(p: float, f: float, t: float, above: float, below: float)
 
 METHODS = ("rogan_gladen", "distributional", "both")
 PREVALENCE_KEYS = {"method", "human_reference", "machine_reference", "reference_column", "unit", "min_units",
-                   "draws", "calibrate"}
+                   "draws", "calibrate", "max_mismatch"}
 
 
 @dataclass
@@ -108,6 +108,7 @@ class PrevalenceSpec:
     min_units: int = 5
     draws: int = 1000
     calibrate: bool = True
+    max_mismatch: float = 3.0
 
     @property
     def distributional(self) -> bool:
@@ -142,6 +143,10 @@ def parse_prevalence(table, source: str) -> PrevalenceSpec:
                           _count(table, "draws", 1000, 100, where), table.get("calibrate", True))
     if spec.reference_column is not None and not isinstance(spec.reference_column, str):
         raise CollapseguardError(f"{where}: reference_column must be a string, got {spec.reference_column!r}")
+    mm = table.get("max_mismatch", 3.0)
+    if isinstance(mm, bool) or not isinstance(mm, (int, float)) or not mm > 0:
+        raise CollapseguardError(f"{where}: max_mismatch must be a positive number, got {mm!r}")
+    spec.max_mismatch = float(mm)
     if not isinstance(spec.calibrate, bool):
         raise CollapseguardError(f"{where}: calibrate must be true or false, got {spec.calibrate!r}")
     if spec.distributional and not (spec.human_reference and spec.machine_reference):
