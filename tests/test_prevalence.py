@@ -110,6 +110,16 @@ def test_flag_share_above_tpr_is_an_assumption_failure_not_certainty():
     assert "100.00%" not in fmt_share(s) and "25.00%" in fmt_share(s)
 
 
+def test_over_limit_falls_back_to_the_flag_share_when_the_rates_fail():
+    from collapseguard.scan.summary import combine_over_limit, over_limit
+
+    failed = synthetic_share(50, 200, (4, 200), (20, 200))
+    assert over_limit(failed, 0.05) is True and over_limit(failed, 0.5) is False
+    assert over_limit({"kind": "assumption_failed", "estimate": None}, 0.05) is None  # distributional: no figure
+    assert combine_over_limit([True, None]) is True and combine_over_limit([False, None]) is None
+    assert combine_over_limit([False, False]) is False
+
+
 def test_flag_share_below_fpr_is_an_assumption_failure():
     s = synthetic_share(0, 2000, (100, 1000), (700, 1000))
     assert s["kind"] == "assumption_failed" and "below the calibrated FPR" in s["note"]

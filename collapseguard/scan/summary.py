@@ -52,11 +52,13 @@ def summarize(policy, cal, key: dict, markers: list[dict], out: Path, distributi
 
 def over_limit(share: dict | None, limit: float | None) -> bool | None:
     """Over the policy's limit: the estimate (or the lower bound, or the flag share when that is
-    all there is); None when there is no figure (no limit, or an estimate that failed)."""
+    all there is, as when the calibrated rates failed on this corpus); None when there is no
+    figure (no limit, or a distributional estimate that failed)."""
     if limit is None or share is None:
         return None
     figure = {"rogan_gladen": share.get("estimate"), "distributional": share.get("estimate"),
-              "lower_bound": share.get("low"), "flag_share_only": share.get("flag_share")}.get(share["kind"])
+              "lower_bound": share.get("low"), "flag_share_only": share.get("flag_share"),
+              "assumption_failed": share.get("flag_share")}.get(share["kind"])
     return None if figure is None else bool(figure > limit)
 
 
