@@ -236,13 +236,6 @@ def estimate_share(model: ReferenceModel, texts: list[str], draws: int = 1000, s
                 "note": "no readable text in the corpus; nothing to estimate"}
     log_ratio = model.log_ratio(corpus)
     est = mixture_mle(log_ratio)
-    rng = np.random.default_rng(seed)
-    boot = np.empty(draws)
-    for b in range(draws):
-        counts = np.bincount(rng.integers(0, corpus.n_docs, corpus.n_docs), minlength=corpus.n_docs)
-        boot[b] = mixture_mle(log_ratio, counts[corpus.doc].astype(np.float64))
-    low, high = (float(x) for x in np.quantile(boot, [0.025, 0.975]))
-    what = "sentences" if model.unit == "sentence" else "documents"
     base["mismatch"], base["max_mismatch"] = mismatch(model, corpus, est), max_mismatch
     if base["mismatch"] > max_mismatch:
         return {**base, "estimate": None, "low": None, "high": None, "kind": "assumption_failed", "mle": est,
@@ -250,10 +243,23 @@ def estimate_share(model: ReferenceModel, texts: list[str], draws: int = 1000, s
                         f"mix of the references than the references are from each other (limit {max_mismatch:g}); "
                         "they do not describe it (another domain?), so no share is estimated; give references "
                         "written like this corpus"}
+    low, high = bootstrap_interval(log_ratio, corpus, draws, seed)
+    what = "sentences" if model.unit == "sentence" else "documents"
     return {**base, "estimate": est, "low": low, "high": high, "draws": draws,
             "note": f"distributional MLE (Liang et al. 2024): share of {what} that are machine text, from word "
                     "occurrences in the human and machine references; the 95% bootstrap interval resamples this "
                     "corpus's documents and holds only if the references write like its human and machine text"}
+
+
+def bootstrap_interval(log_ratio: np.ndarray, corpus: Occurrences, draws: int, seed: int) -> tuple[float, float]:
+    """The 2.5% and 97.5% quantiles of the MLE over `draws` resamples of the corpus's documents."""
+    rng = np.random.default_rng(seed)
+    boot = np.empty(draws)
+    for b in range(draws):
+        counts = np.bincount(rng.integers(0, corpus.n_docs, corpus.n_docs), minlength=corpus.n_docs)
+        boot[b] = mixture_mle(log_ratio, counts[corpus.doc].astype(np.float64))
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def word_rates(occ: Occurrences) -> np.ndarray:
@@ -266,7 +272,7 @@ def mismatch(model: ReferenceModel, corpus: Occurrences, a: float) -> float:
     the two references lie from each other: mean_t (c_t - r_t)^2 / r_t(1 - r_t), less its
     sampling expectation 1 / units, over mean_t (p_t - q_t)^2 / m_t(1 - m_t) with m = (p + q) / 2.
     Near or below 1 when the corpus is written like the references; several times that when it
-    is another domain (BENCHMARKS.md: 0.4-1.7 in domain, 5-12 across domains)."""
+    is another domain (BENCHMARKS.md: 0.4-2.7 in domain, 5.5-10.9 across domains)."""
     c, p, q = word_rates(corpus), word_rates(model.human), word_rates(model.machine)
     r, mid = (1 - a) * p + a * q, (p + q) / 2
     residual = np.mean((c - r) ** 2 / np.maximum(r * (1 - r), 1e-9)) - 1.0 / max(corpus.n_units, 1)
