@@ -39,7 +39,7 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
       collapseguard scan data/ --out scan/ --engine ray --workers 4 --ray-address auto
     """
     from collapseguard.scan.engine import ScanConfig, run_scan
-    from collapseguard.scan.summary import dumps, fmt_share
+    from collapseguard.scan.summary import dumps, one_line
 
     config = ScanConfig(list(inputs), out, policy_file, engine, workers, overwrite, text_column, ray_address,
                         cpus_per_worker)
@@ -58,7 +58,7 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
     else:
         d = summary["decisions"]
         click.echo(f"{summary['records']:,} records: {d['synthetic']:,} synthetic, {d['human']:,} human, "
-                   f"{d['abstain']:,} abstain; synthetic share {fmt_share(summary['synthetic_share'])}")
+                   f"{d['abstain']:,} abstain; {one_line(summary)}")
         click.echo(f"wrote {out}/summary.md, {out}/summary.json and {out}/attributes/")
     if fail_over_limit and summary["over_limit"]:
         click.echo(f"synthetic share over the policy's limit {summary['max_synthetic_share']}", err=True)
@@ -68,14 +68,16 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
 @click.command("filter")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--attributes", required=True, type=click.Path(), help="The `scan --out` folder for these inputs.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder: kept/ and rejected/.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: kept/, rejected/ and (with --keep human) abstained/.")
 @click.option("--keep", type=click.Choice(["human", "human+abstain"]), default="human", show_default=True,
-              help="Which decisions go to kept/.")
+              help="Which decisions go to kept/. `human`: only records decided human; records the scan abstained "
+                   "on (neither human nor machine) go to abstained/. `human+abstain`: keep those too.")
 @click.option("--overwrite", is_flag=True, help="Replace earlier outputs in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def filter_command(inputs, attributes, out, keep, overwrite, as_json):
-    """Write the records of INPUTS that the scan kept, and those it rejected, as shards in the
-    input's own format and layout with the decision columns added.
+    """Write the records of INPUTS that the scan kept, those it rejected, and those it abstained on,
+    as shards in the input's own format and layout with the decision columns added.
 
     \b
     Examples:
@@ -88,4 +90,10 @@ def filter_command(inputs, attributes, out, keep, overwrite, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=1))
     else:
-        click.echo(f"kept {result['kept']:,} records, rejected {result['rejected']:,}; wrote {out}/kept and {out}/rejected")
+        if keep == "human":
+            click.echo(f"kept {result['kept']:,} records decided human, rejected {result['rejected']:,} synthetic, "
+                       f"set aside {result['abstained']:,} the scan abstained on; wrote {out}/kept, {out}/rejected "
+                       f"and {out}/abstained")
+        else:
+            click.echo(f"kept {result['kept']:,} records ({result['abstain_kept']:,} of them abstained on, not decided "
+                       f"human), rejected {result['rejected']:,} synthetic; wrote {out}/kept and {out}/rejected")
