@@ -260,3 +260,20 @@ def test_filter_sets_abstentions_aside_unless_kept(guarded):
     assert "3 of them abstained on" in res.output
     kept2 = (root / "clean2" / "kept" / "shard.jsonl").read_text().splitlines()
     assert len(kept2) == counts["kept"] + 3 and not (root / "clean2" / "abstained").exists()
+
+
+def test_a_limit_no_estimate_can_meet_fails_the_hook_instead_of_passing():
+    from types import SimpleNamespace
+
+    from collapseguard.provenance.hooks import limit_findings
+    from collapseguard.scan.summary import unproven_within
+
+    shard = {"shard": "data/a.jsonl", "records": 10, "synthetic": 0, "human": 10, "abstain": 0}
+    summary = {"max_synthetic_share": 0.2, "records": 10, "over_limit": None, "synthetic_share": None,
+               "shards": [shard]}
+    assert unproven_within(summary)
+    findings = limit_findings(summary, SimpleNamespace(calibration_path=None))
+    assert len(findings) == 1 and "cannot be shown within the policy's limit 0.2" in findings[0].message
+    assert not unproven_within({**summary, "over_limit": False})
+    assert not unproven_within({**summary, "records": 0})
+    assert not unproven_within({**summary, "max_synthetic_share": None})

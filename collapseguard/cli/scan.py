@@ -19,7 +19,7 @@ import click
 @click.option("--ray-address", default=None, help="Ray: cluster address (default: RAY_ADDRESS, else a local instance).")
 @click.option("--text-column", default=None, help="Override the policy's text column.")
 @click.option("--overwrite", is_flag=True, help="Rescan everything and replace outputs in --out.")
-@click.option("--fail-over-limit", is_flag=True, help="Exit 1 when the synthetic share is over the policy's limit.")
+@click.option("--fail-over-limit", is_flag=True, help="Exit 1 when the synthetic share is over the policy's limit, or when no estimate can show it is within.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address, text_column, overwrite,
          fail_over_limit, as_json):
@@ -30,7 +30,8 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
     Inputs: parquet (also a dataset repo's data/*.parquet), jsonl, jsonl.gz, jsonl.zst, .txt,
     and `datasets` folders saved to disk. The input is never modified. A rerun skips shards
     already done with the same input bytes, policy and calibration; a killed run resumes.
-    Exit codes: 0 done, 1 over the limit (with --fail-over-limit), 2 usage or unreadable input.
+    Exit codes: 0 done, 1 over the limit or not shown within it (with --fail-over-limit), 2 usage
+    or unreadable input.
 
     \b
     Examples:
@@ -39,7 +40,7 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
       collapseguard scan data/ --out scan/ --engine ray --workers 4 --ray-address auto
     """
     from collapseguard.scan.engine import ScanConfig, run_scan
-    from collapseguard.scan.summary import dumps, one_line
+    from collapseguard.scan.summary import dumps, one_line, unproven_within
 
     config = ScanConfig(list(inputs), out, policy_file, engine, workers, overwrite, text_column, ray_address,
                         cpus_per_worker)
@@ -62,6 +63,10 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
         click.echo(f"wrote {out}/summary.md, {out}/summary.json and {out}/attributes/")
     if fail_over_limit and summary["over_limit"]:
         click.echo(f"synthetic share over the policy's limit {summary['max_synthetic_share']}", err=True)
+        sys.exit(1)
+    if fail_over_limit and unproven_within(summary):
+        click.echo(f"no estimate of the synthetic share could be made (see summary.md), so it cannot be shown "
+                   f"within the policy's limit {summary['max_synthetic_share']}", err=True)
         sys.exit(1)
 
 

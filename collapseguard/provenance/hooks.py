@@ -340,7 +340,7 @@ def limit_findings(summary: dict, policy) -> list[Finding]:
     """Each shard over the limit on its own (estimated as the pool is: same calibration, same rule),
     then, when the changed shards together are over it, every other shard that has flagged records."""
     from collapseguard.scan.prevalence import synthetic_share
-    from collapseguard.scan.summary import fmt_share, over_limit
+    from collapseguard.scan.summary import fmt_share, over_limit, unproven_within
 
     fpr = tpr = None
     if policy.calibration_path is not None:
@@ -364,6 +364,11 @@ def limit_findings(summary: dict, policy) -> list[Finding]:
                      for r in rows]
         if not findings:
             findings.append(Finding(summary["shards"][0]["shard"], "scan", pooled))
+    elif unproven_within(summary):
+        findings.append(Finding(summary["shards"][0]["shard"], "scan",
+                                "no estimate of the changed shards' synthetic share could be made (the estimator's "
+                                f"assumptions failed or nothing was decided), so it cannot be shown within the policy's "
+                                f"limit {limit}; run `collapseguard scan` on them and read summary.md"))
     return findings
 
 

@@ -62,6 +62,12 @@ def over_limit(share: dict | None, limit: float | None) -> bool | None:
     return None if figure is None else bool(figure > limit)
 
 
+def unproven_within(summary: dict) -> bool:
+    """A limit is set and records were scanned, but no estimate can show the share is within it."""
+    return (summary.get("max_synthetic_share") is not None and summary.get("records", 0) > 0
+            and summary.get("over_limit") is None)
+
+
 def combine_over_limit(figures: list[bool | None]) -> bool | None:
     """With both estimators: over when either is over, within when both have a figure within."""
     if any(f is True for f in figures):
