@@ -1,32 +1,33 @@
-"""The distribution a calibration was made on, and how far scored text is from it.
+"""The distribution a calibration was made on, and a two-sample test of scored text against it.
 
-A threshold set on one kind of human text promises its FPR only on text like it (detect-dev:
-calibrated on news and Wikipedia, a 1% threshold flags 5-10% of human stories). So a
-calibration keeps a `domain record` of its human texts:
-- style: the per-feature mean and spread of the stylometric features, and the quantiles of
-  each calibration text's distance from that centre (root mean square of the standardised
-  differences, each clipped at 10 spreads);
-- embeddings (when the ``embeddings`` extra is installed): the MiniLM centroid and the
-  quantiles of each text's cosine similarity to it;
-- length in words (median, 5th and 95th percentile) and the share of English-looking texts.
+A threshold set on one kind of human text promises its FPR only on text like it. So a
+calibration keeps a `domain record` of its human texts: the per-feature mean and spread of
+their stylometric features and a seeded sample of those features (at most SAMPLE_ROWS rows),
+length in words (median, 5th and 95th percentile), the share of English-looking texts, and
+(with the ``embeddings`` extra) the MiniLM centroid.
 
-`drift_report` measures new texts against it: the share of texts outside the region that
-holds 95% of the calibration texts (style distance above its 95th percentile, or cosine below
-its 5th). With no drift that share is about 5%; the warning fires when it is at least twice
-that and a one-sided binomial test rejects 5% at the 0.1% level, or the English share or the
-median length moved far. `drift_warning(calibration, texts)` is the one call the CLI and the
-scan layer make.
+`drift_report` runs a classifier two-sample test: half of the calibration sample and half of
+the new texts fit a logistic regression on the standardised features; its AUC on the other
+halves is, when both come from one distribution, the Mann-Whitney statistic of exchangeable
+scores, so its p-value is exact up to the normal approximation. The warning fires when the
+held-out AUC is at least AUC_MIN (a shift large enough to matter: same-distribution pairs with
+different source articles, WikiText-2 valid vs test, stay well below) and p < ALPHA, or when the
+median length or the English share moved far. Below MIN_TEXTS texts on either side there is
+no verdict, and the report says so (`verdict: "too few texts"`). `drift_warning(calibration,
+texts)` is the one call the CLI and the scan layer make.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-RECORD_VERSION = 1
-REGION = 0.95  # share of calibration texts inside the region
+RECORD_VERSION = 2
 MAX_TEXTS = 1000  # texts sampled for a record or a check (seeded, so reruns agree)
+SAMPLE_ROWS = 500  # calibration feature rows kept in the record for the two-sample test
+MIN_TEXTS = 100  # fewest texts on each side for a verdict
 CLIP = 10.0
 ALPHA = 1e-3
+AUC_MIN = 0.7
 
 
 def sample(texts: list[str], k: int = MAX_TEXTS, seed: int = 0) -> list[str]:
@@ -65,9 +66,10 @@ def domain_record_from_features(style: np.ndarray, emb: np.ndarray | None, texts
     std = np.maximum(std, 1e-3 * np.maximum(np.abs(mean), 1e-6))
     dist = style_distance(s, mean, std)
     words = np.array([len(t.split()) for t in texts])
+    keep = np.sort(np.random.default_rng(0).permutation(len(s))[:SAMPLE_ROWS])
     rec = {"version": RECORD_VERSION, "n": int(len(texts)),
-           "style": {"mean": mean.tolist(), "std": std.tolist(), "distance_q95": float(np.quantile(dist, REGION)),
-                     "distance_median": float(np.median(dist))},
+           "style": {"mean": mean.tolist(), "std": std.tolist(), "distance_median": float(np.median(dist)),
+                     "sample": np.round(s[keep], 5).tolist()},
            "words": {"median": float(np.median(words)), "p05": float(np.quantile(words, 0.05)),
                      "p95": float(np.quantile(words, 0.95))},
            "english_share": english_share(texts), "embeddings": None}
@@ -75,8 +77,7 @@ def domain_record_from_features(style: np.ndarray, emb: np.ndarray | None, texts
         centroid = emb.mean(0)
         centroid = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
         cos = emb @ centroid
-        rec["embeddings"] = {"centroid": centroid.astype(float).tolist(), "cos_q05": float(np.quantile(cos, 1 - REGION)),
-                             "cos_median": float(np.median(cos))}
+        rec["embeddings"] = {"centroid": centroid.astype(float).tolist(), "cos_median": float(np.median(cos))}
     return rec
 
 
@@ -88,43 +89,61 @@ def domain_record(texts, embeddings: bool = True) -> dict:
     return domain_record_from_features(style_features(texts), embed(texts) if embeddings else None, texts)
 
 
-def _binomial_p(k: int, n: int, p: float) -> float:
-    from scipy.stats import binom
+def held_out_auc(ref: np.ndarray, new: np.ndarray, seed: int = 0) -> tuple[float, float, int, int]:
+    """Classifier two-sample test: (held-out AUC, one-sided p-value, n_ref, n_new held out).
 
-    return float(binom.sf(k - 1, n, p))
+    Each sample is split in halves (seeded); a logistic regression fitted on the first halves
+    scores the second ones, whose AUC under no shift is a Mann-Whitney statistic of exchangeable
+    scores (mean 1/2, variance (n1 + n2 + 1) / (12 n1 n2))."""
+    from scipy.stats import norm
+    from sklearn.linear_model import LogisticRegression
+
+    from collapseguard.detectors.evaluation import auroc
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.permutation(len(ref)), rng.permutation(len(new))
+    ra, rb, na, nb = ref[a[: len(a) // 2]], ref[a[len(a) // 2:]], new[b[: len(b) // 2]], new[b[len(b) // 2:]]
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit(np.r_[ra, na], np.r_[np.zeros(len(ra)), np.ones(len(na))])
+    auc = auroc(clf.decision_function(rb), clf.decision_function(nb))
+    n1, n2 = len(rb), len(nb)
+    z = (auc - 0.5) / np.sqrt((n1 + n2 + 1) / (12.0 * n1 * n2))
+    return float(auc), float(norm.sf(z)), n1, n2
 
 
 def drift_report(record: dict, style: np.ndarray, emb: np.ndarray | None, texts: list[str]) -> dict:
-    """How far texts (with their features) are from `record`; `warn` says whether to warn."""
+    """How far texts (with their style features) are from `record`; `warn` says whether to warn."""
     from collapseguard.detectors.style import english_share
 
-    dist = style_distance(style, record["style"]["mean"], record["style"]["std"])
-    outside = np.nan_to_num(dist, nan=np.inf) > record["style"]["distance_q95"]
-    expected = 1 - REGION
-    rep = {"n": len(texts), "style_outside": float(outside.mean()),
+    mean, std = np.asarray(record["style"]["mean"]), np.asarray(record["style"]["std"])
+    dist = style_distance(style, mean, std)
+    new = style[~np.isnan(style).any(axis=1)]
+    ref = np.asarray(record["style"].get("sample") or [], dtype=float).reshape(-1, len(mean))
+    rep = {"n": len(texts), "n_reference": len(ref), "min_texts": MIN_TEXTS,
            "style_distance_median": float(np.nanmedian(dist)) if np.isfinite(dist).any() else None,
-           "ref_style_distance_median": record["style"]["distance_median"]}
+           "ref_style_distance_median": record["style"]["distance_median"], "auc": None, "p_value": None}
     if emb is not None and record.get("embeddings"):
-        cos = emb @ np.asarray(record["embeddings"]["centroid"])
-        out_e = cos < record["embeddings"]["cos_q05"]
-        rep["embedding_outside"] = float(out_e.mean())
-        rep["cos_median"], rep["ref_cos_median"] = float(np.median(cos)), record["embeddings"]["cos_median"]
-        outside = outside | out_e
-        expected = 1 - REGION ** 2  # either test; independence is an upper bound
-    k, n = int(outside.sum()), len(texts)
-    rep.update(outside_share=k / n if n else 0.0, expected_outside=expected,
-               p_value=_binomial_p(k, n, expected) if n else 1.0)
+        rep["cos_median"] = float(np.median(emb @ np.asarray(record["embeddings"]["centroid"])))
+        rep["ref_cos_median"] = record["embeddings"]["cos_median"]
     words = np.median([len(t.split()) for t in texts]) if texts else 0.0
     rep["median_words"], rep["english_share"] = float(words), english_share(texts)
     reasons = []
-    if n and rep["outside_share"] >= 2 * expected and rep["p_value"] < ALPHA:
-        reasons.append(f"{rep['outside_share']:.0%} of the texts lie outside the region holding {REGION:.0%} of the "
-                       f"calibration texts (expected about {expected:.0%})")
+    if len(ref) < MIN_TEXTS or len(new) < MIN_TEXTS:
+        rep["verdict"] = "too few texts"
+        rep["note"] = (f"no drift verdict: {len(new)} scored and {len(ref)} calibration texts, the test needs >= "
+                       f"{MIN_TEXTS} on each side" + ("" if len(ref) else " (recalibrate: this record has no sample)"))
+        rep["warn"], rep["reasons"] = False, []
+        return rep
+    z = lambda x: np.clip((x - mean) / std, -CLIP, CLIP)  # noqa: E731
+    rep["auc"], rep["p_value"], rep["n_ref_held_out"], rep["n_held_out"] = held_out_auc(z(ref), z(new))
+    if rep["auc"] >= AUC_MIN and rep["p_value"] < ALPHA:
+        reasons.append(f"a classifier tells them from the calibration texts (held-out AUC {rep['auc']:.2f} >= "
+                       f"{AUC_MIN}, p={rep['p_value']:.1e}, {rep['n_held_out']} vs {rep['n_ref_held_out']} texts)")
     w = record["words"]
-    if n >= 20 and not (w["p05"] / 2 <= words <= 2 * w["p95"]):
+    if not (w["p05"] / 2 <= words <= 2 * w["p95"]):
         reasons.append(f"median length {words:.0f} words vs {w['median']:.0f} in calibration")
-    if n >= 20 and abs(rep["english_share"] - record["english_share"]) > 0.3:
+    if abs(rep["english_share"] - record["english_share"]) > 0.3:
         reasons.append(f"English-looking share {rep['english_share']:.0%} vs {record['english_share']:.0%}")
+    rep["verdict"] = "shifted" if reasons else "no shift found"
     rep["warn"], rep["reasons"] = bool(reasons), reasons
     return rep
 
