@@ -197,9 +197,10 @@ def drift_pairs(rows, groups, feats, seeds: int) -> list[dict]:
 def pair_row(name, reps) -> dict:
     row = {"pair": name, "runs": len(reps), "alarms": int(sum(r["warn"] for r in reps)),
            "auc_median": float(np.median([r["auc"] for r in reps if r["auc"] is not None])),
-           "auc_max": float(np.max([r["auc"] for r in reps if r["auc"] is not None]))}
+           "auc_max": float(np.max([r["auc"] for r in reps if r["auc"] is not None])),
+           "outside_max": float(np.max([r["outside_share"] for r in reps if r["auc"] is not None]))}
     print(f"[drift] {name}: {row['alarms']}/{row['runs']} alarms, AUC median {row['auc_median']:.3f} "
-          f"max {row['auc_max']:.3f}", file=sys.stderr, flush=True)
+          f"max {row['auc_max']:.3f}, outside share max {row['outside_max']:.3f}", file=sys.stderr, flush=True)
     return row
 
 
@@ -220,8 +221,9 @@ def drift_hits(rows, feats, calib_h, tests, score, cal) -> list[dict]:
         s = score[h]
         fpr = float(np.mean(s > cal.threshold))
         out.append({"test": tname, "n_human": len(h), "actual_fpr": fpr, "warn": rep["warn"], "auc": rep["auc"],
-                    "reasons": rep["reasons"]})
-        print(f"[drift-hit] {tname}: actual FPR {fpr:.3f} warn {rep['warn']} AUC {rep['auc']}", file=sys.stderr, flush=True)
+                    "outside_share": rep.get("outside_share"), "reasons": rep["reasons"]})
+        print(f"[drift-hit] {tname}: actual FPR {fpr:.3f} warn {rep['warn']} AUC {rep['auc']} "
+              f"outside {rep.get('outside_share')}", file=sys.stderr, flush=True)
     return out
 
 
