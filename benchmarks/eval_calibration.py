@@ -235,6 +235,8 @@ def main(argv=None) -> None:
     ap.add_argument("--model", default="mlp", help="learned_v1 model class: logistic, mlp, gbm")
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--slices", default="auto", help="auto (clusters x length) or length")
+    ap.add_argument("--slice-features", default="style", help="what slices cluster and support on: style "
+                    "(what `detect calibrate` uses) or embeddings (from the cache)")
     ap.add_argument("--drift-seeds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
@@ -248,6 +250,7 @@ def main(argv=None) -> None:
     feats = features(texts, args.cache, sorted(set(kinds) | {"style"}))
     x = np.column_stack([feats[k] for k in kinds])
     style = feats["style"]
+    slice_feats = feats[args.slice_features]
     groups = source_groups(texts)
     sets = np.array([r["set"] for r in rows])
     dom = np.array([r["domain"] for r in rows])
@@ -263,13 +266,13 @@ def main(argv=None) -> None:
     tests.update({f"WikiText-2 {s}": sets == f"wikitext-{s}" for s in ("valid", "test")})
     tests.update({f"gpt3to4 {d} (unseen articles)": (sets == "detect-dev-gpt3to4") & (dom == d) & fresh
                   for d in ("xsum", "writing", "pubmed")})
-    res, cal, score = scenario("seen", rows, x, style, train, calib, tests, args.fpr, args.model, args.slices)
+    res, cal, score = scenario("seen", rows, x, slice_feats, train, calib, tests, args.fpr, args.model, args.slices)
     res["drift"] = drift_hits(rows, style, calib & (np.array([r["label"] for r in rows]) == 0), tests, score, cal)
     results["scenarios"].append(res)
     for held in DOMAINS:
         keep = dom != held
         t = {f"held-out domain {held}": dd & (dom == held)}
-        res, cal, score = scenario(f"without {held}", rows, x, style, train & keep, calib & keep, t, args.fpr,
+        res, cal, score = scenario(f"without {held}", rows, x, slice_feats, train & keep, calib & keep, t, args.fpr,
                                    args.model, args.slices)
         res["drift"] = drift_hits(rows, style, calib & keep & (np.array([r["label"] for r in rows]) == 0), t, score, cal)
         results["scenarios"].append(res)

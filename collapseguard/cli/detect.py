@@ -183,7 +183,7 @@ def all_score_columns(det, texts: list[str]):
 
 def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
     """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
-    from collapseguard.detectors.drift import check_texts, warning_text
+    from collapseguard.detectors.drift import check_texts, speaks, warning_text
 
     if groups is not None and cal.groups:
         out = []
@@ -192,13 +192,13 @@ def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]
             sel = [t for t, x in zip(texts, groups, strict=True) if x == g]
             if record:
                 rep = check_texts(record, sel)
-                if rep["warn"]:
+                if speaks(rep):
                     out.append(warning_text(rep, cal.fpr_target, g))
         return out
     if not cal.domain:
         return []
     rep = check_texts(cal.domain, texts)
-    return [warning_text(rep, cal.fpr_target)] if rep["warn"] else []
+    return [warning_text(rep, cal.fpr_target)] if speaks(rep) else []
 
 
 def emit_warnings(warnings: list[str]) -> None:

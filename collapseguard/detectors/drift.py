@@ -189,6 +189,8 @@ def check_texts(record: dict, texts) -> dict:
 
 def warning_text(report: dict, fpr_target: float, group: str | None = None) -> str:
     where = f" (group {group!r})" if group else ""
+    if report.get("verdict") == "too few texts":
+        return f"{report['note']}{where}; the promised FPR {fpr_target:g} is untested on this text"
     return (f"scored text is far from the calibration data{where}: {'; '.join(report['reasons'])}; the promised "
             f"FPR {fpr_target:g} may not hold -- recalibrate on human text like this (per domain: --group-column)")
 
@@ -202,4 +204,9 @@ def drift_warning(calibration, texts) -> str | None:
     if not record:
         return None
     report = check_texts(record, texts)
-    return warning_text(report, calibration.fpr_target) if report["warn"] else None
+    return warning_text(report, calibration.fpr_target) if speaks(report) else None
+
+
+def speaks(report: dict) -> bool:
+    """Whether the report has something to say: a shift, or that it cannot tell (too few texts)."""
+    return report["warn"] or report.get("verdict") == "too few texts"

@@ -107,11 +107,14 @@ def in_span(words: np.ndarray, span) -> np.ndarray:
 
 
 def fit_slices(features: np.ndarray, words: np.ndarray, fpr: float, threshold_of, *, groups=None,
-               mode: str = "auto", seed: int = 0) -> dict:
+               mode: str = "auto", seed: int = 0, machine_features: np.ndarray | None = None) -> dict:
     """The slice model of a human calibration set.
 
     `threshold_of(rows)` gives a slice's threshold entry (a dict with at least `threshold`) from
-    the indices of its calibration texts; `groups` (per text) replace the clusters."""
+    the indices of its calibration texts; `groups` (per text) replace the clusters. Labelled
+    machine calibration texts (`machine_features`), when given, widen the support: a domain's
+    radius also covers 99% of the machine texts nearest to it (so machine text unlike the human
+    text is not abstained merely for being machine-like)."""
     if mode not in MODES[:2]:
         raise CollapseguardError(f"slice mode must be one of {', '.join(MODES)}, got {mode!r}")
     need = min_texts(fpr)
@@ -147,7 +150,26 @@ def fit_slices(features: np.ndarray, words: np.ndarray, fpr: float, threshold_of
             sub = rows[in_span(words[rows], span)]
             entry["slices"].append({"words": span, "n": int(len(sub)), **threshold_of(sub)})
         model["domains"][name] = entry
+    if machine_features is not None and model["by"] == "cluster":
+        widen_support(model, machine_features)
     return model
+
+
+def widen_support(model: dict, machine_features: np.ndarray) -> None:
+    """Each domain's radius at least the SUPPORT quantile of the distances of its nearest machine texts."""
+    names = [n for n, d in model["domains"].items() if "centroid" in d]
+    m = machine_features[~np.isnan(machine_features).any(axis=1)]
+    if not names or not len(m):
+        return
+    z = standardise(m, model["mean"], model["std"])
+    dist = np.sqrt(((z[:, None, :] - np.array([model["domains"][n]["centroid"] for n in names])[None]) ** 2).mean(-1))
+    nearest = dist.argmin(1)
+    for j, name in enumerate(names):
+        d = np.sort(dist[nearest == j, j])
+        if len(d):
+            dom = model["domains"][name]
+            dom["radius"] = max(dom["radius"], float(d[min(len(d), math.ceil((len(d) + 1) * SUPPORT)) - 1]))
+            dom["n_machine"] = int(len(d))
 
 
 def assign(model: dict, features: np.ndarray, words: np.ndarray, groups=None) -> tuple[list, list]:

@@ -189,7 +189,7 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         holdout=holdout, seed=seed, notes=notes, domain=domain,
     )
     if slices != "none":
-        add_policy_slices(cal, [human[i] for i in fit], h_scores[fit], fixed, slices)
+        add_policy_slices(cal, [human[i] for i in fit], h_scores[fit], fixed, slices, machine)
     if cal.slices:
         held_t, _ = cal.record_thresholds([human[i] for i in held])
         cal.union_fpr_heldout = asdict(_rate(h_scores[held], held_t))
@@ -200,8 +200,10 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
     return cal
 
 
-def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, fixed: list, mode: str) -> None:
-    """Per-slice thresholds from the fitting texts: each slice's own alpha at the conformal level."""
+def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, fixed: list, mode: str,
+                      machine: list | None = None) -> None:
+    """Per-slice thresholds from the fitting texts: each slice's own alpha at the conformal level;
+    labelled machine texts widen the support (`mondrian.fit_slices`)."""
     from collapseguard.detectors import mondrian
 
     need = mondrian.min_texts(cal.fpr_target)
@@ -222,7 +224,8 @@ def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, f
                 "achieved_fpr": float(fires(scores[rows], t).mean())}
 
     cal.slices = mondrian.fit_slices(mondrian.text_features(texts), mondrian.word_counts(texts), cal.fpr_target,
-                                     thresholds_of, mode=mode)
+                                     thresholds_of, mode=mode,
+                                     machine_features=mondrian.text_features(machine) if machine else None)
 
 
 def _rate(scores: np.ndarray, thresholds) -> Rate:

@@ -36,6 +36,8 @@ def summarize(policy, cal, key: dict, markers: list[dict], out: Path) -> dict:
     return {
         "collapseguard_scan_summary": 1, **key, "text_column": policy.text_column, "records": total["records"],
         "decisions": {k: total[k] for k in ("synthetic", "human", "abstain")},
+        "abstain_share": total["abstain"] / total["records"] if total["records"] else None,
+        "calibration_abstain": getattr(cal, "abstain", None),
         "detectors": {c: {**detectors[c], "threshold": t} for c, t in zip(columns, cal.thresholds())},
         "fpr_target": None if math.isnan(cal.fpr_target) else cal.fpr_target,
         "synthetic_share": share, "max_synthetic_share": limit,
@@ -72,10 +74,21 @@ def fmt_share(share: dict) -> str:
     return f"unknown ({share['note']})"
 
 
+def fmt_abstain(s: dict) -> str:
+    """The scan's abstain share beside the calibration's (the FPR and TPR count decided records only)."""
+    share = "n/a" if s.get("abstain_share") is None else f"{100 * s['abstain_share']:.2f}%"
+    cal = s.get("calibration_abstain") or {}
+    if "human_heldout" in cal:
+        share += f" (calibration: {100 * cal['human_heldout']:.2f}% of held-out human text"
+        share += f", {100 * cal['machine']:.2f}% of machine text)" if "machine" in cal else ")"
+    return share
+
+
 def markdown(s: dict) -> str:
     lines = ["# Scan summary", "",
              f"- records: {s['records']:,} (synthetic {s['decisions']['synthetic']:,}, human {s['decisions']['human']:,}, "
              f"abstain {s['decisions']['abstain']:,})",
+             f"- abstained: {fmt_abstain(s)}",
              f"- synthetic share: {fmt_share(s['synthetic_share'])}",
              f"- {s['synthetic_share']['note']}"]
     drift = s.get("calibration_drift") or {}
