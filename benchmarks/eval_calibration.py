@@ -111,7 +111,12 @@ def outcome(decisions: np.ndarray, labels: np.ndarray) -> dict:
 
 def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode):
     """Fit on `train`, calibrate on `calib` (pooled and per slice), report every test set."""
-    from collapseguard.detectors.calibration import add_slices, calibrate_scores, decide, decide_with_reasons
+    from collapseguard.detectors.calibration import (
+        add_slices,
+        calibrate_scores,
+        decide,
+        decide_with_reasons,
+    )
     from collapseguard.detectors.evaluation import auroc
     from collapseguard.detectors.learned import decision, fit_model
 
@@ -250,7 +255,9 @@ def main(argv=None) -> None:
     feats = features(texts, args.cache, sorted(set(kinds) | {"style"}))
     x = np.column_stack([feats[k] for k in kinds])
     style = feats["style"]
-    slice_feats = feats[args.slice_features]
+    from collapseguard.detectors.mondrian import domain_features
+
+    slice_feats = domain_features(style) if args.slice_features == "style" else feats[args.slice_features]
     groups = source_groups(texts)
     sets = np.array([r["set"] for r in rows])
     dom = np.array([r["domain"] for r in rows])

@@ -104,3 +104,48 @@ def test_decision_rates_count_abstains_apart():
     r = decision_rates(d, y)
     assert r["human"]["fpr"] == 0.5 and r["human"]["abstain_share"] == pytest.approx(1 / 3)
     assert r["machine"]["tpr"] == 0.5 and r["machine"]["tpr_all"] == pytest.approx(1 / 3)
+
+
+def test_scan_abstains_on_short_and_unsupported_records_with_their_reason(tmp_path):
+    """Through policy calibrate and scan: too short / out of support -> abstain with the reason, never synthetic."""
+    import json
+
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from collapseguard.cli.main import cli
+
+    def jsonl(path, texts):
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+
+    def run(*args):
+        res = CliRunner().invoke(cli, [str(a) for a in args])
+        assert res.exit_code == 0, (res.output, repr(res.exception))
+        return res
+
+    jsonl(tmp_path / "h.jsonl", corpus(NEWS, 60, 1))
+    jsonl(tmp_path / "m.jsonl", [" ".join(["the plan would cost more ."] * 12) for _ in range(60)])
+    run("detect", "train", "--human", tmp_path / "h.jsonl", "--machine", tmp_path / "m.jsonl", "--features", "style",
+        "--out", tmp_path / "det")
+    policy = tmp_path / "collapseguard.toml"
+    policy.write_text('text_column = "text"\ncalibration = "cal.json"\n'
+                      '[[detectors]]\nname = "learned_v1"\noptions = { model_dir = "det" }\n')
+    jsonl(tmp_path / "h_cal.jsonl", corpus(NEWS, 400, 2))
+    res = run("policy", "calibrate", "--policy", policy, "--human", tmp_path / "h_cal.jsonl", "--fpr", "0.05",
+              "--out", tmp_path / "cal.json")
+    assert "per slice" in res.output and "abstained" in res.output
+    cal = json.loads((tmp_path / "cal.json").read_text())
+    assert cal["slices"]["domains"] and cal["abstain"]["human_heldout"] < 0.1
+    (tmp_path / "data").mkdir()
+    short = corpus(NEWS, 10, 3, lo=3, hi=8)
+    far = [" ".join(["ZZZZ 1234 @@ ###"] * 30) for _ in range(10)]  # scores very machine-like, unlike any human text
+    jsonl(tmp_path / "data" / "a.jsonl", corpus(NEWS, 50, 4) + short + far)
+    out = json.loads(run("scan", tmp_path / "data", "--out", tmp_path / "scan", "--policy", policy, "--json").stdout)
+    table = pq.read_table(tmp_path / "scan" / "attributes" / "a.jsonl.parquet").to_pylist()
+    assert all(r["decision"] == "abstain" and "too short" in r["reason"] for r in table[50:60])
+    assert all(r["decision"] == "abstain" and ("out of support" in r["reason"] or "too short" in r["reason"])
+               for r in table[60:])
+    assert sum(r["decision"] == "abstain" for r in table[:50]) <= 3, [r["reason"] for r in table[:50] if r["reason"]]
+    assert out["decisions"]["abstain"] >= 20 and out["abstain_share"] == out["decisions"]["abstain"] / 70
+    assert "human_heldout" in out["calibration_abstain"]
+    assert "abstained:" in (tmp_path / "scan" / "summary.md").read_text()

@@ -230,7 +230,11 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
     """
     import numpy as np
 
-    from collapseguard.detectors.calibration import check_matches, decide_with_reasons, load_calibration
+    from collapseguard.detectors.calibration import (
+        check_matches,
+        decide_with_reasons,
+        load_calibration,
+    )
     from collapseguard.detectors.detect_inputs import load_records
 
     reads = [*inputs, model_dir, observer_dir, calibration, combined]
@@ -388,7 +392,12 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     """
     import numpy as np
 
-    from collapseguard.detectors.calibration import check_matches, decide_with_reasons, decision_rates, load_calibration
+    from collapseguard.detectors.calibration import (
+        check_matches,
+        decide_with_reasons,
+        decision_rates,
+        load_calibration,
+    )
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.evaluation import evaluate_by
 

@@ -240,7 +240,7 @@ def decide_with_reasons(scores, calibration: Calibration, texts=None, groups=Non
     feats = mondrian.text_features(texts) if features is None else np.asarray(features)
     entries, reasons = mondrian.assign(calibration.slices, feats, mondrian.word_counts(texts), groups)
     out = np.empty(len(s), dtype=object)
-    for i, (e, why) in enumerate(zip(entries, reasons, strict=True)):
+    for i, e in enumerate(entries):
         if np.isnan(s[i]):
             out[i], reasons[i] = ABSTAIN, "detector abstained"
         elif e is None:

@@ -56,10 +56,18 @@ def word_counts(texts) -> np.ndarray:
 
 
 def text_features(texts) -> np.ndarray:
-    """(n, k) stylometric features: what domains are clustered and supported on."""
+    """(n, k) stylometric features without length: what domains are clustered and supported on."""
     from collapseguard.detectors.style import style_features
 
-    return style_features(list(texts))
+    return domain_features(style_features(list(texts)))
+
+
+def domain_features(style: np.ndarray) -> np.ndarray:
+    """Style features less `log_words`: length has its own buckets (and `too short`), so the
+    clusters should not split by it (a text between two length clusters would be 'too short' for one)."""
+    from collapseguard.detectors.style import FEATURE_NAMES
+
+    return np.delete(np.asarray(style), FEATURE_NAMES.index("log_words"), axis=1)
 
 
 def standardise(x: np.ndarray, mean, std) -> np.ndarray:
