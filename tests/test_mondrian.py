@@ -149,3 +149,42 @@ def test_scan_abstains_on_short_and_unsupported_records_with_their_reason(tmp_pa
     assert out["decisions"]["abstain"] >= 20 and out["abstain_share"] == out["decisions"]["abstain"] / 70
     assert "human_heldout" in out["calibration_abstain"]
     assert "abstained:" in (tmp_path / "scan" / "summary.md").read_text()
+
+
+def test_detect_cli_reports_abstain_shares_beside_fpr_and_tpr(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from collapseguard.cli.main import cli
+
+    def jsonl(path, texts):
+        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+
+    def run(*args):
+        res = CliRunner().invoke(cli, [str(a) for a in args])
+        assert res.exit_code == 0, (res.output, repr(res.exception))
+        return res
+
+    machine = lambda n, s: [" ".join(["the plan would cost more ."] * int(k)) for k in  # noqa: E731
+                            np.random.default_rng(s).integers(12, 30, n)]
+    jsonl(tmp_path / "h.jsonl", corpus(NEWS, 60, 1))
+    jsonl(tmp_path / "m.jsonl", machine(60, 2))
+    run("detect", "train", "--human", tmp_path / "h.jsonl", "--machine", tmp_path / "m.jsonl", "--features", "style",
+        "--out", tmp_path / "det")
+    det = ["--detector", "learned_v1", "--model", tmp_path / "det"]
+    jsonl(tmp_path / "cal.jsonl", corpus(NEWS, 300, 3))
+    out = json.loads(run("detect", "calibrate", "--human", tmp_path / "cal.jsonl", *det, "--no-domain-embeddings",
+                         "--fpr", "0.05", "--out", tmp_path / "cal.json", "--json").stdout)
+    assert out["slices"] and 0 <= out["abstain_share"] < 0.1 and out["slice_notes"] == []
+    jsonl(tmp_path / "th.jsonl", corpus(NEWS, 100, 4) + corpus(NEWS, 20, 5, lo=3, hi=8))
+    jsonl(tmp_path / "tm.jsonl", machine(100, 6))
+    ev = json.loads(run("detect", "evaluate", "--human", tmp_path / "th.jsonl", "--machine", tmp_path / "tm.jsonl",
+                        *det, "--calibration", tmp_path / "cal.json", "--json").stdout)["calibrated"]
+    assert ev["per_slice"] and ev["human"]["abstain_share"] >= 20 / 120 - 1e-9 and ev["human"]["fpr"] <= 0.1
+    # this machine text is unlike any human calibration text: outside the support, it abstains (the cost,
+    # reported as tpr_all), where a pooled threshold would have called it machine
+    assert ev["machine"]["abstain_share"] == 1.0 and ev["machine"]["tpr"] is None and ev["machine"]["tpr_all"] == 0.0
+    rows = [json.loads(x) for x in run("detect", "score", tmp_path / "th.jsonl", *det, "--calibration",
+                                       tmp_path / "cal.json", "--json").stdout.splitlines() if x.startswith("{")]
+    assert all(r["decision"] == "abstain" and "too short" in r["reason"] for r in rows[100:])

@@ -195,7 +195,10 @@ def assign(model: dict, features: np.ndarray, words: np.ndarray, groups=None) ->
             entries.append(None), reasons.append(f"too short ({words[i]} words; calibrated texts have >= {model['min_words']})")
             continue
         if model["by"] == "group":
-            g = str(groups[i]) if groups is not None else None
+            if groups is None:
+                entries.append(None), reasons.append("no group given (calibrated per group: pass --group-column)")
+                continue
+            g = str(groups[i])
             dom = model["domains"].get(g)
             if dom is None or "unsupported" in dom:
                 why = dom["unsupported"] if dom else "not in the calibration"
