@@ -286,6 +286,37 @@ def main(argv=None) -> None:
     results["drift_false_alarms"] = drift_pairs(rows, groups, style, args.drift_seeds)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print(markdown(results, args.fpr))
+
+
+def markdown(results: dict, fpr: float) -> str:
+    """The BENCHMARKS.md tables: FPR / TPR with abstain shares per test set; drift hits and false alarms."""
+    pct = lambda x: "–" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    lines = ["| scenario | test set | pooled FPR | per-slice FPR (decided) | human abstain | pooled TPR | "
+             "per-slice TPR (decided / all) | machine abstain |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for sc in results["scenarios"]:
+        for t in sc["tests"]:
+            p, m = t["pooled"], t["mondrian"]
+            ph, mh, pm, mm = p.get("human"), m.get("human"), p.get("machine"), m.get("machine")
+            lines.append(f"| {sc['scenario']} | {t['test']} | {pct(ph['fpr']['rate'])} | {pct(mh['fpr']['rate'])} | "
+                         f"{pct(mh['abstain'])} | {pct(pm['tpr']['rate']) if pm else '–'} | "
+                         f"{(pct(mm['tpr']['rate']) + ' / ' + pct(mm['tpr_all'])) if mm else '–'} | "
+                         f"{pct(mm['abstain']) if mm else '–'} |")
+    lines += ["", f"Drift warning next to the pooled {fpr:g} threshold's actual FPR (calibration record vs the "
+              "test set's human texts):", "", "| scenario | test set | actual FPR | > 2x promise | warning | "
+              "held-out AUC | share beyond calibration p95 |", "|---|---|---:|---|---|---:|---:|"]
+    for sc in results["scenarios"]:
+        for d in sc["drift"]:
+            auc = "too few texts" if d["auc"] is None else f"{d['auc']:.2f}"
+            lines.append(f"| {sc['scenario']} | {d['test']} | {pct(d['actual_fpr'])} | "
+                         f"{'yes' if d['actual_fpr'] > 2 * fpr else 'no'} | {'**fires**' if d['warn'] else 'silent'} | "
+                         f"{auc} | {pct(d['outside_share'])} |")
+    lines += ["", "Same-distribution pairs (false alarms):", "", "| pair | alarms | held-out AUC median (max) | "
+              "share beyond p95, max |", "|---|---:|---:|---:|"]
+    for r in results["drift_false_alarms"]:
+        lines.append(f"| {r['pair']} | {r['alarms']}/{r['runs']} | {r['auc_median']:.3f} ({r['auc_max']:.3f}) | "
+                     f"{pct(r['outside_max'])} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
