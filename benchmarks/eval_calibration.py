@@ -126,14 +126,17 @@ def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode):
     ch = calib & (y == 0)
     cal = calibrate_scores(score[ch], fpr, detector="learned", fingerprint="", identity={}, sha256="")
     texts = [r["text"] for r in rows]
-    add_slices(cal, score[ch], [texts[i] for i in np.flatnonzero(ch)], mode=mode, features=slice_feats[ch])
+    dom = np.array([r["domain"] for r in rows]) if mode == "group" else None  # --group-column domain
+    add_slices(cal, score[ch], [texts[i] for i in np.flatnonzero(ch)], None if dom is None else dom[ch],
+               mode="auto" if mode == "group" else mode, features=slice_feats[ch])
     out = {"scenario": name, "n_train": int(train.sum()), "n_calib_human": int(ch.sum()),
            "slices": [{k: v for k, v in s.items() if k != "fpr_ci95"} for s in slice_rows(cal.slices)],
            "pooled_threshold": cal.threshold, "tests": []}
     for tname, mask in tests.items():
         idx = np.flatnonzero(mask)
         pooled = decide(score[idx], cal)
-        mond, reasons = decide_with_reasons(score[idx], cal, [texts[i] for i in idx], features=slice_feats[idx])
+        mond, reasons = decide_with_reasons(score[idx], cal, [texts[i] for i in idx], None if dom is None else dom[idx],
+                                            features=slice_feats[idx])
         h, m = score[idx][y[idx] == 0], score[idx][y[idx] == 1]
         row = {"test": tname, "auroc": auroc(h, m) if len(m) else None,
                "pooled": outcome(pooled, y[idx]), "mondrian": outcome(mond, y[idx]),
@@ -239,7 +242,8 @@ def main(argv=None) -> None:
     ap.add_argument("--features", default="embeddings,style", help="detector features (style alone needs no cache)")
     ap.add_argument("--model", default="mlp", help="learned_v1 model class: logistic, mlp, gbm")
     ap.add_argument("--fpr", type=float, default=0.01)
-    ap.add_argument("--slices", default="auto", help="auto (clusters x length) or length")
+    ap.add_argument("--slices", default="auto", help="auto (clusters x length), length, or group (the true domain "
+                    "as --group-column: domain x length)")
     ap.add_argument("--slice-features", default="style", help="what slices cluster and support on: style "
                     "(what `detect calibrate` uses) or embeddings (from the cache)")
     ap.add_argument("--drift-seeds", type=int, default=20)
