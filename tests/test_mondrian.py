@@ -188,3 +188,17 @@ def test_detect_cli_reports_abstain_shares_beside_fpr_and_tpr(tmp_path):
     rows = [json.loads(x) for x in run("detect", "score", tmp_path / "th.jsonl", *det, "--calibration",
                                        tmp_path / "cal.json", "--json").stdout.splitlines() if x.startswith("{")]
     assert all(r["decision"] == "abstain" and "too short" in r["reason"] for r in rows[100:])
+
+
+def test_versions_of_one_source_count_once():
+    """300 texts that are five cuts of 60 articles are 60 draws, too few for a 1% threshold: they abstain."""
+    articles = corpus(NEWS, 60, 11, lo=150, hi=200)
+    texts = [" ".join(a.split()[:k]) for a in articles for k in (100, 110, 120, 130, 140)]
+    scores = np.repeat(np.random.default_rng(0).normal(size=60), 5)
+    cal, _ = calibration(scores, texts, mode="length")
+    (entry,) = cal.slices["domains"]["all"]["slices"]
+    assert entry["threshold"] is None and entry["n_sources"] == 60
+    d, reasons = decide_with_reasons(np.array([9.0]), cal, texts[:1])
+    assert d.tolist() == ["abstain"] and "60 sources; fpr 0.01 needs >= 99" in reasons[0]
+    cal, _ = calibration(scores, texts, mode="length", fpr=0.05)  # 60 sources support 5%
+    assert cal.slices["domains"]["all"]["slices"][0]["threshold"] == np.sort(np.unique(scores))[57]

@@ -175,9 +175,15 @@ def decide(scores, calibration: Calibration, groups=None) -> np.ndarray:
     return out
 
 
-def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str = "auto", features=None) -> list[str]:
+def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str = "auto", features=None,
+               sources=None) -> list[str]:
     """Give `calibration` per-slice thresholds (domain x length, `detectors.mondrian`) from the human
-    `scores` of `texts`; returns notes. Too few texts for even one slice: no slices (a note says so)."""
+    `scores` of `texts`; returns notes. Too few texts for even one slice: no slices (a note says so).
+
+    Thresholds are conformal over *sources* (`detectors.grouping.source_groups` unless given):
+    each source counts once, with its highest score, so versions of one article do not pass for
+    independent draws and the promise holds for texts of new articles. A slice with fewer than
+    1/f - 1 sources gets no threshold: its texts abstain."""
     from collapseguard.detectors import mondrian
 
     if mode == "none":
@@ -192,11 +198,23 @@ def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str =
     feats = mondrian.text_features(texts) if features is None else np.asarray(features)[keep]
     g = None if groups is None else [x for x, k in zip(groups, keep, strict=True) if k]
     s = s[keep]
+    if sources is None:
+        from collapseguard.detectors.grouping import source_groups
+
+        src = source_groups(texts)
+    else:
+        src = np.asarray(sources)[keep]
 
     def threshold_of(rows):
-        t = mondrian.conformal_threshold(s[rows], calibration.fpr_target)
+        labels, inverse = np.unique(src[rows], return_inverse=True)
+        best = np.full(len(labels), -np.inf)
+        np.maximum.at(best, inverse, s[rows])
+        t = mondrian.conformal_threshold(best, calibration.fpr_target)
+        if t is None:
+            return {"threshold": None, "n_sources": len(labels)}
         k = int((s[rows] > t).sum())
-        return {"threshold": t, "achieved_fpr": k / len(rows), "fpr_ci95": list(clopper_pearson(k, len(rows)))}
+        return {"threshold": t, "n_sources": len(labels), "achieved_fpr": k / len(rows),
+                "fpr_ci95": list(clopper_pearson(k, len(rows)))}
 
     words = mondrian.word_counts(texts)
     model = mondrian.fit_slices(feats, words, calibration.fpr_target, threshold_of, groups=g, mode=mode)

@@ -9,9 +9,10 @@ into slices -- domain x length bucket -- and each slice gets its own threshold:
   cluster holds at least two slices' worth of texts; smaller clusters merge into the nearest.
 - length: the buckets of `evaluation.LENGTH_BUCKETS`; a bucket with too few texts merges with
   its smaller neighbour.
-- threshold: the conformal order statistic, the ceil((n + 1)(1 - f))-th smallest human score
-  of the slice, so a new human text of the slice is flagged with probability at most f. It
-  exists only when n >= 1/f - 1 (`min_texts`); a group with fewer texts is not calibrated.
+- threshold: the conformal order statistic, the ceil((n + 1)(1 - f))-th smallest of n human
+  scores of the slice (`calibration.add_slices` takes one per source article), so a new human
+  text of the slice is flagged with probability at most f. It exists only when n >= 1/f - 1
+  (`min_texts`); a group with fewer texts is not calibrated, a slice with fewer sources abstains.
 
 Slices aim at SLICE_TARGET x that many texts (texts of one source article are correlated, so a
 slice of exactly 1/f - 1 of them would give a noisy threshold). A text abstains -- never
@@ -219,7 +220,12 @@ def assign(model: dict, features: np.ndarray, words: np.ndarray, groups=None) ->
             entries.append(None), reasons.append(f"out of support (style distance {d:.2f} from {g}, whose "
                                                  f"{model['support']:.0%} radius is {dom['radius']:.2f})")
             continue
-        entries.append(next(s for s in dom["slices"] if in_span(np.array([words[i]]), s["words"])[0])), reasons.append("")
+        entry = next(s for s in dom["slices"] if in_span(np.array([words[i]]), s["words"])[0])
+        if entry.get("threshold") is None and "thresholds" not in entry:
+            entries.append(None), reasons.append(f"slice {g} {entry['words']} words has {entry.get('n_sources')} sources; "
+                                                 f"fpr {model['fpr']:g} needs >= {model['min_texts']}")
+            continue
+        entries.append(entry), reasons.append("")
     return entries, reasons
 
 
