@@ -5,6 +5,8 @@ order statistic, so at most a share `fpr` of the calibration set lies strictly a
 text is called "machine" when its score is strictly above the threshold. The achieved FPR on
 the calibration set comes with a 95% Clopper-Pearson interval. The calibration records the
 detector's name, fingerprint and identity, so applying it to another configuration is refused.
+`add_slices` adds per-slice (Mondrian) thresholds, and `decide_with_reasons` applies them:
+text outside every calibrated slice abstains with its reason (`collapseguard.detectors.mondrian`).
 """
 
 from __future__ import annotations
