@@ -142,8 +142,9 @@ def test_filter_writes_kept_and_rejected_in_the_input_format(world, scanned):
     assert kept.num_rows + pq.read_table(dest / "rejected" / "a.parquet").num_rows == source.num_rows
     with gzip.open(dest / "rejected" / "sub" / "b.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for line in f]
-    assert len(rows) == decisions["sub/b.jsonl.gz"].count("synthetic")
-    assert all(r["collapseguard_decision"] == "synthetic" and r["collapseguard_reason"] for r in rows)
+    # rejected: synthetic records and those outside every calibrated slice (abstain, with the reason)
+    assert len(rows) == len(decisions["sub/b.jsonl.gz"]) - decisions["sub/b.jsonl.gz"].count("human")
+    assert all(r["collapseguard_decision"] in ("synthetic", "abstain") and r["collapseguard_reason"] for r in rows)
     lines = (dest / "kept" / "c.txt").read_text().splitlines()
     source_lines = (world["root"] / "data" / "c.txt").read_text().splitlines()
     assert lines == [t for t, d in zip(source_lines, decisions["c.txt"]) if d == "human"]
