@@ -145,3 +145,37 @@ def test_guard_options_are_checked(tmp_path):
     res = CliRunner().invoke(cli, base + ["--guard", str(tmp_path / "nope.toml")])
     assert res.exit_code == 2 and "no such guard policy file" in res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_filter_model_matches_the_statistical_worlds_policy():
+    from collapseguard.simulate.lm.guard_sweep import filter_share
+    from collapseguard.simulate.policy import Policy
+
+    for c, t, f in ((0.5, 0.9, 0.05), (0.9, 0.6, 0.2), (0.2, 1.0, 0.0)):
+        model, _, human = Policy("replace", 1 - c, filter_tpr=t, filter_fpr=f).split(10**7)
+        assert filter_share(c, t, f) == pytest.approx(model / (model + human), abs=1e-6)
+
+
+def test_guarded_sweep_writes_paired_comparison_report_and_plots(tmp_path):
+    from collapseguard.simulate.lm.guard_sweep import GuardSweepConfig, run_guard_sweep
+
+    base = LMConfig(seeds=2, **{**TINY, "generations": 1})
+    config = GuardSweepConfig(contaminations=(0.5,), guards=("none", "default"), watermark_shares=(0.5,),
+                              ledger_shares=(0.5,), guard_fpr=0.1, base=base)
+    summary = run_guard_sweep(config, tmp_path / "sweep", workers=1)
+    df = pq.read_table(tmp_path / "sweep" / "results.parquet").to_pandas()
+    assert {"contamination", "guard", "watermark_share", "ledger_share", "seed", "generation", "metric"} <= set(df.columns)
+    kl = df[df.metric == "kl_to_truth"].pivot_table(index=["guard", "seed"], columns="generation", values="value")
+    rise = kl[1] - kl[0]
+    prevented = [rise["none"][s] - rise["default"][s] for s in (0, 1)]
+    row = next(r for r in summary["cells"] if r["guard"] == "default")
+    assert row["prevented_kl"][0] == pytest.approx(np.mean(prevented))
+    share = 1 - rise.xs("default").mean() / rise.xs("none").mean()
+    assert row["prevented_share"] == pytest.approx(share, nan_ok=True) or rise.xs("none").mean() <= 0
+    assert row["degradation_kl_to_truth"][1] <= row["degradation_kl_to_truth"][0] <= row["degradation_kl_to_truth"][2]
+    # same seed, same generation-0 model: the paired comparison starts from one point
+    assert kl[0]["default"][0] == pytest.approx(kl[0]["none"][0])
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "kl rise prevented" in report.lower() and "filter model" in report.lower()
+    for png in ("collapse_curves.png", "degradation.png"):
+        assert (tmp_path / "sweep" / png).read_bytes()[:4] == b"\x89PNG"

@@ -109,9 +109,10 @@ def run_command(**params) -> None:
 @click.option("--restore-human", default="0", show_default=True,
               help="--world lm: refill each filtered crawl to full size with verified human blocks (curate), at a "
                    "human fraction of at least this; `none` trains on the filtered crawl alone (a smaller set).")
+@click.option("--workers", default=2, show_default=True, help="--world lm: cells run at once (one process and torch thread each).")
 @overwrite_option
 def sweep_command(config_path, worlds, workflows, fractions, generations, samples, seeds, seed, out, json_out,
-                  guards, contaminations, watermark_shares, ledger_shares, restore_human, overwrite) -> None:
+                  guards, contaminations, watermark_shares, ledger_shares, restore_human, workers, overwrite) -> None:
     """Run a grid of worlds x workflows x human fractions; write results.parquet, report.md and plots.
 
     With no grid options this runs the embedded default (gaussian, discrete and gmm worlds;
@@ -139,7 +140,7 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
                                      "--ledger-share (no --config, --policy or --human-fraction); drop the other options")
         return _lm_sweep(out, overwrite, json_out, generations=generations, seeds=seeds, seed=seed, max_blocks=samples,
                          guards=guards, contaminations=contaminations, watermark_shares=watermark_shares,
-                         ledger_shares=ledger_shares, restore_human=restore_human)
+                         ledger_shares=ledger_shares, restore_human=restore_human, workers=workers)
     if guards or contaminations or watermark_shares or ledger_shares or restore_human != "0":
         from collapseguard.errors import CollapseguardError
 
@@ -180,6 +181,8 @@ def _lm_sweep(out, overwrite: bool, json_out: bool, **opts) -> None:
     config = GuardSweepConfig()
     base = {k: opts[k] for k in ("generations", "seeds", "seed", "max_blocks") if opts[k] is not None}
     grid = {k: tuple(opts[k]) for k in ("guards", "contaminations", "watermark_shares", "ledger_shares") if opts[k]}
+    if opts["workers"] < 1:
+        raise CollapseguardError(f"--workers must be at least 1, got {opts['workers']}")
     restore = opts["restore_human"]
     if restore.lower() != "none":
         try:
@@ -193,7 +196,7 @@ def _lm_sweep(out, overwrite: bool, json_out: bool, **opts) -> None:
     settings = json.loads(json.dumps(dataclasses.asdict(config), default=str))
     with claimed_output_dir(out, command="simulate sweep --world lm", settings=settings, overwrite=overwrite):
         with Heartbeat("simulate sweep --world lm") as beat:
-            summary = run_guard_sweep(config, out, progress=beat.say)
+            summary = run_guard_sweep(config, out, progress=beat.say, workers=opts["workers"])
     if json_out:
         click.echo(json.dumps(summary, default=float))
     else:

@@ -31,9 +31,10 @@ from collapseguard.simulate.lm.loop import LMConfig
 from collapseguard.simulate.lm.train import TrainConfig
 
 COLLAPSE_METRICS = ("kl_to_truth", "test_perplexity", "tail_mass")
-# The embedded grid's model and data: ~0.4M-parameter GPT-2, 128 blocks of 32 tokens, beam search.
-BASE = LMConfig(corpus="synthetic", preset="tiny", block_size=32, max_blocks=128, test_blocks=128, generations=3,
-                seeds=3, train=TrainConfig(epochs=3, batch_size=16), decoding=DecodingConfig("beam", num_beams=5),
+# The embedded grid's model and data: ~0.4M-parameter GPT-2, 128 blocks of 32 tokens, 3-way beam search,
+# 64 held-out blocks (test perplexity and the guard's calibration).
+BASE = LMConfig(corpus="synthetic", preset="tiny", block_size=32, max_blocks=128, test_blocks=64, generations=3,
+                seeds=3, train=TrainConfig(epochs=3, batch_size=16), decoding=DecodingConfig("beam", num_beams=3),
                 device="cpu", threads=1)
 
 
@@ -70,22 +71,44 @@ def cell_name(coords: dict) -> str:
     return f"c{coords['contamination']:g}_{g}_wm{coords['watermark_share']:g}_led{coords['ledger_share']:g}"
 
 
-def run_guard_sweep(config: GuardSweepConfig, out: str | Path, progress: Callable[[str], None] | None = None) -> dict:
-    """Run every cell (resuming finished generations), then write results, report and plots."""
-    import pyarrow as pa
-
+def _run_cell(cfg: LMConfig, folder: str) -> str:
     from collapseguard.simulate.lm.loop import run_lm_loop
+
+    run_lm_loop(cfg, folder)
+    return folder
+
+
+def run_cells(cells: list[tuple[dict, LMConfig]], out: Path, workers: int, progress) -> None:
+    """Every cell's loop, `workers` at a time in separate processes (one torch thread each)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    say = progress or (lambda msg: None)
+    jobs = [(cfg, str(out / "cells" / cell_name(coords))) for coords, cfg in cells]
+    if workers == 1:
+        for i, (cfg, folder) in enumerate(jobs):
+            _run_cell(cfg, folder)
+            say(f"cell {i + 1}/{len(jobs)} done: {Path(folder).name}")
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_cell, cfg, folder) for cfg, folder in jobs]
+        for k, fut in enumerate(as_completed(futures)):
+            say(f"cell {k + 1}/{len(jobs)} done: {Path(fut.result()).name}")
+
+
+def run_guard_sweep(config: GuardSweepConfig, out: str | Path, progress: Callable[[str], None] | None = None,
+                    workers: int = 2) -> dict:
+    """Run every cell (resuming finished generations; `workers` cells at once), then write
+    results, report and plots."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     out = Path(out)
     rows = []
     cells = config.cells()
-    for i, (coords, cfg) in enumerate(cells):
-        name = cell_name(coords)
-        say = (lambda msg, n=name, k=i: progress(f"cell {k + 1}/{len(cells)} {n}: {msg}")) if progress else None
-        run_lm_loop(cfg, out / "cells" / name, progress=say)
-        import pyarrow.parquet as pq
-
-        for r in pq.read_table(out / "cells" / name / "results.parquet").to_pylist():
+    run_cells(cells, out, workers, progress)
+    for coords, _ in cells:
+        for r in pq.read_table(out / "cells" / cell_name(coords) / "results.parquet").to_pylist():
             rows.append({**coords, "seed": r["seed"], "generation": r["generation"], "metric": r["metric"],
                          "value": r["value"]})
     table = pa.Table.from_pylist(rows)
@@ -138,7 +161,9 @@ def summarise(df, n: int) -> list[dict]:
             base = kl[(kl.contamination == c) & (kl.guard == "none")].set_index("seed")["degradation"]
             paired = grp.set_index("seed")["degradation"]
             common = base.index.intersection(paired.index)
-            row["prevented_kl"] = mean_ci([1.0 - paired[k] / base[k] for k in common if base[k] > 0])
+            row["prevented_kl"] = mean_ci([base[k] - paired[k] for k in common])
+            mb = float(base[common].mean()) if len(common) else float("nan")
+            row["prevented_share"] = 1.0 - float(paired[common].mean()) / mb if mb > 0 else float("nan")
             cell = df[(df.contamination == c) & (df.guard == g) & (df.watermark_share == w)
                       & (df.ledger_share == s) & (df.generation > 0)]
             for m in ("guard_tpr", "guard_fpr", "human_lost", "share_before", "share_after", "share_estimate"):
@@ -195,9 +220,9 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
         f"(minhash containment) + Gen-0 perplexity, calibrated to FPR {config.guard_fpr} on held-out human text. "
         "Means across seeds with 95% t-intervals in brackets.", "",
         f"## Collapse at generation {n} and what the guard cost", "",
-        "| c | guard | wm share | ledger share | KL to truth rise | test ppl rise | tail-mass change | collapse prevented (KL) "
+        "| c | guard | wm share | ledger share | KL to truth rise | test ppl rise | tail-mass change | KL rise prevented | share of the rise prevented "
         "| guard TPR | guard FPR | human lost | synthetic share after |",
-        "|" + "---|" * 12,
+        "|" + "---|" * 13,
     ]
     for r in summary:
         guarded = r["guard"] != "none"
@@ -205,11 +230,13 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
             f"{r['contamination']:g}", r["guard"], f"{r['watermark_share']:g}" if guarded else "-",
             f"{r['ledger_share']:g}" if guarded else "-", _fmt(r["degradation_kl_to_truth"]),
             _fmt(r["degradation_test_perplexity"]), _fmt(r["degradation_tail_mass"]),
-            _fmt(r["prevented_kl"]) if guarded else "-", _fmt(r["guard_tpr"]) if guarded else "-",
+            _fmt(r["prevented_kl"]) if guarded else "-", _fmt(r["prevented_share"]) if guarded else "-",
+            _fmt(r["guard_tpr"]) if guarded else "-",
             _fmt(r["guard_fpr"]) if guarded else "-", _fmt(r["human_lost"]) if guarded else "-",
             _fmt(r["share_after"]) if guarded else f"{r['contamination']:g}"]) + " |")
-    lines += ["", "Collapse prevented = 1 - (guarded rise / unguarded rise) of KL to the truth, paired by seed "
-              "(the same seed gives both loops the same corpus and generation-0 model). Human lost = share of the "
+    lines += ["", "KL rise prevented = unguarded minus guarded rise of KL(truth || model) from generation 0 to "
+              f"{n}, paired by seed (the same seed gives both loops the same corpus and generation-0 model); share "
+              "of the rise prevented = 1 - mean guarded rise / mean unguarded rise. Human lost = share of the "
               "crawl's human blocks the guard dropped (its real cost in human data); TPR and FPR are measured "
               "against the truth on every generation's crawl.", "",
               "## The scan's estimate, and the statistical worlds' prediction", "",
@@ -219,7 +246,7 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
     for r in summary:
         if r["guard"] == "none":
             continue
-        left = 1 - r["prevented_kl"][0] if r["prevented_kl"][0] == r["prevented_kl"][0] else float("nan")
+        left = 1 - r["prevented_share"]
         cov = r["interval_covers"]
         lines.append("| " + " | ".join([
             f"{r['contamination']:g}", r["guard"], f"{r['watermark_share']:g}", f"{r['ledger_share']:g}",
