@@ -185,6 +185,15 @@ def filter_share(c: float, tpr: float, fpr: float) -> float:
     return float(syn / (syn + hum)) if syn + hum > 0 else float("nan")
 
 
+def refill_share(c: float, tpr: float, fpr: float, restore: float | None) -> float:
+    """The expected synthetic share after this loop's guard: refilled with verified human blocks
+    (`restore` = the least human fraction), or the kept crawl alone (None)."""
+    if restore is None:
+        return filter_share(c, tpr, fpr)
+    syn, kept = c * (1 - tpr), c * (1 - tpr) + (1 - c) * (1 - fpr)
+    return float(syn if kept <= 1 - restore else syn * (1 - restore) / kept)
+
+
 def gaussian_remaining(c: float, tpr: float, fpr: float, n: int, seeds: int = 2000) -> float:
     """The gaussian world's prediction: degradation at generation n with the filter (tpr, fpr)
     over degradation without it, human fraction 1 - c, 100 samples a generation."""
@@ -241,18 +250,23 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
               "against the truth on every generation's crawl.", "",
               "## The scan's estimate, and the statistical worlds' prediction", "",
               "| c | guard | wm | ledger | true share | scan estimate | interval covers truth | share after (measured) "
-              "| share after (filter model) | gaussian: degradation left | LM: degradation left |",
-              "|" + "---|" * 11]
+              "| share after (filter model) | share after (this loop's refill) | gaussian: degradation left "
+              "| LM: degradation left |",
+              "|" + "---|" * 12]
     for r in summary:
         if r["guard"] == "none":
             continue
+        loop = refill_share(r["contamination"], r["guard_tpr"][0], r["guard_fpr"][0], config.restore_human)
         left = 1 - r["prevented_share"]
         cov = r["interval_covers"]
         lines.append("| " + " | ".join([
             f"{r['contamination']:g}", r["guard"], f"{r['watermark_share']:g}", f"{r['ledger_share']:g}",
             _fmt(r["share_before"]), _fmt(r["share_estimate"]), f"{cov[0]}/{cov[1]}", _fmt(r["share_after"]),
-            _fmt(r["predicted_share_after"]), _fmt(r["gaussian_remaining"]), _fmt(left)]) + " |")
-    lines += ["", "Filter model: c(1-t)/(c(1-t)+(1-c)(1-f)) with the guard's achieved mean t and f. Gaussian: "
+            _fmt(r["predicted_share_after"]), _fmt(loop), _fmt(r["gaussian_remaining"]), _fmt(left)]) + " |")
+    lines += ["", "Filter model: c(1-t)/(c(1-t)+(1-c)(1-f)) with the guard's achieved mean t and f (the statistical "
+              "worlds refill the budget from the same crawl). This loop's refill: with --restore-human F the budget "
+              "is refilled with verified human blocks, so the share is c(1-t), scaled by (1-F)/kept when the kept "
+              "crawl exceeds the 1-F it may fill; without it the filter-model share. Gaussian: "
               f"`simulate run --world gaussian --human-fraction {{1-c}} --filter-tpr t --filter-fpr f` (100 samples, "
               f"2000 seeds), mean W2-type degradation at generation {n} over the unfiltered one. The statistical "
               "filter draws until the budget is full; the LM loop's guard shrinks the training set instead "
