@@ -71,6 +71,8 @@ class LMConfig:
         for k in ("device", "seeds", "threads", "watermark_key"):
             d.pop(k)
         d["watermark"] = self.watermark_key is not None
+        if self.guard is None:  # unguarded runs keep the settings record they always had
+            d.pop("guard")
         return d
 
     def __post_init__(self):
