@@ -166,7 +166,8 @@ def summarise(df, n: int) -> list[dict]:
             row["prevented_share"] = 1.0 - float(paired[common].mean()) / mb if mb > 0 else float("nan")
             cell = df[(df.contamination == c) & (df.guard == g) & (df.watermark_share == w)
                       & (df.ledger_share == s) & (df.generation > 0)]
-            for m in ("guard_tpr", "guard_fpr", "human_lost", "share_before", "share_after", "share_estimate"):
+            for m in ("guard_tpr", "guard_fpr", "human_lost", "human_restored", "share_before", "share_after",
+                      "share_estimate"):
                 per_seed = cell[cell.metric == m].groupby("seed")["value"].mean()
                 row[m] = mean_ci(per_seed)
             wide = cell.pivot_table(index=["seed", "generation"], columns="metric", values="value")
@@ -230,8 +231,8 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
         "Means across seeds with 95% t-intervals in brackets.", "",
         f"## Collapse at generation {n} and what the guard cost", "",
         "| c | guard | wm share | ledger share | KL to truth rise | test ppl rise | tail-mass change | KL rise prevented | share of the rise prevented "
-        "| guard TPR | guard FPR | human lost | synthetic share after |",
-        "|" + "---|" * 13,
+        "| guard TPR | guard FPR | human lost | verified human added | synthetic share after |",
+        "|" + "---|" * 14,
     ]
     for r in summary:
         guarded = r["guard"] != "none"
@@ -242,11 +243,12 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
             _fmt(r["prevented_kl"]) if guarded else "-", _fmt(r["prevented_share"]) if guarded else "-",
             _fmt(r["guard_tpr"]) if guarded else "-",
             _fmt(r["guard_fpr"]) if guarded else "-", _fmt(r["human_lost"]) if guarded else "-",
+            _fmt(r["human_restored"]) if guarded else "-",
             _fmt(r["share_after"]) if guarded else f"{r['contamination']:g}"]) + " |")
     lines += ["", "KL rise prevented = unguarded minus guarded rise of KL(truth || model) from generation 0 to "
               f"{n}, paired by seed (the same seed gives both loops the same corpus and generation-0 model); share "
               "of the rise prevented = 1 - mean guarded rise / mean unguarded rise. Human lost = share of the "
-              "crawl's human blocks the guard dropped (its real cost in human data); TPR and FPR are measured "
+              "crawl's human blocks the guard dropped (its real cost in human data); verified human added = blocks curate took from the verified pool to refill the budget, as a share of the crawl; TPR and FPR are measured "
               "against the truth on every generation's crawl.", "",
               "## The scan's estimate, and the statistical worlds' prediction", "",
               "| c | guard | wm | ledger | true share | scan estimate | interval covers truth | share after (measured) "
