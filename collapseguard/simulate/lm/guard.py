@@ -23,7 +23,6 @@ calibration, scan, filter and curate outputs of that generation.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -272,7 +271,3 @@ class LoopGuard:
                 "share_high": num(share.get("high")),
                 "human_lost": rate(~kept, ~syn), "guard_kept_blocks": float(len(result))}
 
-
-def guard_record(config: GuardConfig | None) -> dict | None:
-    """What a resumed run must match (paths as given)."""
-    return None if config is None else json.loads(json.dumps(config.__dict__))
