@@ -171,8 +171,10 @@ def summarise(df, n: int) -> list[dict]:
                 per_seed = cell[cell.metric == m].groupby("seed")["value"].mean()
                 row[m] = mean_ci(per_seed)
             wide = cell.pivot_table(index=["seed", "generation"], columns="metric", values="value")
+            wide = wide.reindex(columns=sorted(set(wide.columns) | {"share_low", "share_high"}))  # all-NaN: no interval
             inside = (wide["share_low"] <= wide["share_before"]) & (wide["share_before"] <= wide["share_high"])
-            row["interval_covers"] = [int(inside.sum()), int(len(wide))]
+            has = wide["share_low"].notna() & wide["share_high"].notna()
+            row["interval_covers"] = [int(inside.sum()), int(has.sum()), int(len(wide))]
             t, f = row["guard_tpr"][0], row["guard_fpr"][0]
             row["predicted_share_after"] = filter_share(c, t, f)
             row["gaussian_remaining"] = gaussian_remaining(c, t, f, n)
@@ -263,7 +265,8 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
         cov = r["interval_covers"]
         lines.append("| " + " | ".join([
             f"{r['contamination']:g}", r["guard"], f"{r['watermark_share']:g}", f"{r['ledger_share']:g}",
-            _fmt(r["share_before"]), _fmt(r["share_estimate"]), f"{cov[0]}/{cov[1]}", _fmt(r["share_after"]),
+            _fmt(r["share_before"]), _fmt(r["share_estimate"]),
+            f"{cov[0]}/{cov[1]}" + (f" ({cov[2] - cov[1]} without one)" if cov[2] > cov[1] else ""), _fmt(r["share_after"]),
             _fmt(r["predicted_share_after"]), _fmt(loop), _fmt(r["gaussian_remaining"]), _fmt(left)]) + " |")
     lines += ["", "Filter model: c(1-t)/(c(1-t)+(1-c)(1-f)) with the guard's achieved mean t and f (the statistical "
               "worlds refill the budget from the same crawl). This loop's refill: with --restore-human F the budget "
