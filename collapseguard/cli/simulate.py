@@ -98,9 +98,21 @@ def run_command(**params) -> None:
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.option("--json", "json_out", is_flag=True, help="Print final medians per cell as JSON.")
+@click.option("--guard", "guards", multiple=True,
+              help="--world lm: guard settings to compare (repeatable): none, default or a policy TOML (default: none and default).")
+@click.option("--contamination", "contaminations", multiple=True, type=float,
+              help="--world lm: machine share of each generation's crawl (repeatable; default 0.5 and 0.9).")
+@click.option("--watermark-share", "watermark_shares", multiple=True, type=float,
+              help="--world lm: share of generated documents carrying the KGW watermark (repeatable; default 0.5).")
+@click.option("--ledger-share", "ledger_shares", multiple=True, type=float,
+              help="--world lm: share of generated documents the provider logs in the ledger (repeatable; default 0.5).")
+@click.option("--restore-human", default="0", show_default=True,
+              help="--world lm: refill each filtered crawl to full size with verified human blocks (curate), at a "
+                   "human fraction of at least this; `none` trains on the filtered crawl alone (a smaller set).")
+@click.option("--workers", default=2, show_default=True, help="--world lm: cells run at once (one process and torch thread each).")
 @overwrite_option
 def sweep_command(config_path, worlds, workflows, fractions, generations, samples, seeds, seed, out, json_out,
-                  overwrite) -> None:
+                  guards, contaminations, watermark_shares, ledger_shares, restore_human, workers, overwrite) -> None:
     """Run a grid of worlds x workflows x human fractions; write results.parquet, report.md and plots.
 
     With no grid options this runs the embedded default (gaussian, discrete and gmm worlds;
@@ -112,8 +124,28 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
       collapseguard simulate sweep --world gaussian --policy replace --policy subsample \\
           --human-fraction 0 --human-fraction 0.2 --generations 500 --out runs/mine
       collapseguard simulate sweep --config grid.toml --out runs/grid
+      collapseguard simulate sweep --world lm --guard none --guard default --out runs/guarded
+
+    `--world lm` runs the guarded language-model sweep instead: contamination x guard (x watermark
+    and ledger share) on the ground-truth language, 3 seeds, 3 generations (a few minutes on two
+    cores); `--generations`, `--seeds`, `--seed` and `--samples` (blocks a generation) resize it.
     """
     import dataclasses
+
+    if "lm" in worlds:
+        if len(worlds) > 1 or config_path or workflows or fractions:
+            from collapseguard.errors import CollapseguardError
+
+            raise CollapseguardError("--world lm sweeps alone, over --contamination, --guard, --watermark-share and "
+                                     "--ledger-share (no --config, --policy or --human-fraction); drop the other options")
+        return _lm_sweep(out, overwrite, json_out, generations=generations, seeds=seeds, seed=seed, max_blocks=samples,
+                         guards=guards, contaminations=contaminations, watermark_shares=watermark_shares,
+                         ledger_shares=ledger_shares, restore_human=restore_human, workers=workers)
+    if guards or contaminations or watermark_shares or ledger_shares or restore_human != "0":
+        from collapseguard.errors import CollapseguardError
+
+        raise CollapseguardError("--guard, --contamination, --watermark-share, --ledger-share and --restore-human "
+                                 "belong to the guarded LM sweep; add --world lm")
 
     from collapseguard.io.outputs import claimed_output_dir
     from collapseguard.simulate.sweep import DEFAULT_SWEEP, WorldSpec, load_sweep
@@ -135,6 +167,40 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
                             inputs=[config_path] if config_path else ()):
         results = run_sweep_with_progress(config)
         _write_sweep(results, Path(out), json_out)
+
+
+def _lm_sweep(out, overwrite: bool, json_out: bool, **opts) -> None:
+    """The guarded LM sweep (simulate.lm.guard_sweep), sized by the options given."""
+    import dataclasses
+
+    from collapseguard.cli.progress import Heartbeat
+    from collapseguard.errors import CollapseguardError
+    from collapseguard.io.outputs import claimed_output_dir
+    from collapseguard.simulate.lm.guard_sweep import GuardSweepConfig, run_guard_sweep
+
+    config = GuardSweepConfig()
+    base = {k: opts[k] for k in ("generations", "seeds", "seed", "max_blocks") if opts[k] is not None}
+    grid = {k: tuple(opts[k]) for k in ("guards", "contaminations", "watermark_shares", "ledger_shares") if opts[k]}
+    if opts["workers"] < 1:
+        raise CollapseguardError(f"--workers must be at least 1, got {opts['workers']}")
+    restore = opts["restore_human"]
+    if restore.lower() != "none":
+        try:
+            restore = float(restore)
+        except ValueError:
+            raise CollapseguardError(f"--restore-human {restore!r}: pass a fraction in [0, 1] or none") from None
+    else:
+        restore = None
+    config = dataclasses.replace(config, base=dataclasses.replace(config.base, **base), restore_human=restore, **grid)
+    config.cells()  # every cell (its guard and shares) is checked before anything is written
+    settings = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    with claimed_output_dir(out, command="simulate sweep --world lm", settings=settings, overwrite=overwrite):
+        with Heartbeat("simulate sweep --world lm") as beat:
+            summary = run_guard_sweep(config, out, progress=beat.say, workers=opts["workers"])
+    if json_out:
+        click.echo(json.dumps(summary, default=float))
+    else:
+        click.echo(f"wrote {summary['report']} and {summary['results']}", err=True)
 
 
 def run_sweep_with_progress(config):

@@ -34,6 +34,17 @@ _OPTIONS = [
     click.option("--device", default="auto", show_default=True, help="lm: auto (CUDA when present), cpu or cuda."),
     click.option("--threads", default=0, show_default=True, help="lm: CPU threads for torch (0: torch's default; 1 is fastest on a busy machine)."),
     click.option("--watermark-key", type=int, default=None, help="lm: KGW-watermark generated text with this secret key."),
+    click.option("--guard", default=None, metavar="POLICY",
+                 help="lm: run the real guard between each generation's crawl and training: `default` (watermark + "
+                      "ledger + Gen-0 perplexity, calibrated on the loop's held-out human text) or a policy TOML."),
+    click.option("--watermark-share", type=float, default=0.0, show_default=True,
+                 help="lm --guard: share of the generator's documents that carry the KGW watermark."),
+    click.option("--ledger-share", type=float, default=0.0, show_default=True,
+                 help="lm --guard: share of the generator's documents a provider logs in the ledger."),
+    click.option("--restore-human", type=float, default=None,
+                 help="lm --guard: curate the filtered crawl with verified human blocks at this human fraction."),
+    click.option("--guard-fpr", type=float, default=0.05, show_default=True,
+                 help="lm --guard default: the false-positive rate the built-in policy is calibrated to."),
 ]
 
 
@@ -60,10 +71,18 @@ def config_from_params(p: dict):
     `--generations` and `--seeds` keep their LM defaults (5 and 1) unless passed; `--samples`,
     when passed, caps the training blocks like `--max-blocks`.
     """
+    from collapseguard.errors import CollapseguardError
     from collapseguard.simulate.lm.generate import DecodingConfig
+    from collapseguard.simulate.lm.guard import GuardConfig
     from collapseguard.simulate.lm.loop import LMConfig
     from collapseguard.simulate.lm.train import TrainConfig
 
+    guard = None
+    if p.get("guard"):
+        guard = GuardConfig(p["guard"], p.get("watermark_share", 0.0), p.get("ledger_share", 0.0),
+                            p.get("restore_human"), p.get("guard_fpr", 0.05))
+    elif p.get("watermark_share") or p.get("ledger_share") or p.get("restore_human") is not None:
+        raise CollapseguardError("--watermark-share, --ledger-share and --restore-human need --guard (e.g. --guard default)")
     max_blocks = p.get("max_blocks")
     if max_blocks is None and "samples" in p and _explicit("samples"):
         max_blocks = p["samples"]
@@ -77,7 +96,8 @@ def config_from_params(p: dict):
         workflow=p.get("workflow") or p.get("policy") or "replace", human_fraction=p.get("human_fraction", 0.0),
         train=TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"]),
         decoding=DecodingConfig(p["decoding"], p["num_beams"], p["temperature"], p["top_p"], p["repetition_penalty"]),
-        gen_batch_size=p.get("gen_batch_size", 32), device=p.get("device", "auto"), threads=p.get("threads", 0), watermark_key=p.get("watermark_key"))
+        gen_batch_size=p.get("gen_batch_size", 32), device=p.get("device", "auto"), threads=p.get("threads", 0), watermark_key=p.get("watermark_key"),
+        guard=guard)
 
 
 def run_lm(params: dict) -> None:

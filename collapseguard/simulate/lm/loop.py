@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import numpy as np
 from collapseguard.errors import CollapseguardError, check_choice
 from collapseguard.io.atomic import write_parquet_atomic, write_text_atomic
 from collapseguard.simulate.lm.generate import DecodingConfig
+from collapseguard.simulate.lm.guard import GuardConfig
 from collapseguard.simulate.lm.train import TrainConfig
 
 WORKFLOWS = ("replace", "accumulate", "subsample")
@@ -61,6 +63,7 @@ class LMConfig:
     device: str = "auto"
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default (1 is fastest on a busy machine)
     watermark_key: int | None = field(default=None, repr=False)  # KGW key; never recorded
+    guard: GuardConfig | None = None  # the real guard between each generation's crawl and training
 
     def record(self) -> dict:
         """JSON-able settings (what a resumed run must match); the watermark key is left out."""
@@ -68,6 +71,8 @@ class LMConfig:
         for k in ("device", "seeds", "threads", "watermark_key"):
             d.pop(k)
         d["watermark"] = self.watermark_key is not None
+        if self.guard is None:  # unguarded runs keep the settings record they always had
+            d.pop("guard")
         return d
 
     def __post_init__(self):
@@ -150,8 +155,24 @@ class Blocks:
 
 
 def mix(config: LMConfig, samples: Blocks, previous: Blocks, pool: Blocks, original: Blocks,
-        rng: np.random.Generator) -> tuple[Blocks, Blocks]:
-    """(D_{g+1}, pool_{g+1}) from S_g, D_g, the pool so far and the original blocks."""
+        rng: np.random.Generator, guard=None) -> tuple[Blocks, Blocks]:
+    """(D_{g+1}, pool_{g+1}) from S_g, D_g, the pool so far and the original blocks; `guard`
+    (fresh -> the blocks it lets through) sits between the fresh crawl and the workflow."""
+    fresh = crawl(config, samples, original, rng)
+    if guard is not None:
+        fresh = guard(fresh)
+    n = len(original)
+    if config.workflow == "replace":
+        return fresh, fresh
+    if config.workflow == "accumulate":
+        data = Blocks.concat([previous, fresh])
+        return data, data
+    pool = Blocks.concat([pool, fresh])
+    return pool.take(np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))), pool
+
+
+def crawl(config: LMConfig, samples: Blocks, original: Blocks, rng: np.random.Generator) -> Blocks:
+    """fresh_{g+1}: a random (1 - human_fraction) share of S_g and a fresh human_fraction share of D_0."""
     n = len(original)
     n_human = int(round(config.human_fraction * n))
     parts = []
@@ -159,14 +180,7 @@ def mix(config: LMConfig, samples: Blocks, previous: Blocks, pool: Blocks, origi
         parts.append(samples.take(rng.choice(len(samples), size=n - n_human, replace=False)))
     if n_human:
         parts.append(original.take(rng.choice(n, size=n_human, replace=False)))
-    fresh = Blocks.concat(parts)
-    if config.workflow == "replace":
-        return fresh, fresh
-    if config.workflow == "accumulate":
-        data = Blocks.concat([previous, fresh])
-        return data, data
-    pool = Blocks.concat([pool, fresh])
-    return pool.take(np.sort(rng.choice(len(pool), size=n, replace=False))), pool
+    return Blocks.concat(parts)
 
 
 def load_corpus(config: LMConfig, seed: int, tokenizer=None):
@@ -304,9 +318,10 @@ def _check_out(out: Path, config: LMConfig, overwrite: bool = False) -> None:
 
 
 def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
-             progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Run (or resume) all generations of one seed; returns one metrics dict per generation."""
-    from collapseguard.simulate.lm.generate import generate_continuations
+             progress: Callable[[str], None] | None = None, keys: dict | None = None) -> list[dict]:
+    """Run (or resume) all generations of one seed; returns one metrics dict per generation.
+
+    `keys`: the guarded loop's keys (guard.run_keys), when `config.guard` is set."""
     from collapseguard.simulate.lm.models import load_model_dir
     from collapseguard.simulate.lm.tokenizer import load_tokenizer
     from collapseguard.simulate.lm.train import block_perplexity, pick_device, train_model
@@ -319,27 +334,45 @@ def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
     corpus = load_corpus(config, seed, tokenizer)
     tok, block = corpus.tokenizer, corpus.block
     template = base_model(config, tok, seed)  # every generation starts from a copy of these weights
-    if logits_processor is None and config.watermark_key is not None:
-        logits_processor = watermark_processor(config.watermark_key, template.config.vocab_size)
+    wm_key = config.watermark_key if config.watermark_key is not None else (keys or {}).get("watermark")
+    if logits_processor is None and wm_key is not None:
+        logits_processor = watermark_processor(wm_key, template.config.vocab_size)
     original = Blocks.human(corpus.train)
     # the synthetic language has no special tokens: never generate ids outside it
     suppress = list(range(corpus.language.vocab, len(tok))) if corpus.language is not None else None
     data = pool = original
     decoding_json = json.dumps(asdict(config.decoding) | {"watermark": logits_processor is not None}, sort_keys=True)
+    guard = None
+    if config.guard is not None:
+        from collapseguard.simulate.lm.guard import LoopGuard
+
+        guard = LoopGuard(config.guard, out, seed, tok, tok.batch_decode(corpus.test.tolist()), {**(keys or {}), "watermark": wm_key})
+    writer = SampleWriter(config, seed, corpus, block, logits_processor, suppress, device)
     gen0, metrics_obj, history, samples = None, None, [], None
     for g in range(config.generations + 1):
         gdir = sdir / f"gen_{g:03d}"
+        done = (gdir / "DONE").exists()
+        guard_metrics: dict = {}
         if g > 0:
-            data, pool = mix(config, samples, data, pool, original, np.random.default_rng([seed, g]))
-        if (gdir / "DONE").exists():
+            step = None
+            if guard is not None:
+                step = partial(_read_passed, gdir) if done else \
+                    partial(_guard_step, guard, g, original=original, gdir=gdir, tok=tok, metrics=guard_metrics)
+            data, pool = mix(config, samples, data, pool, original, np.random.default_rng([seed, g]), step)
+        if done:
             history.append(json.loads((gdir / "metrics.json").read_text()))
             samples = _read_samples(gdir / "samples.parquet", g, decoding_json)
+            if guard is not None:
+                guard.record_outputs(*_read_marked(gdir))
             say(f"seed {seed} generation {g}: done earlier, skipped")
             continue
+        if len(data) == 0:
+            raise CollapseguardError(f"seed {seed} generation {g}: the guard let no block through; lower the "
+                                     "contamination (raise --human-fraction) or pass --restore-human")
         model = copy.deepcopy(template)
         say(f"seed {seed} generation {g}: training on {len(data)} blocks")
         train_tps = train_model(model, data.ids, config.train, seed * 100_003 + g, device,
-                                    all_positions=not config.base_model)
+                                all_positions=not config.base_model)
         if g == 0:  # generation 0's model scores every generation's samples
             gen0 = model
         elif gen0 is None:
@@ -348,22 +381,88 @@ def run_seed(config: LMConfig, seed: int, out: Path, logits_processor=None,
             human_ppl = block_perplexity(gen0, corpus.test, config.gen_batch_size, device)
             metrics_obj = GenerationMetrics(corpus, gen0, human_ppl, device, config.gen_batch_size)
         m = {"generation": g, "train_blocks": len(data), "human_share": float(np.mean(data.origin == "human")),
-             "train_tokens_per_s": train_tps} | metrics_obj.model_metrics(model)
+             "train_tokens_per_s": train_tps} | guard_metrics | metrics_obj.model_metrics(model)
         say(f"seed {seed} generation {g}: writing {len(original)} samples")
-        new, gen_tps = generate_continuations(model, original.ids, block, config.decoding, batch_size=config.gen_batch_size,
-                                              seed=seed * 100_003 + g, device=device, logits_processor=logits_processor,
-                                              suppress_tokens=suppress)
-        sm, ppl = metrics_obj.sample_metrics(new, original.ids)
+        new, gen_tps, marks = writer.generate(model, g, original.ids)
+        sm, ppl = metrics_obj.sample_metrics(new[:len(original)], original.ids)
         m |= sm | {"generation_tokens_per_s": gen_tps}
-        samples = Blocks.model(new, g, f"seed_{seed}/gen_{g:03d}/model", decoding_json)
-        _write_generation(gdir, model, tok, data, samples, ppl, m, g)
+        samples = Blocks.model(new[:len(original)], g, f"seed_{seed}/gen_{g:03d}/model", decoding_json)
+        _write_generation(gdir, model, tok, data, samples, ppl, m, g, marks, new[len(original):])
+        if guard is not None:
+            guard.record_outputs(*_read_marked(gdir))
         history.append(m)
         say(f"seed {seed} generation {g}: test perplexity {m['test_perplexity']:.2f}")
     return history
 
 
-def _write_generation(gdir: Path, model, tok, data: Blocks, samples: Blocks, ppl, metrics: dict, g: int) -> None:
-    """Model, training corpus, samples and metrics; the DONE marker last."""
+class SampleWriter:
+    """A generation's samples: every original block continued; in a guarded loop the held-out
+    prompts too (the next guard's labelled machine text), a `watermark_share` of the documents
+    watermarked and a `ledger_share` of them marked as logged by the provider."""
+
+    def __init__(self, config: LMConfig, seed: int, corpus, block: int, processor, suppress, device):
+        self.config, self.seed, self.corpus, self.block = config, seed, corpus, block
+        self.processor, self.suppress, self.device = processor, suppress, device
+
+    def generate(self, model, g: int, prompts: np.ndarray) -> tuple[np.ndarray, float, dict | None]:
+        from collapseguard.simulate.lm.generate import generate_continuations
+
+        cfg, base = self.config, self.seed * 100_003 + g
+        kw = dict(batch_size=cfg.gen_batch_size, device=self.device, suppress_tokens=self.suppress)
+        if cfg.guard is None:
+            new, tps = generate_continuations(model, prompts, self.block, cfg.decoding, seed=base,
+                                              logits_processor=self.processor, **kw)
+            return new, tps, None
+        from collapseguard.simulate.lm.guard import document_marks
+
+        prompts = np.concatenate([prompts, self.corpus.test])
+        rng = np.random.default_rng([self.seed, g, 1])
+        marks = {"watermarked": document_marks(len(prompts), cfg.guard.watermark_share, rng),
+                 "logged": document_marks(len(prompts), cfg.guard.ledger_share, rng)}
+        new = np.zeros((len(prompts), self.block), dtype=np.int64)
+        tokens, seconds = 0, 0.0
+        for flag, proc in ((True, self.processor), (False, None)):
+            idx = np.flatnonzero(marks["watermarked"] == flag)
+            if len(idx):
+                part, tps = generate_continuations(model, prompts[idx], self.block, cfg.decoding, seed=base + flag,
+                                                   logits_processor=proc, **kw)
+                new[idx], tokens, seconds = part, tokens + part.size, seconds + part.size / tps
+        return new, tokens / max(seconds, 1e-9), marks
+
+
+def _guard_step(guard, g: int, fresh: Blocks, *, original: Blocks, gdir: Path, tok, metrics: dict) -> Blocks:
+    """Run the guard on generation g's crawl; keep what it passed (for a resume) and its metrics."""
+    passed, m = guard.apply(g, fresh, original, gdir)
+    write_parquet_atomic(passed.table(tok, g), gdir / "guard" / "passed.parquet")
+    metrics.update(m)
+    return passed
+
+
+def _read_passed(gdir: Path, fresh: Blocks) -> Blocks:
+    """What the guard let through in a finished generation (Blocks back from its Blocks.table)."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(gdir / "guard" / "passed.parquet", columns=["token_ids", "origin", "generation", "generator", "decoding"]).to_pydict()
+    n = len(t["origin"])
+    ids = np.asarray(t["token_ids"], dtype=np.int64).reshape(n, -1)
+    return Blocks(ids, np.asarray(t["origin"], object),
+                  np.asarray([-1 if v is None else v for v in t["generation"]]),
+                  np.asarray(["" if v is None else v for v in t["generator"]], object),
+                  np.asarray(t["decoding"], object))
+
+
+def _read_marked(gdir: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """A guarded generation's outputs and which were logged, and its held-out continuations."""
+    import pyarrow.parquet as pq
+
+    s = pq.read_table(gdir / "samples.parquet", columns=["text", "logged"]).to_pydict()
+    h = pq.read_table(gdir / "heldout_samples.parquet", columns=["text", "logged"]).to_pydict()
+    return s["text"], np.asarray(s["logged"], bool), h["text"], np.asarray(h["logged"], bool)
+
+
+def _write_generation(gdir: Path, model, tok, data: Blocks, samples: Blocks, ppl, metrics: dict, g: int,
+                      marks: dict | None = None, heldout: np.ndarray | None = None) -> None:
+    """Model, training corpus, samples (with their marks in a guarded loop) and metrics; the DONE marker last."""
     import pyarrow as pa
 
     from collapseguard.simulate.lm.models import save_model
@@ -371,6 +470,13 @@ def _write_generation(gdir: Path, model, tok, data: Blocks, samples: Blocks, ppl
     save_model(model, tok, gdir / "model")
     write_parquet_atomic(data.table(tok, g), gdir / "corpus.parquet")
     table = samples.table(tok, g).append_column("gen0_perplexity", pa.array(ppl, pa.float64()))
+    if marks is not None:
+        n = len(samples)
+        for name, flags in marks.items():
+            table = table.append_column(name, pa.array(flags[:n]))
+        held = pa.table({"token_ids": [r.tolist() for r in heldout], "text": tok.batch_decode(heldout.tolist()),
+                         **{name: pa.array(flags[n:]) for name, flags in marks.items()}})
+        write_parquet_atomic(held, gdir / "heldout_samples.parquet")
     write_parquet_atomic(table, gdir / "samples.parquet")
     write_text_atomic(gdir / "metrics.json", json.dumps(metrics, indent=2))
     write_text_atomic(gdir / "DONE", "")
@@ -411,8 +517,14 @@ def run_lm_loop(config: LMConfig, out: str | Path, logits_processor=None,
     from collapseguard.io.outputs import claimed_output_dir
 
     with claimed_output_dir(out, **_claim_args(config, overwrite)):
+        keys = None
+        if config.guard is not None:
+            from collapseguard.simulate.lm.guard import run_keys
+
+            keys = run_keys(out, config.watermark_key is None and config.guard.watermark_share > 0)
         for s in range(config.seeds):
-            rows += results_rows(config, config.seed + s, run_seed(config, config.seed + s, out, logits_processor, progress))
+            rows += results_rows(config, config.seed + s,
+                                 run_seed(config, config.seed + s, out, logits_processor, progress, keys))
     write_text_atomic(out / "config.json", json.dumps(config.record(), indent=2, sort_keys=True))
     table = pa.Table.from_pylist(rows)
     write_parquet_atomic(table, out / "results.parquet")

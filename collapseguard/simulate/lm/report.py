@@ -10,7 +10,9 @@ import numpy as np
 from collapseguard.io.atomic import atomic_path, write_text_atomic
 
 TABLE_METRICS = ("test_perplexity", "gen0_perplexity_median", "gen0_auroc", "repetition_rate", "distinct_2",
-                 "kl_to_truth", "tail_mass", "truth_sample_perplexity")
+                 "kl_to_truth", "tail_mass", "truth_sample_perplexity",
+                 # a guarded loop (--guard): from generation 1
+                 "guard_tpr", "guard_fpr", "share_before", "share_after", "share_estimate", "human_lost")
 
 
 def _save(fig, path: Path) -> None:
