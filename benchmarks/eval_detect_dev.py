@@ -308,20 +308,20 @@ def hash_split(text: str) -> str:
     return ("fit", "fit", "calib")[int(hashlib.sha256(text.encode()).hexdigest(), 16) % 3]
 
 
-def withdrawn_protocol(c: Corpus, make) -> dict:
+def withdrawn_protocol(c: Corpus, make, first_pairs: int = WITHDRAWN_PAIRS) -> dict:
     """Train/calibrate on the first 120 detect-dev pairs per file split by exact human text; report
     on its own calibration split (leaky) and on detect-dev articles past index 120 never seen."""
     from collapseguard.detectors.calibration import threshold_for_fpr
 
-    first = (c.folder == "detect-dev") & (c.pair_index < WITHDRAWN_PAIRS)
+    first = (c.folder == "detect-dev") & (c.pair_index < first_pairs)
     part = np.array([hash_split(c.texts[i]) for i in c.h])
     fit, calib = first & (part == "fit"), first & (part == "calib")
     scores = make(np.unique(c.h[fit]), np.unique(c.m[fit]))
     cal_h = scores[np.unique(c.h[calib])]
     t = threshold_for_fpr(cal_h[~np.isnan(cal_h)], FPR)
-    fresh = c.disjoint_train((c.folder == "detect-dev") & (c.pair_index >= WITHDRAWN_PAIRS), first)
+    fresh = c.disjoint_train((c.folder == "detect-dev") & (c.pair_index >= first_pairs), first)
     calib_groups = np.isin(c.pair_group[calib], c.pair_group[fit])
-    return {"own calibration split (leaky)": figures(scores, t, c.h[calib], c.m[calib]),
+    return {"first_pairs": first_pairs, "own calibration split (leaky)": figures(scores, t, c.h[calib], c.m[calib]),
             "fresh detect-dev articles": figures(scores, t, c.h[fresh], c.m[fresh]),
             "calib pairs whose article is in the fit split": float(calib_groups.mean()) if calib.any() else None}
 
@@ -365,7 +365,7 @@ def print_tables(results: dict) -> None:
                 print(f"| {name} | " + " | ".join(cell(res["slices"][s]) for s in slices) + " |")
     w = results.get("withdrawn")
     if w:
-        print(f"\n### withdrawn protocol ({w['scorer']}: first {WITHDRAWN_PAIRS} detect-dev pairs per file, "
+        print(f"\n### withdrawn protocol ({w['scorer']}: first {w['first_pairs']} detect-dev pairs per file, "
               "fit/calibration split by exact human text)\n")
         share = w["calib pairs whose article is in the fit split"]
         print(f"calibration pairs whose source group is also in the fit split: {share:.1%}\n" if share is not None else "")
@@ -389,6 +389,8 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS), help="learned_v1 model classes to try")
     ap.add_argument("--feature-sets", default=";".join(FEATURE_SETS), help="';'-separated learned_v1 feature sets")
     ap.add_argument("--protocols", default="generator,domain,fresh,withdrawn", help="which protocols to run")
+    ap.add_argument("--withdrawn-pairs", type=int, default=WITHDRAWN_PAIRS,
+                    help="pairs per file the withdrawn protocol trains and calibrates on (the rest: fresh articles)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the group halves, folds and fit/calibration splits")
     ap.add_argument("--keep-layout", action="store_true", help="keep line breaks (a label leak in this data)")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON")
@@ -410,7 +412,7 @@ def main() -> None:
     results: dict = {p: run_protocol(c, p, scorers, args.seed) for p in ("generator", "domain", "fresh") if p in protocols}
     if "withdrawn" in protocols:
         name = next(iter(scorers))
-        results["withdrawn"] = {"scorer": name, **withdrawn_protocol(c, scorers[name])}
+        results["withdrawn"] = {"scorer": name, **withdrawn_protocol(c, scorers[name], args.withdrawn_pairs)}
     print(f"cross-validation: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     print_tables(results)
     if args.out:
