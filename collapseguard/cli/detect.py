@@ -564,7 +564,8 @@ def train_cmd(human, machine, out, features, gen0_dir, model_class, cv_folds, cr
     if as_json:
         click.echo(json.dumps({**summary, "cv_candidates": cv["candidates"]}))
         return
-    click.echo(f"learned_v1 {meta['model']} {meta['strength']} on {','.join(meta['features'])}: {meta['n_human']} human, "
+    strength = ", ".join(f"{k}={v}" for k, v in meta["strength"].items())
+    click.echo(f"learned_v1 {meta['model']} ({strength}) on {','.join(meta['features'])}: {meta['n_human']} human, "
                f"{meta['n_machine']} machine texts in {meta['sources']['groups']} source groups -> {out}")
     if cv.get("note"):
         click.echo(f"model selection: {cv['note']}")
