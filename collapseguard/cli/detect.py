@@ -515,7 +515,8 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
 @click.option("--features", default="embeddings,style", show_default=True, help="Comma list of gen0, embeddings, style.")
 @click.option("--gen0", "gen0_dir", type=click.Path(file_okay=False), default=None, help="Gen-0 model folder (for the gen0 features).")
 @click.option("--model", "model_class", default="mlp", show_default=True,
-              help="mlp, gbm, logistic, or auto (grouped cross-validation picks the class too; BENCHMARKS.md).")
+              help="mlp, gbm, logistic, or auto (grouped cross-validation picks the class too). mlp on "
+                   "embeddings,style: best over detect-dev's article-grouped folds (BENCHMARKS.md).")
 @click.option("--cv-folds", default=5, show_default=True,
               help="Grouped cross-validation folds that choose the model's regularisation (folds never split a "
                    "source group); 0 = no selection, the class's default setting.")

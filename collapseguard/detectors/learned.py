@@ -5,13 +5,19 @@ Features (any subset, in this order; all computed on whitespace-normalised text)
 - ``embeddings``: mean-pooled all-MiniLM-L6-v2 sentence embeddings (the ``embeddings`` extra);
 - ``style``: stylometric features (`collapseguard.detectors.style`).
 Model classes: ``logistic`` (L2 logistic regression on standardised features), ``gbm``
-(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer). The defaults, ``mlp`` on
-``embeddings,style``, are the best row of detect-dev's grouped cross-validation over both
-held-out generators and held-out domains (`benchmarks/eval_detect_dev.py`, BENCHMARKS.md). Scores are the model's
+(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer); each class's regularisation
+(and with ``auto`` the class) is chosen by cross-validation over folds that never split a source
+group of the training texts (`grouped_cv`). The defaults, ``mlp`` on ``embeddings,style``, were
+chosen on detect-dev and detect-dev-gpt3to4 with folds that keep every source article on one
+side -- unseen generators, unseen domains and fresh articles together, never one split
+(`benchmarks/eval_detect_dev.py`, BENCHMARKS.md): there they reach AUROC ~0.80 on fresh
+articles and ~0.75 on unseen generators, with TPR ~0.1 at a 1% FPR. Scores are the model's
 log-odds of "machine"; a text abstains (NaN) when any of its features does.
 
-A detector folder holds ``learned.json`` (features, model class, feature names, the Gen-0
-and embedding models' weight digests, training counts) and ``model.npz`` (standardisation and
+A detector folder holds ``learned.json`` (features, model class and regularisation, the
+grouped-CV figures, feature names, the Gen-0 and embedding models' weight digests, training
+counts), ``sources.npz`` (the training texts' `SourceRecord`, checked by calibrate and
+evaluate) and ``model.npz`` (standardisation and
 the model as plain arrays: coefficients, tree node tables, layer weights). Nothing is pickled;
 the fingerprint carries the sha256 of both files, so a retrained folder needs a new calibration.
 """
