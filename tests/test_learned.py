@@ -90,7 +90,7 @@ def test_cli_train_calibrate_score_evaluate(corpus, model):
     r = run("detect", "train", "--human", corpus / "h_train.jsonl", "--machine", corpus / "m_train.jsonl",
             "--features", "style", "--model", model, "--out", out, "--threads", "1", "--json")
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["learned.json", "model.npz"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["learned.json", "model.npz", "sources.npz"]
     with np.load(out / "model.npz", allow_pickle=False) as z:  # no object arrays anywhere
         assert all(z[k].dtype != object for k in z.files)
     det = ["--detector", "learned_v1", "--model", out]

@@ -70,3 +70,45 @@ def test_eval_detect_dev_errors_when_the_data_is_missing(tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_detect_dev.py"), "--data", str(tmp_path),
                         "--model", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert p.returncode != 0 and "no detect-dev" in p.stderr and str(tmp_path) in p.stderr
+
+
+def detect_dev_folder(root: Path) -> Path:
+    """A tiny detect-dev-shaped folder: every generator file of a domain cuts the same articles at
+    its own length, and each machine text continues its human text's opening words."""
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(3000)]
+    layout = {"detect-dev": {"xsum": ("genA", "genB"), "squad": ("genA", "genB")},
+              "detect-dev-gpt3to4": {"pubmed": ("genC",), "xsum": ("genC",)}}
+    articles = {d: [list(rng.choice(vocab, 120)) for _ in range(24)] for d in ("xsum", "squad", "pubmed")}
+    for folder, domains in layout.items():
+        (root / folder).mkdir(parents=True)
+        for domain, gens in domains.items():
+            for k, gen in enumerate(gens):
+                cut = 90 + 10 * k + (5 if folder != "detect-dev" else 0)
+                human = [" ".join(a[:cut]) for a in articles[domain]]
+                machine = [" ".join(a[:15]) + "\n" + " ".join(rng.choice(vocab[:300], 70)) for a in articles[domain]]
+                blob = {"original": human, "sampled": machine}
+                (root / folder / f"{domain}_{gen}.raw_data.json").write_text(json.dumps(blob), encoding="utf-8")
+    return root
+
+
+def test_eval_detect_dev_runs_grouped_protocols(tmp_path):
+    data = detect_dev_folder(tmp_path / "data")
+    out = tmp_path / "cv.json"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_detect_dev.py"), "--data", str(data),
+                        "--feature-sets", "style", "--models", "logistic", "--withdrawn-pairs", "12",
+                        "--cache", str(tmp_path / "cache"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    blob = json.loads(out.read_text())
+    assert blob["n_groups"] == 3 * 24  # one group per article, across files and folders
+    res = blob["results"]
+    assert sorted(res["generator"]["logistic [style]"]["folds"]) == ["genA", "genB", "genC"]
+    assert sorted(res["domain"]["logistic [style]"]["folds"]) == ["pubmed", "squad", "xsum"]
+    assert len(res["fresh"]["logistic [style]"]["folds"]) == 5
+    for protocol in ("generator", "domain", "fresh"):
+        for fold in res[protocol]["logistic [style]"]["folds"].values():
+            assert 0.0 <= fold["fpr"] <= 1.0 and fold["n_human"] > 0
+    assert res["withdrawn"]["calib pairs whose article is in the fit split"] > 0.5  # the leak (2 files: ~2/3)
+    assert res["withdrawn"]["fresh detect-dev articles"]["n_human"] > 0
+    assert "withdrawn protocol" in p.stdout and "worst FPR" in p.stdout

@@ -119,6 +119,12 @@ def _nan_to_null(x):
     return _clean(x)
 
 
+ALLOW_OVERLAP = click.option(
+    "--allow-overlap", is_flag=True,
+    help="learned_v1: proceed even when texts share a source (opening words, passages) with the detector's "
+         "training text; the overlap is recorded in the output. Without it such texts are refused.")
+
+
 @click.group()
 def detect() -> None:
     """Score texts with a detector, calibrate its threshold, and evaluate it.
@@ -303,13 +309,16 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
               help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
+@ALLOW_OVERLAP
 @overwrite_option
 def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-                  column, fmt, combined, fpr, group_column, slice_mode, domain_embeddings, out, as_json, overwrite):
+                  column, fmt, combined, fpr, group_column, slice_mode, domain_embeddings, out, as_json, allow_overlap,
+                  overwrite):
     """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
 
     \b
-    Use human text the detector will never be evaluated on. The calibration records what the
+    Use human text the detector will never be evaluated on (for learned_v1, nor trained on: text
+    sharing a source with its training text is refused unless --allow-overlap). The calibration records what the
     text looked like (style, length, language, embedding centroid), so `score` and `evaluate`
     can warn when they meet text it does not cover. With --group-column each group (domain)
     gets its own threshold. With --slices auto (the default) every slice -- domain x length
@@ -330,6 +339,7 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     )
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.drift import domain_record
+    from collapseguard.detectors.learned import training_overlap
 
     reads = [*human, model_dir, observer_dir, combined]
     check_paths(human=human, model=model_dir, observer=observer_dir, combined=combined)
@@ -339,10 +349,12 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     records = require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")
     groups = group_labels(human, records, group_column, fmt)
     texts = [r.text for r in records]
+    overlap = training_overlap([det], texts, "calibration", allow_overlap)
     scores = score_with_progress(det, texts)
     ident = {"detector": det.name, "fingerprint": det.fingerprint(), "identity": detector_identity(det)}
     cal = calibrate_scores(scores, fpr, **ident, sha256=texts_sha256(texts))
     cal.domain = domain_record(texts, domain_embeddings)
+    cal.training_overlap = overlap
     if groups is not None:
         cal.groups = {}
         for g in sorted(set(groups)):
@@ -358,7 +370,7 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     save_calibration(cal, out)
     summary = {"detector": cal.detector, "threshold": cal.threshold, "fpr_target": cal.fpr_target,
                "achieved_fpr": cal.achieved_fpr, "fpr_ci95": cal.fpr_ci95, "n": cal.n,
-               "n_abstained": cal.n_abstained, "texts_sha256": cal.texts_sha256, "out": out}
+               "n_abstained": cal.n_abstained, "texts_sha256": cal.texts_sha256, "overlap": overlap, "out": out}
     if cal.groups:
         summary["groups"] = {g: {k: v for k, v in c.items() if k != "domain"} for g, c in cal.groups.items()}
     if cal.slices:
@@ -377,8 +389,9 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
 @click.option("--calibration", type=click.Path(), help="Take thresholds from this calibration's human scores (a disjoint split).")
 @click.option("--fpr", "fprs", type=float, multiple=True, default=(0.05, 0.01, 0.001), show_default=True, help="FPRs for TPR@FPR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@ALLOW_OVERLAP
 def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device,
-                 extra, column, fmt, combined, calibration, fprs, as_json):
+                 extra, column, fmt, combined, calibration, fprs, as_json, allow_overlap):
     """AUROC and TPR at fixed FPRs on labelled human and machine text, also per slice.
 
     \b
@@ -400,6 +413,7 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     )
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.evaluation import evaluate_by
+    from collapseguard.detectors.learned import training_overlap
 
     check_paths(human=human, machine=machine, model=model_dir, observer=observer_dir, combined=combined,
                 calibration=calibration)
@@ -413,6 +427,7 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     h_rec = require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")
     m_rec = require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")
     h, m = [r.text for r in h_rec], [r.text for r in m_rec]
+    overlap = training_overlap([det], h + m, "evaluation", allow_overlap)
     scores = score_with_progress(det, h + m)
     for name, part in (("human", scores[: len(h)]), ("machine", scores[len(h):])):
         if not np.isfinite(part).any():
@@ -428,7 +443,7 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
               "n_human": overall["n_human"], "n_machine": overall["n_machine"],
               "abstained_human": overall["abstained_human"], "abstained_machine": overall["abstained_machine"],
               "thresholds_from": "calibration" if reference is not None else "evaluated human scores",
-              "drift_warnings": warnings, "slices": rows[1:]}
+              "drift_warnings": warnings, "overlap": overlap, "slices": rows[1:]}
     if calibration:  # the calibration's own decisions: per-slice thresholds and abstains when it has them
         decisions, _ = decide_with_reasons(scores, cal, h + m)
         result["calibrated"] = {"fpr_target": cal.fpr_target, "per_slice": bool(cal.slices),
@@ -437,6 +452,8 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
         click.echo(json.dumps(_nan_to_null(result)))
         return
     click.echo(f"auroc={result['auroc']:.4f} n_human={len(h)} n_machine={len(m)}")
+    if overlap and overlap["overlap"]:
+        click.echo(f"overlap: {overlap['overlap']} of {overlap['texts']} texts share a source with the training text (allowed)")
     for f, tpr in result["tpr_at_fpr"].items():
         click.echo(f"tpr@fpr={f}: {tpr:.4f} (fpr achieved {result['fpr_achieved'][f]:.4f})")
     if "calibrated" in result:
@@ -536,20 +553,31 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
 @click.option("--features", default="embeddings,style", show_default=True, help="Comma list of gen0, embeddings, style.")
 @click.option("--gen0", "gen0_dir", type=click.Path(file_okay=False), default=None, help="Gen-0 model folder (for the gen0 features).")
 @click.option("--model", "model_class", default="mlp", show_default=True,
-              help="mlp, gbm or logistic (mlp: best on detect-dev's held-out generators and domains, BENCHMARKS.md).")
-@click.option("--seed", default=0, show_default=True, help="Random seed (gbm, mlp).")
+              help="mlp, gbm, logistic, or auto (grouped cross-validation picks the class too). mlp on "
+                   "embeddings,style: best over detect-dev's article-grouped folds (BENCHMARKS.md).")
+@click.option("--cv-folds", default=5, show_default=True,
+              help="Grouped cross-validation folds that choose the model's regularisation (folds never split a "
+                   "source group); 0 = no selection, the class's default setting.")
+@click.option("--select-by", "criterion", type=click.Choice(["auroc", "tpr_at_1pct"]), default="auroc",
+              show_default=True, help="What the grouped cross-validation maximises (mean over folds).")
+@click.option("--seed", default=0, show_default=True, help="Random seed (gbm, mlp, fold assignment).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda for the feature models.")
 @click.option("--column", default=None, help="Text column/field (default: text).")
 @click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @overwrite_option
-def train_cmd(human, machine, out, features, gen0_dir, model_class, seed, device, column, fmt, as_json, overwrite):
+def train_cmd(human, machine, out, features, gen0_dir, model_class, cv_folds, criterion, seed, device, column, fmt,
+              as_json, overwrite):
     """Train learned_v1, a supervised detector, on labelled human and machine text.
 
     \b
-    Train, calibrate and evaluate on disjoint texts; the folder then loads with
-    --detector learned_v1 --model OUT in score, calibrate and evaluate. Example:
+    The training texts are grouped by source (shared opening words, overlapping passages): the
+    regularisation (and with --model auto the class) is chosen by cross-validation over folds
+    that keep each group whole, and the folder records the groups (sources.npz) so that
+    calibrate and evaluate refuse text from the same sources. Train, calibrate and evaluate on
+    texts from different sources; the folder then loads with --detector learned_v1 --model OUT
+    in score, calibrate and evaluate. Example:
       collapseguard detect train --human h.jsonl --machine m.jsonl --features embeddings,style --out runs/learned
       collapseguard detect calibrate --detector learned_v1 --model runs/learned --human cal.jsonl --out cal.json
     """
@@ -561,11 +589,26 @@ def train_cmd(human, machine, out, features, gen0_dir, model_class, seed, device
     reads = [*human, *machine, gen0_dir]
     check_not_input(out, reads)
     settings = {"human": list(human), "machine": list(machine), "features": features, "gen0": gen0_dir,
-                "model": model_class, "seed": seed, "column": column, "format": fmt}
+                "model": model_class, "cv_folds": cv_folds, "select_by": criterion, "seed": seed, "column": column,
+                "format": fmt}
     h = [r.text for r in require_records(load_records(human, column, fmt, raw_default="original"), human, "--human")]
     m = [r.text for r in require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")]
     with claimed_output_dir(out, command="detect train", settings=settings, overwrite=overwrite, inputs=reads):
-        meta = train_learned(h, m, out, features, model_class, gen0_dir, seed, device)
+        meta = train_learned(h, m, out, features, model_class, gen0_dir, seed, device, cv_folds, criterion)
+    cv = meta["cv"]
     summary = {"detector": "learned_v1", "features": meta["features"], "model": meta["model"],
-               "n_human": meta["n_human"], "n_machine": meta["n_machine"], "n_dropped": meta["n_dropped"], "out": out}
-    click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
+               "strength": meta["strength"], "n_human": meta["n_human"], "n_machine": meta["n_machine"],
+               "n_dropped": meta["n_dropped"], "source_groups": meta["sources"]["groups"],
+               "cv": {k: cv[k] for k in ("folds", "criterion", "chosen", "note") if k in cv}, "out": out}
+    if as_json:
+        click.echo(json.dumps({**summary, "cv_candidates": cv["candidates"]}))
+        return
+    strength = ", ".join(f"{k}={v}" for k, v in meta["strength"].items())
+    click.echo(f"learned_v1 {meta['model']} ({strength}) on {','.join(meta['features'])}: {meta['n_human']} human, "
+               f"{meta['n_machine']} machine texts in {meta['sources']['groups']} source groups -> {out}")
+    if cv.get("note"):
+        click.echo(f"model selection: {cv['note']}")
+    for row in cv["candidates"]:
+        mark = " <- chosen" if row == cv.get("chosen") else ""
+        click.echo(f"  grouped {cv['folds']}-fold CV {row['model']} {row['param']}={row['value']}: "
+                   f"AUROC {row['auroc']:.3f}, TPR@1% {row['tpr_at_1pct']:.3f}{mark}")

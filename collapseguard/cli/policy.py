@@ -36,8 +36,12 @@ def policy() -> None:
                    "length = length buckets only; none = pooled. Records outside every calibrated slice "
                    "(too short, out of the support of the human and --machine texts) then abstain.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@click.option("--allow-overlap", is_flag=True,
+              help="Proceed when human/machine texts share a source with a learned_v1 detector's training text "
+                   "(recorded in the calibration's notes); refused without it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
-def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, slice_mode, overwrite, as_json):
+def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, slice_mode, overwrite, allow_overlap,
+              as_json):
     """Set every detector's threshold so that the union rule's FPR on held-out human text is at
     most --fpr; report it with its Clopper-Pearson interval, and TPRs with --machine. Name the
     written file in the policy as `calibration = "FILE"`.
@@ -50,6 +54,7 @@ def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, slic
     from dataclasses import asdict
 
     from collapseguard.detectors.calibration import check_fpr
+    from collapseguard.detectors.learned import training_overlap
     from collapseguard.scan.calibrate import calibrate_policy, save_policy_calibration
     from collapseguard.scan.policy import load_policy
 
@@ -58,10 +63,14 @@ def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, slic
     _check_out(out, overwrite, human + machine)
     human_texts = _texts(human, column or pol.text_column, pol.max_chars)
     machine_texts = _texts(machine, column or pol.text_column, pol.max_chars) if machine else None
+    overlap = training_overlap(pol.build(), human_texts + (machine_texts or []), "calibration", allow_overlap)
     cal = calibrate_policy(pol, human_texts, fpr, machine_texts, holdout, seed, slices=slice_mode)
+    if overlap and overlap["overlap"]:
+        cal.notes.append(f"--allow-overlap: {overlap['overlap']} of {overlap['texts']} calibration texts share a "
+                         "source with a learned_v1 detector's training text; the FPR and TPR may be inflated")
     save_policy_calibration(cal, out)
     if as_json:
-        click.echo(json.dumps(asdict(cal), indent=1))
+        click.echo(json.dumps({**asdict(cal), "overlap": overlap}, indent=1))
         return
     f = cal.fpr()
     abstain = cal.abstain or {}

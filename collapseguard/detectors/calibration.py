@@ -41,6 +41,8 @@ class Calibration:
     n: int
     n_abstained: int
     texts_sha256: str
+    # learned_v1: how many human texts share a source with its training text (--allow-overlap).
+    training_overlap: dict | None = field(default=None, repr=False)
     human_scores: list[float] = field(default_factory=list, repr=False)
     # What the human texts looked like (`collapseguard.detectors.drift`); None in older files.
     domain: dict | None = field(default=None, repr=False)

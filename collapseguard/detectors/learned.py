@@ -5,13 +5,19 @@ Features (any subset, in this order; all computed on whitespace-normalised text)
 - ``embeddings``: mean-pooled all-MiniLM-L6-v2 sentence embeddings (the ``embeddings`` extra);
 - ``style``: stylometric features (`collapseguard.detectors.style`).
 Model classes: ``logistic`` (L2 logistic regression on standardised features), ``gbm``
-(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer). The defaults, ``mlp`` on
-``embeddings,style``, are the best row of detect-dev's grouped cross-validation over both
-held-out generators and held-out domains (`benchmarks/eval_detect_dev.py`, BENCHMARKS.md). Scores are the model's
+(gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer); each class's regularisation
+(and with ``auto`` the class) is chosen by cross-validation over folds that never split a source
+group of the training texts (`grouped_cv`). The defaults, ``mlp`` on ``embeddings,style``, were
+chosen on detect-dev and detect-dev-gpt3to4 with folds that keep every source article on one
+side -- unseen generators, unseen domains and fresh articles together, never one split
+(`benchmarks/eval_detect_dev.py`, BENCHMARKS.md): there they reach AUROC ~0.80 on fresh
+articles and ~0.75 on unseen generators, with TPR ~0.1 at a 1% FPR. Scores are the model's
 log-odds of "machine"; a text abstains (NaN) when any of its features does.
 
-A detector folder holds ``learned.json`` (features, model class, feature names, the Gen-0
-and embedding models' weight digests, training counts) and ``model.npz`` (standardisation and
+A detector folder holds ``learned.json`` (features, model class and regularisation, the
+grouped-CV figures, feature names, the Gen-0 and embedding models' weight digests, training
+counts), ``sources.npz`` (the training texts' `SourceRecord`, checked by calibrate and
+evaluate) and ``model.npz`` (standardisation and
 the model as plain arrays: coefficients, tree node tables, layer weights). Nothing is pickled;
 the fingerprint carries the sha256 of both files, so a retrained folder needs a new calibration.
 """
@@ -32,6 +38,14 @@ from collapseguard.errors import CollapseguardError
 
 FEATURE_SETS = ("gen0", "embeddings", "style")
 MODEL_CLASSES = ("logistic", "gbm", "mlp")
+# Each class's regularisation setting, the grid grouped cross-validation chooses it from, and
+# the value used without selection: logistic C (smaller = stronger), mlp L2 alpha (larger =
+# stronger), gbm number of trees (fewer = stronger).
+STRENGTH = {"logistic": "C", "mlp": "alpha", "gbm": "n_estimators"}
+STRENGTH_GRID = {"logistic": (0.01, 0.1, 1.0), "mlp": (1e-3, 1e-2, 1e-1), "gbm": (100, 200, 400)}
+DEFAULT_STRENGTH = {"logistic": 0.1, "mlp": 1e-2, "gbm": 200}
+CV_FOLDS = 5
+CV_FPR = 0.01
 FORMAT_VERSION = 1
 META_FILE, ARRAYS_FILE = "learned.json", "model.npz"
 GEN0_MAX_TEXT_TOKENS = 160  # the detect-dev recipe: Gen-0 scores the first 160 tokens
@@ -137,23 +151,26 @@ def standardiser(x: np.ndarray) -> dict:
     return {"mean": mean, "std": std}
 
 
-def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0):
-    """The scikit-learn classifier of class `model` fitted on standardised features z (n, k)."""
+def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0, strength: float | None = None):
+    """The scikit-learn classifier of class `model` fitted on standardised features z (n, k).
+
+    `strength` is the class's regularisation setting (`STRENGTH`; default `DEFAULT_STRENGTH`)."""
+    if model not in MODEL_CLASSES:
+        raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)}")
+    value = DEFAULT_STRENGTH[model] if strength is None else strength
     if model == "logistic":
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=0.1, max_iter=3000).fit(z, y)
+        return LogisticRegression(C=float(value), max_iter=3000).fit(z, y)
     if model == "mlp":
         from sklearn.neural_network import MLPClassifier
 
-        return MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=400, early_stopping=True,
+        return MLPClassifier(hidden_layer_sizes=(64,), alpha=float(value), max_iter=400, early_stopping=True,
                              random_state=seed).fit(z, y)
-    if model == "gbm":
-        from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.ensemble import GradientBoostingClassifier
 
-        return GradientBoostingClassifier(n_estimators=200, max_depth=3, learning_rate=0.1, subsample=0.8,
-                                          max_features="sqrt", random_state=seed).fit(z, y)
-    raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)}")
+    return GradientBoostingClassifier(n_estimators=int(value), max_depth=3, learning_rate=0.1, subsample=0.8,
+                                      max_features="sqrt", random_state=seed).fit(z, y)
 
 
 def export_classifier(clf, model: str) -> dict:
@@ -166,10 +183,10 @@ def export_classifier(clf, model: str) -> dict:
     return trees_to_arrays(clf)
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, model: str, seed: int = 0) -> dict:
+def fit_model(x: np.ndarray, y: np.ndarray, model: str, seed: int = 0, strength: float | None = None) -> dict:
     """Standardise x (n, k), fit `model` on y in {0, 1}; return every parameter as arrays."""
     params = standardiser(x)
-    clf = fit_classifier((x - params["mean"]) / params["std"], y, model, seed)
+    clf = fit_classifier((x - params["mean"]) / params["std"], y, model, seed, strength)
     return {**params, **export_classifier(clf, model)}
 
 
@@ -306,15 +323,86 @@ def save_learned(out_dir: str | Path, meta: dict, params: dict) -> Path:
     return out
 
 
+def candidates_for(model: str) -> list[tuple[str, float]]:
+    """(class, strength) pairs grouped CV chooses from: one class's grid, or every class's for 'auto'."""
+    if model != "auto" and model not in MODEL_CLASSES:
+        raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)} or auto")
+    return [(m, v) for m in (MODEL_CLASSES if model == "auto" else (model,)) for v in STRENGTH_GRID[m]]
+
+
+def fold_figures(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(AUROC, TPR at CV_FPR) of one held-out fold; the threshold is that fold's own human quantile,
+    so the TPR is a point of the fold's ROC curve, not a calibrated promise."""
+    from collapseguard.detectors.calibration import threshold_for_fpr
+    from collapseguard.detectors.evaluation import auroc
+
+    h, m = scores[y == 0], scores[y == 1]
+    t = threshold_for_fpr(h[~np.isnan(h)], CV_FPR)
+    return auroc(h, m), float(np.mean(np.nan_to_num(m, nan=-np.inf) > t))
+
+
+def grouped_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, candidates, k: int = CV_FOLDS,
+               seed: int = 0) -> list[dict]:
+    """Per candidate (class, strength): AUROC and TPR at CV_FPR on each of k folds that never split
+    a source group (`collapseguard.detectors.grouping.group_folds`), and their means."""
+    from collapseguard.detectors.grouping import group_folds
+
+    folds = group_folds(groups, k, seed)
+    rows = []
+    for model, strength in candidates:
+        per = []
+        for f in range(k):
+            test = folds == f
+            if len(np.unique(y[test])) < 2 or len(np.unique(y[~test])) < 2:
+                continue
+            params = fit_model(x[~test], y[~test], model, seed, strength)
+            per.append(fold_figures(decision(x[test], params, model), y[test]))
+        if not per:
+            continue
+        rows.append({"model": model, "param": STRENGTH[model], "value": strength,
+                     "auroc": round(float(np.mean([a for a, _ in per])), 4),
+                     "tpr_at_1pct": round(float(np.mean([t for _, t in per])), 4),
+                     "auroc_folds": [round(float(a), 4) for a, _ in per]})
+    return rows
+
+
+def select_model(x, y, groups, model: str, k: int, criterion: str, seed: int) -> tuple[str, float, dict]:
+    """(class, strength, CV record): the candidate with the best mean grouped-CV `criterion`.
+
+    Without enough source groups for k folds (or k < 2) nothing is chosen: the class's default
+    strength is used and the record says why."""
+    if criterion not in ("auroc", "tpr_at_1pct"):
+        raise CollapseguardError(f"unknown selection criterion {criterion!r}; choose auroc or tpr_at_1pct")
+    n_groups = len(np.unique(groups))
+    fallback = MODEL_CLASSES[-1] if model == "auto" else model
+    record = {"folds": k, "criterion": criterion, "n_groups": n_groups, "grouped_by": "source"}
+    if k < 2 or n_groups < k:
+        note = "selection off (--cv-folds < 2)" if k < 2 else f"only {n_groups} source groups for {k} folds"
+        return fallback, DEFAULT_STRENGTH[fallback], {**record, "note": note + "; default setting used",
+                                                       "candidates": []}
+    rows = grouped_cv(x, y, groups, candidates_for(model), k, seed)
+    if not rows:
+        return fallback, DEFAULT_STRENGTH[fallback], {**record, "note": "no fold held both classes", "candidates": []}
+    best = max(rows, key=lambda r: (r[criterion], r["auroc"]))
+    return best["model"], best["value"], {**record, "candidates": rows, "chosen": best}
+
+
 def train_learned(human_texts, machine_texts, out_dir, features="embeddings,style", model: str = "mlp",
-                  gen0_dir: str | None = None, seed: int = 0, device: str = "cpu") -> dict:
-    """Fit `learned_v1` on labelled texts and save it; returns the summary written to learned.json."""
+                  gen0_dir: str | None = None, seed: int = 0, device: str = "cpu", cv_folds: int = CV_FOLDS,
+                  criterion: str = "auroc") -> dict:
+    """Fit `learned_v1` on labelled texts and save it; returns the summary written to learned.json.
+
+    The training texts are grouped by source (`collapseguard.detectors.grouping`): the model's
+    regularisation (and with model='auto' its class) is chosen by grouped cross-validation, and
+    the folder keeps a `SourceRecord` (sources.npz) so calibrate and evaluate can refuse text
+    that shares a source with the training text."""
+    from collapseguard.detectors.grouping import RECORD_FILE, SourceRecord, source_groups
+
     human, machine = list(human_texts), list(machine_texts)
     if len(human) < 10 or len(machine) < 10:
         raise CollapseguardError(f"training needs >= 10 texts of each class (got {len(human)} human, "
                                  f"{len(machine)} machine); pass more --human/--machine files")
-    if model not in MODEL_CLASSES:
-        raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)}")
+    candidates_for(model)
     t0 = time.perf_counter()
     ext = FeatureExtractor(features, gen0_dir, None, device)
     x = ext.matrix(human + machine)
@@ -322,10 +410,47 @@ def train_learned(human_texts, machine_texts, out_dir, features="embeddings,styl
     keep = ~np.isnan(x).any(axis=1)
     if keep.sum() < 20:
         raise CollapseguardError(f"only {int(keep.sum())} texts have every feature (the rest are too short); pass longer texts")
-    params = fit_model(x[keep], y[keep], model, seed)
-    meta = {"features": list(ext.features), "model": model, "feature_names": ext.names(), "seed": seed,
+    groups = source_groups(human + machine)
+    chosen, strength, cv = select_model(x[keep], y[keep], groups[keep], model, cv_folds, criterion, seed)
+    params = fit_model(x[keep], y[keep], chosen, seed, strength)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = SourceRecord.of(human + machine).save(out)
+    meta = {"features": list(ext.features), "model": chosen, "strength": {STRENGTH[chosen]: strength},
+            "feature_names": ext.names(), "seed": seed,
             "gen0_dir": str(Path(gen0_dir).resolve()) if gen0_dir else None, "digests": ext.digests(),
             "n_human": len(human), "n_machine": len(machine), "n_dropped": int((~keep).sum()),
-            "train_seconds": round(time.perf_counter() - t0, 1)}
+            "sources": {"file": RECORD_FILE, "sha256": file_sha256(record_path), "texts": len(human) + len(machine),
+                        "groups": int(len(np.unique(groups)))},
+            "cv": cv, "train_seconds": round(time.perf_counter() - t0, 1)}
     save_learned(out_dir, meta, params)
     return meta
+
+
+def learned_members(detector) -> list:
+    """The LearnedDetectors inside `detector` (itself, or a combined detector's members)."""
+    found = detector.members if hasattr(detector, "members") else [detector]
+    return [d for d in found if isinstance(d, LearnedDetector)]
+
+
+def training_overlap(detectors, texts, what: str, allow: bool) -> dict | None:
+    """Check `texts` against the training sources of every learned_v1 folder among `detectors`.
+
+    Raises (with the numbers and the --allow-overlap fix) when texts share a source group with a
+    folder's training text, unless `allow`; returns what the output records, or None when no
+    learned_v1 detector is involved. A folder trained before source records cannot be checked;
+    the record says so."""
+    from collapseguard.detectors.grouping import SourceRecord, check_overlap
+
+    texts = list(texts)
+    rows = []
+    for det in [m for d in detectors for m in learned_members(d)]:
+        folder = det.config.model_dir
+        counts = check_overlap(SourceRecord.load(folder), texts, what, f"learned_v1 {folder}", allow)
+        if not counts["checked"]:
+            counts["note"] = "no sources.npz (trained before source records): retrain to check"
+        rows.append({"model_dir": str(folder), **counts})
+    if not rows:
+        return None
+    return {"what": what, "texts": len(texts), "overlap": max((r["overlap"] or 0) for r in rows),
+            "allowed": bool(allow), "detectors": rows}
