@@ -231,6 +231,7 @@ class LoopGuard:
     def restore(self, folder: Path, fresh, original, kept: np.ndarray):
         """Verified human blocks and the kept crawl, mixed by `curate` at the asked human fraction."""
         from collapseguard.provenance.curate import CurateConfig, curate
+        from collapseguard.provenance.keys import public_path
 
         f = self.config.restore_human
         texts = self.tok.batch_decode(original.ids.tolist())
@@ -243,7 +244,7 @@ class LoopGuard:
         # the asked fraction, raised until the kept crawl fills the rest: round(F x size) human
         f = max(f, (size - int(kept.sum())) / size)
         config = CurateConfig(human=(str(human),), synthetic=(str(crawl),) if kept.any() else (), human_fraction=f,
-                              size=size, seed=self.seed)
+                              size=size, seed=self.seed, public_keys=(str(public_path(self.keys["sign"])),))
         curate(config, folder / "curated", key=self.keys["sign"])
         import pyarrow.parquet as pq
 
