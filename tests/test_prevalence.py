@@ -247,19 +247,24 @@ def test_filter_sets_abstentions_aside_unless_kept(guarded):
     counts = json.loads(res.output)
     decisions = [json.loads(line)["collapseguard_decision"] for folder in ("kept", "rejected", "abstained")
                  for line in (root / "clean" / folder / "shard.jsonl").read_text().splitlines()]
-    assert counts["abstained"] == 3 and counts["abstain_kept"] == 0
+    import pyarrow.parquet as pq
+
+    scanned = pq.read_table(root / "scan" / "attributes" / "shard.jsonl.parquet").column("decision").to_pylist()
+    n_abstain = scanned.count("abstain")  # the 3 null records, and any outside the calibrated slices
+    assert n_abstain >= 3 and counts["abstained"] == n_abstain and counts["abstain_kept"] == 0
     assert counts["kept"] + counts["rejected"] + counts["abstained"] == 203 == len(decisions)
     kept = [json.loads(line) for line in (root / "clean" / "kept" / "shard.jsonl").read_text().splitlines()]
     assert {r["collapseguard_decision"] for r in kept} == {"human"}
     rejected = (root / "clean" / "rejected" / "shard.jsonl").read_text().splitlines()
     assert {json.loads(line)["collapseguard_decision"] for line in rejected} == {"synthetic"}
     aside = [json.loads(line) for line in (root / "clean" / "abstained" / "shard.jsonl").read_text().splitlines()]
-    assert [r["collapseguard_reason"] for r in aside] == ["empty (null)"] * 3
+    assert [r["collapseguard_reason"] for r in aside].count("empty (null)") == 3
+    assert {r["collapseguard_decision"] for r in aside} == {"abstain"}
 
     res = run("filter", root / "data", "--attributes", root / "scan", "--out", root / "clean2", "--keep", "human+abstain")
-    assert "3 of them abstained on" in res.output
+    assert f"{n_abstain} of them abstained on" in res.output
     kept2 = (root / "clean2" / "kept" / "shard.jsonl").read_text().splitlines()
-    assert len(kept2) == counts["kept"] + 3 and not (root / "clean2" / "abstained").exists()
+    assert len(kept2) == counts["kept"] + n_abstain and not (root / "clean2" / "abstained").exists()
 
 
 def test_a_limit_no_estimate_can_meet_fails_the_hook_instead_of_passing():
