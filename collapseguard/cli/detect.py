@@ -7,7 +7,7 @@ import math
 
 import click
 
-from collapseguard.cli.options import overwrite_option, parse_key_values
+from collapseguard.cli.options import overwrite_option, parse_key_values, seed_option
 from collapseguard.cli.preflight import (
     check_out_file,
     check_paths,
@@ -500,7 +500,7 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
 @click.option("--gen0", "gen0_dir", type=click.Path(file_okay=False), default=None, help="Gen-0 model folder (for the gen0 features).")
 @click.option("--model", "model_class", default="mlp", show_default=True,
               help="mlp, gbm or logistic (mlp: best on detect-dev's held-out generators and domains, BENCHMARKS.md).")
-@click.option("--seed", default=0, show_default=True, help="Random seed (gbm, mlp).")
+@seed_option("Random seed (gbm, mlp).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda for the feature models.")
 @click.option("--column", default=None, help="Text column/field (default: text).")
 @click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets.")

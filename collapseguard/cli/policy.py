@@ -6,6 +6,8 @@ import json
 
 import click
 
+from collapseguard.cli.options import seed_option
+
 POLICY_OPTION = click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
                              help="Guard policy TOML (default: collapseguard.toml here).")
 
@@ -29,7 +31,7 @@ def policy() -> None:
 @click.option("--fpr", type=float, required=True, help="The promised false-positive rate of the union rule.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Calibration JSON to write.")
 @click.option("--holdout", type=float, default=0.3, show_default=True, help="Share of human text held out to measure the FPR.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fit / held-out split.")
+@seed_option("Seed of the fit / held-out split.")
 @click.option("--column", default=None, help="Text column of the human/machine files (default: the policy's).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")

@@ -20,6 +20,7 @@ import numpy as np
 from collapseguard.detectors.base import config_dict
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape
 
 FORMAT_VERSION = 1
 MACHINE, HUMAN, ABSTAIN = "machine", "human", "abstain"
@@ -179,6 +180,17 @@ def save_calibration(calibration: Calibration, path: str | Path) -> None:
     write_text_atomic(path, json.dumps(blob, indent=1, sort_keys=True) + "\n")
 
 
+def calibration_shape() -> dict:
+    """The fields `load_calibration` needs, with their types (io.shapes)."""
+    from collapseguard.detectors.drift import record_shape
+
+    domain = Optional(record_shape())
+    return {"detector": str, "fingerprint": str, "identity": dict, "fpr_target": NUMBER, "threshold": NUMBER,
+            "achieved_fpr": NUMBER, "fpr_ci95": ListOf(NUMBER, 2), "n": int, "n_abstained": int,
+            "texts_sha256": str, "human_scores": Optional(ListOf(NUMBER)), "domain": domain,
+            "groups": Optional(MapOf({"threshold": NUMBER, "domain": domain}))}
+
+
 def load_calibration(path: str | Path) -> Calibration:
     """Read a calibration JSON written by `save_calibration`."""
     from collapseguard.io.readers import read_json_file
@@ -186,6 +198,7 @@ def load_calibration(path: str | Path) -> Calibration:
     blob = read_json_file(path, "calibration", "make one with `collapseguard detect calibrate`")
     if not isinstance(blob, dict) or blob.pop("collapseguard_calibration", None) != FORMAT_VERSION:
         raise CollapseguardError(f"{path}: not a collapseguard calibration (format {FORMAT_VERSION}); recalibrate")
+    check_shape(blob, calibration_shape(), path, "recalibrate with `collapseguard detect calibrate`")
     try:
         return Calibration(**blob)
     except TypeError as exc:

@@ -22,11 +22,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapseguard.io.shapes import NUMBER, ListOf, Optional
+
 RECORD_VERSION = 1
 REGION = 0.95  # share of calibration texts inside the region
 MAX_TEXTS = 1000  # texts sampled for a record or a check (seeded, so reruns agree)
 CLIP = 10.0
 ALPHA = 1e-3
+
+
+def record_shape() -> dict:
+    """The shape of a domain record (io.shapes), checked when a calibration file is read."""
+    from collapseguard.detectors.style import FEATURE_NAMES
+
+    k = len(FEATURE_NAMES)
+    return {"style": {"mean": ListOf(NUMBER, k), "std": ListOf(NUMBER, k), "distance_q95": NUMBER,
+                      "distance_median": NUMBER},
+            "words": {"median": NUMBER, "p05": NUMBER, "p95": NUMBER}, "english_share": NUMBER,
+            "embeddings": Optional({"centroid": ListOf(NUMBER), "cos_q05": NUMBER, "cos_median": NUMBER})}
 
 
 def sample(texts: list[str], k: int = MAX_TEXTS, seed: int = 0) -> list[str]:

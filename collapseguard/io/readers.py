@@ -106,9 +106,13 @@ def load_saved_dataset(path: Path):
         import datasets
     except ImportError:
         raise CollapseguardError("reading a saved dataset needs `datasets`: pip install 'collapseguard[lm]'") from None
-    ds = datasets.load_from_disk(str(path))
-    if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    try:
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    except Exception as exc:  # a broken state.json / dataset_info.json / arrow file raises many kinds
+        raise CollapseguardError(f"{path}: not a readable saved `datasets` dataset ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); re-save it with `save_to_disk`") from None
     return ds
 
 

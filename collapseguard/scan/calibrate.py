@@ -24,6 +24,7 @@ from collapseguard.detectors.calibration import (
 )
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
+from collapseguard.io.shapes import NUMBER, ListOf, Optional, check_shape
 
 FORMAT = "collapseguard_policy_calibration"
 VERSION = 1
@@ -176,6 +177,18 @@ def calibration_hash(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def calibration_shape() -> dict:
+    """The fields `read_policy_calibration` needs, with their types (io.shapes)."""
+    from collapseguard.detectors.drift import record_shape
+
+    rate = {"k": int, "n": int, "rate": Optional(NUMBER), "ci95": ListOf(NUMBER, 2)}
+    return {"fpr_target": NUMBER, "alpha": NUMBER,
+            "detectors": ListOf({"name": str, "column": str, "identity": dict, "threshold": NUMBER, "fixed": bool}),
+            "union_fpr_fit": rate, "union_fpr_heldout": rate, "union_tpr": Optional(rate), "human_sha256": str,
+            "machine_sha256": Optional(str), "holdout": NUMBER, "seed": int, "notes": Optional(ListOf(str)),
+            "domain": Optional(record_shape())}
+
+
 def read_policy_calibration(path) -> PolicyCalibration:
     from collapseguard.io.readers import read_json_file
 
@@ -183,6 +196,11 @@ def read_policy_calibration(path) -> PolicyCalibration:
     blob = read_json_file(path, "policy calibration", fix)
     if not isinstance(blob, dict) or blob.pop(FORMAT, None) != VERSION:
         raise CollapseguardError(f"{path}: not a policy calibration (version {VERSION}); {fix}")
+    check_shape(blob, calibration_shape(), path, fix)
+    for name in ("union_fpr_fit", "union_fpr_heldout", "union_tpr"):
+        rate = blob.get(name)
+        if rate is not None and not 0 <= rate["k"] <= rate["n"]:
+            raise CollapseguardError(f"{path}: {name} needs 0 <= k <= n, got k={rate['k']}, n={rate['n']}; {fix}")
     try:
         return PolicyCalibration(**blob)
     except TypeError as exc:
