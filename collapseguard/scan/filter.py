@@ -54,9 +54,12 @@ def run_filter(config: FilterConfig) -> dict:
 
 def _text_column(attrs: Path) -> str:
     try:
-        return json.loads((attrs / "summary.json").read_text(encoding="utf-8"))["text_column"]
-    except (OSError, ValueError, KeyError):
-        raise CollapseguardError(f"{attrs}: no summary.json from `collapseguard scan`; pass the scan's --out folder") from None
+        column = json.loads((attrs / "summary.json").read_text(encoding="utf-8"))["text_column"]
+        if isinstance(column, str):
+            return column
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    raise CollapseguardError(f"{attrs}: no readable summary.json from `collapseguard scan`; pass the scan's --out folder")
 
 
 def check_attributes(attrs: Path, shard: Shard):
@@ -64,13 +67,21 @@ def check_attributes(attrs: Path, shard: Shard):
     import pyarrow.parquet as pq
 
     marker = read_marker(attrs, shard)
-    if marker is None or not attributes_path(attrs, shard.rel).exists():
+    if not isinstance(marker, dict) or not attributes_path(attrs, shard.rel).exists():
         raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard.rel)}); "
                                  "scan it first with the same inputs")
-    if marker["input_sha256"] != shard_sha256(shard):
+    if marker.get("input_sha256") != shard_sha256(shard):
         raise CollapseguardError(f"{shard.path}: changed since it was scanned (sha256 differs from {attrs}'s marker); "
                                  "rescan it with `collapseguard scan`")
-    return pq.read_table(attributes_path(attrs, shard.rel), columns=["decision", "reason"])
+    path = attributes_path(attrs, shard.rel)
+    try:
+        table = pq.read_table(path, columns=["decision", "reason"])
+    except Exception as exc:  # truncated or corrupt parquet, or columns missing: pyarrow raises several kinds
+        raise CollapseguardError(f"{path}: not a readable attribute shard ({type(exc).__name__}: {str(exc)[:120]}); "
+                                 f"rescan {shard.path} with `collapseguard scan`") from None
+    if not all(isinstance(v, str) for c in ("decision", "reason") for v in table.column(c).to_pylist()):
+        raise CollapseguardError(f"{path}: decision and reason must be text in every row; rescan {shard.path}")
+    return table
 
 
 def claim(out: Path, config: FilterConfig, shards: list[Shard]) -> None:
