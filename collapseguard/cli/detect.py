@@ -333,7 +333,10 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
         for g in sorted(set(groups)):
             sel = np.array([x == g for x in groups])
             sub = [t for t, k in zip(texts, sel, strict=True) if k]
-            c = calibrate_scores(scores[sel], fpr, **ident, sha256=texts_sha256(sub))
+            try:
+                c = calibrate_scores(scores[sel], fpr, **ident, sha256=texts_sha256(sub))
+            except CollapseguardError as exc:
+                raise CollapseguardError(f"group {g!r} (--group-column {group_column}): {exc}") from None
             cal.groups[g] = {"threshold": c.threshold, "achieved_fpr": c.achieved_fpr, "fpr_ci95": c.fpr_ci95,
                              "n": c.n, "domain": domain_record(sub, domain_embeddings)}
     if previous is not None:

@@ -47,11 +47,13 @@ def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, over
     """
     from dataclasses import asdict
 
+    from collapseguard.cli.preflight import check_paths
     from collapseguard.detectors.calibration import check_fpr
     from collapseguard.scan.calibrate import calibrate_policy, save_policy_calibration
     from collapseguard.scan.policy import load_policy
 
     check_fpr(fpr)
+    check_paths(human=human, machine=machine)
     pol = load_policy(policy_file)
     _check_out(out, overwrite, human + machine)
     human_texts = _texts(human, column or pol.text_column, pol.max_chars)

@@ -99,6 +99,23 @@ def threshold_for_fpr(human_scores, fpr: float) -> float:
     return float(np.quantile(s, 1.0 - fpr, method="higher"))
 
 
+def min_calibration_size(fpr: float) -> int:
+    """The fewest scored human texts that can support `fpr`: with n exchangeable human scores a new
+    human text lies above the largest of them with probability 1/(n + 1), so no threshold set on
+    them promises an FPR below 1/(n + 1); `fpr` needs n >= 1/fpr - 1."""
+    return max(1, math.ceil(1.0 / fpr - 1.0 - 1e-9))
+
+
+def check_calibration_size(n: int, fpr: float, what: str = "scored human texts") -> None:
+    """Refuse a calibration on fewer texts than `fpr` needs (min_calibration_size), with the numbers."""
+    need = min_calibration_size(fpr)
+    if n < need:
+        raise CollapseguardError(
+            f"{n} {what} cannot support fpr {fpr:g}: even the largest score as threshold leaves an FPR of "
+            f"1/(n+1) = {1 / (n + 1):.3g}; pass at least {need} human texts (>= {math.ceil(10 / fpr)} advised) "
+            f"or a larger --fpr (>= {1 / (n + 1):.3g})")
+
+
 def check_fpr(fpr: float) -> float:
     if not 0.0 < fpr < 1.0:
         raise CollapseguardError(f"fpr must be between 0 and 1 (exclusive), got {fpr}; e.g. --fpr 0.01")
@@ -113,6 +130,7 @@ def calibrate_scores(scores, fpr: float, *, detector: str, fingerprint: str, ide
     valid = s[~np.isnan(s)]
     threshold = threshold_for_fpr(valid, fpr)
     k, n = int((valid > threshold).sum()), len(valid)
+    check_calibration_size(n, fpr)
     if n < math.ceil(10.0 / fpr):
         import logging
 

@@ -132,20 +132,39 @@ def claim_output_dir(path: str | Path, *, command: str, settings: dict, overwrit
 
 @contextmanager
 def claimed_output_dir(path: str | Path, **claim) -> Iterator[Path]:
-    """claim_output_dir for the length of a `with` block; if the block fails before writing
-    anything but the marker, the marker and every folder the claim created are removed again,
-    so a failed run leaves nothing that blocks the corrected rerun."""
+    """claim_output_dir for the length of a `with` block; if the block fails, the empty folders
+    it made are removed, and if it wrote nothing but the marker, the marker and every folder the
+    claim created are removed too, so a failed run leaves nothing that blocks the corrected rerun."""
     path = Path(path)
     created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     had_marker = (path / MARKER).exists()
+    folders = _folders(path)
     claim_output_dir(path, **claim)
     try:
         yield path
     except BaseException:
+        remove_empty_folders_below(path, keep=folders)
         if not had_marker and path.is_dir() and not _holds_output(path):
             (path / MARKER).unlink(missing_ok=True)
             remove_empty_folders(created)
         raise
+
+
+def _folders(path: Path) -> set[str]:
+    """Every folder under `path` (relative paths), as it is now."""
+    return {os.path.relpath(os.path.join(top, d), path) for top, dirs, _ in os.walk(path) for d in dirs}
+
+
+def remove_empty_folders_below(path: Path, keep: set[str]) -> None:
+    """Remove the empty folders under `path` that are not in `keep` (those a failed run made), deepest first."""
+    for top, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            folder = os.path.join(top, d)
+            if os.path.relpath(folder, path) not in keep:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
 
 
 def remove_empty_folders(created: list[Path]) -> None:

@@ -48,11 +48,17 @@ def _decode(path: Path, index: int, raw: bytes) -> str:
         ) from None
 
 
+def _lines(f) -> Iterator[bytes]:
+    """The lines of a binary file, a leading UTF-8 byte-order mark dropped."""
+    for number, raw in enumerate(f):
+        yield raw.removeprefix(b"\xef\xbb\xbf") if number == 0 else raw
+
+
 def read_text_lines(path: Path) -> Iterator[Record]:
     """One record per non-empty line."""
     with open(path, "rb") as f:
         index = 0
-        for raw in f:
+        for raw in _lines(f):
             text = _decode(path, index, raw).rstrip("\r\n")
             if text.strip():
                 yield Record(str(path), index, text)
@@ -62,7 +68,7 @@ def read_text_lines(path: Path) -> Iterator[Record]:
 def read_jsonl(path: Path, column: str, flag: str = "--column") -> Iterator[Record]:
     """One JSON object per line; the text is in `column`."""
     with open(path, "rb") as f:
-        for index, raw in enumerate(f):
+        for index, raw in enumerate(_lines(f)):
             line = _decode(path, index, raw).strip()
             if not line:
                 continue
@@ -129,9 +135,13 @@ def iter_records(path: str | Path, column: str = "text", fmt: str | None = None,
                  flag: str = "--column") -> Iterator[Record]:
     """Records of one shard, in order; `fmt` overrides the format guessed from the name; `flag`
     is the command's option for the text column, named in fix hints."""
+    if not str(path).strip():
+        raise CollapseguardError(f"an empty input path {str(path)!r}; pass a file or folder")
     path = Path(path)
     if not path.exists():
         raise CollapseguardError(f"{path}: no such file or directory")
+    if not (path.is_file() or path.is_dir()):
+        raise CollapseguardError(f"{path}: not a regular file (a pipe, socket or device); pass a regular file")
     fmt = fmt or detect_format(path)
     if fmt == "text":
         return read_text_lines(path)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from collapseguard.detectors.calibration import (
+    check_calibration_size,
     check_fpr,
     clopper_pearson,
     identity_differences,
@@ -127,10 +128,11 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         raise CollapseguardError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
     if len(human) < 2:
         raise CollapseguardError(f"{len(human)} human text(s); calibration needs held-out human text (hundreds at least)")
+    n_held = max(1, int(round(holdout * len(human))))
+    check_calibration_size(len(human) - n_held, fpr, f"fitting human texts (of {len(human)}, --holdout {holdout:g})")
     score = score or (lambda texts: policy.score(texts))
     h_scores = score(human)
     order = np.random.default_rng(seed).permutation(len(human))
-    n_held = max(1, int(round(holdout * len(human))))
     held, fit = order[:n_held], order[n_held:]
     fixed = [spec.threshold for spec in policy.detectors]
     alpha = split_alpha(h_scores[fit], fixed, fpr)

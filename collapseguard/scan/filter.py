@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError, check_choice
-from collapseguard.scan.shard import attributes_path, read_marker
-from collapseguard.scan.sources import Shard, discover, iter_chunks, shard_sha256
+from collapseguard.scan.shard import attributes_path, other_input, read_marker
+from collapseguard.scan.sources import Shard, discover, input_folders, iter_chunks, shard_sha256
 
 KEEP = {"human": ("human",), "human+abstain": ("human", "abstain")}
 DECISION, REASON = "collapseguard_decision", "collapseguard_reason"
@@ -41,13 +41,16 @@ class FilterConfig:
 
 def run_filter(config: FilterConfig) -> dict:
     """Write kept and rejected shards; return per-shard and total counts."""
+    from collapseguard.io.outputs import check_not_input
+
     config.check()
     out, attrs = Path(config.out), Path(config.attributes)
+    check_not_input(out, [*input_folders(config.inputs), attrs])
     shards = discover(config.inputs, exclude=out)
     columns = _text_column(attrs)
     plans = [(s, check_attributes(attrs, s)) for s in shards]
-    claim(out, config, shards)
-    rows = [filter_shard(s, table, columns, out, KEEP[config.keep], config.batch_size) for s, table in plans]
+    with claimed(out, config, shards):
+        rows = [filter_shard(s, table, columns, out, KEEP[config.keep], config.batch_size) for s, table in plans]
     return {"kept": sum(r["kept"] for r in rows), "rejected": sum(r["rejected"] for r in rows), "shards": rows,
             "keep": config.keep}
 
@@ -70,6 +73,10 @@ def check_attributes(attrs: Path, shard: Shard):
     if not isinstance(marker, dict) or not attributes_path(attrs, shard.rel).exists():
         raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard.rel)}); "
                                  "scan it first with the same inputs")
+    other = other_input(marker, shard)
+    if other is not None:
+        raise CollapseguardError(f"{shard.path}: {attrs} holds the scan of another file of that name ({other}); "
+                                 "scan these inputs into their own --out and pass that to --attributes")
     if marker.get("input_sha256") != shard_sha256(shard):
         raise CollapseguardError(f"{shard.path}: changed since it was scanned (sha256 differs from {attrs}'s marker); "
                                  "rescan it with `collapseguard scan`")
@@ -84,11 +91,12 @@ def check_attributes(attrs: Path, shard: Shard):
     return table
 
 
-def claim(out: Path, config: FilterConfig, shards: list[Shard]) -> None:
-    from collapseguard.io.outputs import claim_output_dir
+def claimed(out: Path, config: FilterConfig, shards: list[Shard]):
+    """The output folder for the run (io.outputs.claimed_output_dir: a failed run leaves no empty folders)."""
+    from collapseguard.io.outputs import claimed_output_dir
 
-    claim_output_dir(out, command="filter", settings={"keep": config.keep}, overwrite=config.overwrite,
-                     inputs=[s.path for s in shards] + [Path(config.attributes)])
+    return claimed_output_dir(out, command="filter", settings={"keep": config.keep}, overwrite=config.overwrite,
+                     inputs=[s.path for s in shards] + [Path(config.attributes), *input_folders(config.inputs)])
 
 
 def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch_size: int) -> dict:
