@@ -15,48 +15,29 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from bad_input import invoke, refused, snapshot
+from bad_input import (
+    POLICY,
+    build_guard,
+    build_learned,
+    documents,
+    invoke,
+    jsonl,
+    refused,
+    snapshot,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import collapseguard
-from collapseguard.detectors.calibration import calibrate_scores, load_calibration, min_calibration_size
+from collapseguard.detectors.calibration import calibrate_scores, load_calibration
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.readers import iter_records
 
 pytest.importorskip("numba")  # the dedup extra: minhash_v1 ledger
 
-WORDS = [a + b for a in "klmnprst" for b in "aeiou"]
-POLICY = '[[detectors]]\nname = "minhash_v1"\n{}options = {{ ledger = "gens.ledger" }}\n'
-
-
-def documents(n: int, seed: int) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=30)) for _ in range(n)]
-
-
-def jsonl(path: Path, texts) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def guard(tmp_path_factory):
-    """gens.ledger, fixed.toml (a fixed threshold), cal.toml + cal.json (a calibrated policy), data/a.jsonl."""
-    from collapseguard.detectors.dedup.ledger import Ledger
-    from collapseguard.scan.calibrate import calibrate_policy, save_policy_calibration
-    from collapseguard.scan.policy import load_policy
-
-    root = tmp_path_factory.mktemp("guard")
-    entries = documents(20, 9)
-    Ledger.create(root / "gens.ledger").add(entries, [f"g{i}" for i in range(20)])
-    (root / "fixed.toml").write_text(POLICY.format("threshold = 0.5\n"))
-    (root / "cal.toml").write_text('calibration = "cal.json"\n' + POLICY.format(""))
-    cal = calibrate_policy(load_policy(root / "cal.toml"), documents(60, 1), 0.1, record_domain=False)
-    save_policy_calibration(cal, root / "cal.json")
-    jsonl(root / "data" / "a.jsonl", documents(12, 2) + entries[:3])
-    return root
+    return build_guard(tmp_path_factory.mktemp("guard"))
 
 
 @pytest.fixture
@@ -118,6 +99,8 @@ def test_policy_fields_are_typed(world):
 @settings(max_examples=200, deadline=None)
 @given(st.floats(1e-4, 0.999))
 def test_min_calibration_size_is_the_smallest_n_with_one_over_n_plus_one_at_most_fpr(fpr):
+    from collapseguard.detectors.calibration import min_calibration_size
+
     n = min_calibration_size(fpr)
     assert 1 / (n + 1) <= fpr * (1 + 1e-9)
     assert n == 1 or 1 / n > fpr  # n - 1 texts would not do
@@ -240,14 +223,7 @@ def test_two_inputs_of_one_name_in_one_out(world):
 # ---- learned_v1 model files ------------------------------------------------------------------------
 @pytest.fixture
 def learned(tmp_path):
-    from collapseguard.detectors.learned import save_learned
-    from collapseguard.detectors.style import FEATURE_NAMES
-
-    k = len(FEATURE_NAMES)
-    meta = {"features": ["style"], "model": "logistic", "feature_names": [f"style.{n}" for n in FEATURE_NAMES],
-            "digests": {}, "gen0_dir": None}
-    params = {"mean": np.zeros(k), "std": np.ones(k), "coef": np.ones(k) / k, "intercept": np.array(0.0)}
-    save_learned(tmp_path / "m", meta, params)
+    build_learned(tmp_path / "m")
     (tmp_path / "t.txt").write_text("\n".join(documents(3, 1)) + "\n")
     return tmp_path
 
@@ -272,6 +248,8 @@ def test_a_damaged_learned_model_is_one_line(learned, damage, needle):
 
 def test_small_sample_rule_matches_the_conformal_bound():
     """With n exchangeable human scores, the largest as threshold leaves P(new > max) = 1/(n+1)."""
+    from collapseguard.detectors.calibration import min_calibration_size
+
     rng = np.random.default_rng(0)
     n, trials = 9, 20000
     draws = rng.random((trials, n + 1))

@@ -20,7 +20,7 @@ import numpy as np
 from collapseguard.detectors.base import config_dict
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
-from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape, is_version
 
 FORMAT_VERSION = 1
 MACHINE, HUMAN, ABSTAIN = "machine", "human", "abstain"
@@ -214,7 +214,7 @@ def load_calibration(path: str | Path) -> Calibration:
     from collapseguard.io.readers import read_json_file
 
     blob = read_json_file(path, "calibration", "make one with `collapseguard detect calibrate`")
-    if not isinstance(blob, dict) or blob.pop("collapseguard_calibration", None) != FORMAT_VERSION:
+    if not isinstance(blob, dict) or not is_version(blob.pop("collapseguard_calibration", None), FORMAT_VERSION):
         raise CollapseguardError(f"{path}: not a collapseguard calibration (format {FORMAT_VERSION}); recalibrate")
     check_shape(blob, calibration_shape(), path, "recalibrate with `collapseguard detect calibrate`")
     try:

@@ -36,7 +36,7 @@ def record_shape() -> dict:
     from collapseguard.detectors.style import FEATURE_NAMES
 
     k = len(FEATURE_NAMES)
-    return {"style": {"mean": ListOf(NUMBER, k), "std": ListOf(NUMBER, k), "distance_q95": NUMBER,
+    return {"version": int, "n": int, "style": {"mean": ListOf(NUMBER, k), "std": ListOf(NUMBER, k), "distance_q95": NUMBER,
                       "distance_median": NUMBER},
             "words": {"median": NUMBER, "p05": NUMBER, "p95": NUMBER}, "english_share": NUMBER,
             "embeddings": Optional({"centroid": ListOf(NUMBER), "cos_q05": NUMBER, "cos_median": NUMBER})}

@@ -29,7 +29,7 @@ import numpy as np
 
 from collapseguard.detectors.base import Detector
 from collapseguard.errors import CollapseguardError
-from collapseguard.io.shapes import ListOf, MapOf, Optional, check_shape
+from collapseguard.io.shapes import ListOf, MapOf, Optional, check_shape, is_version
 
 FEATURE_SETS = ("gen0", "embeddings", "style")
 MODEL_CLASSES = ("logistic", "gbm", "mlp")
@@ -263,7 +263,7 @@ class LearnedDetector(Detector):
         from collapseguard.io.readers import read_json_file
 
         self.meta = read_json_file(meta_path, "learned_v1 metadata", "retrain with `collapseguard detect train`")
-        if not isinstance(self.meta, dict) or self.meta.get("collapseguard_learned") != FORMAT_VERSION:
+        if not isinstance(self.meta, dict) or not is_version(self.meta.get("collapseguard_learned"), FORMAT_VERSION):
             raise CollapseguardError(f"{meta_path}: not a learned_v1 file (format {FORMAT_VERSION}); retrain")
         self.params = load_arrays(arrays_path)
         fix = "retrain with `collapseguard detect train`"

@@ -143,15 +143,24 @@ def iter_records(path: str | Path, column: str = "text", fmt: str | None = None,
     if not (path.is_file() or path.is_dir()):
         raise CollapseguardError(f"{path}: not a regular file (a pipe, socket or device); pass a regular file")
     fmt = fmt or detect_format(path)
-    if fmt == "text":
-        return read_text_lines(path)
-    if fmt == "jsonl":
-        return read_jsonl(path, column, flag)
-    if fmt == "parquet":
-        return read_parquet(path, column, flag=flag)
-    if fmt == "datasets":
-        return read_saved_dataset(path, column, flag)
-    raise CollapseguardError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    readers = {"text": lambda: read_text_lines(path), "jsonl": lambda: read_jsonl(path, column, flag),
+               "parquet": lambda: read_parquet(path, column, flag=flag),
+               "datasets": lambda: read_saved_dataset(path, column, flag)}
+    if fmt not in readers:
+        raise CollapseguardError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    return _one_line_errors(path, readers[fmt]())
+
+
+def _one_line_errors(path: Path, records: Iterator[Record]) -> Iterator[Record]:
+    """`records`, with any failure of the underlying library (a corrupt Arrow column, a truncated
+    compressed stream) turned into one CollapseguardError naming the file."""
+    try:
+        yield from records
+    except CollapseguardError:
+        raise
+    except Exception as exc:
+        raise CollapseguardError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                                 "check the file (truncated or corrupt?)") from None
 
 
 def read_texts(paths, column: str = "text", fmt: str | None = None) -> list[Record]:

@@ -40,6 +40,11 @@ def is_number(value) -> bool:
         isinstance(value, float) and math.isnan(value))
 
 
+def is_version(value, version: int) -> bool:
+    """A format version field: exactly the integer `version` (true is not 1)."""
+    return type(value) is int and value == version
+
+
 def _describe(shape) -> str:
     if shape is NUMBER:
         return "a number (not NaN)"

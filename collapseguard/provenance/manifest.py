@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://collapseguard.dev/provenance/v1"
@@ -313,6 +314,16 @@ def check_statement(doc: dict, where) -> None:
             raise CollapseguardError(f"{where}: subject[{i}] needs a name and digest.sha256; {FIX}")
     if not isinstance(doc.get("predicate"), dict):
         raise CollapseguardError(f"{where}: no 'predicate' object; {FIX}")
+    check_shape(doc["predicate"], PREDICATE_SHAPE, where, FIX, "predicate")
+
+
+# the predicate fields the readers (verify, card, croissant, hooks) use, with their types
+PREDICATE_SHAPE = {
+    "files": Optional(MapOf(dict)), "records": Optional(int), "tool_version": Optional(str),
+    "parents": Optional(ListOf({"path": str, "sha256": str})), "include": Optional(ListOf(str)),
+    "policy": Optional({"calibration": Optional(dict)}), "origin_counts": Optional(MapOf(int)),
+    "synthetic_share": Optional({"low": Optional(NUMBER)}),
+}
 
 
 def statement_of(doc: dict, where="manifest") -> dict:

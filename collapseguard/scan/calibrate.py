@@ -25,7 +25,7 @@ from collapseguard.detectors.calibration import (
 )
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
-from collapseguard.io.shapes import NUMBER, ListOf, Optional, check_shape
+from collapseguard.io.shapes import NUMBER, ListOf, Optional, check_shape, is_version
 
 FORMAT = "collapseguard_policy_calibration"
 VERSION = 1
@@ -185,7 +185,8 @@ def calibration_shape() -> dict:
 
     rate = {"k": int, "n": int, "rate": Optional(NUMBER), "ci95": ListOf(NUMBER, 2)}
     return {"fpr_target": NUMBER, "alpha": NUMBER,
-            "detectors": ListOf({"name": str, "column": str, "identity": dict, "threshold": NUMBER, "fixed": bool}),
+            "detectors": ListOf({"name": str, "column": str, "identity": dict, "threshold": NUMBER, "fixed": bool,
+                                 "fpr_heldout": Optional(rate), "tpr": Optional(rate)}),
             "union_fpr_fit": rate, "union_fpr_heldout": rate, "union_tpr": Optional(rate), "human_sha256": str,
             "machine_sha256": Optional(str), "holdout": NUMBER, "seed": int, "notes": Optional(ListOf(str)),
             "domain": Optional(record_shape())}
@@ -196,7 +197,7 @@ def read_policy_calibration(path) -> PolicyCalibration:
 
     fix = "make one with `collapseguard policy calibrate`"
     blob = read_json_file(path, "policy calibration", fix)
-    if not isinstance(blob, dict) or blob.pop(FORMAT, None) != VERSION:
+    if not isinstance(blob, dict) or not is_version(blob.pop(FORMAT, None), VERSION):
         raise CollapseguardError(f"{path}: not a policy calibration (version {VERSION}); {fix}")
     check_shape(blob, calibration_shape(), path, fix)
     for name in ("union_fpr_fit", "union_fpr_heldout", "union_tpr"):

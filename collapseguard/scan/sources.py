@@ -174,8 +174,11 @@ def iter_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
             yield from _arrow_chunks(shard, _saved_dataset_table(shard.path), column, batch_size)
         else:
             yield from _line_chunks(shard, column, batch_size)
-    except (OSError, EOFError) as exc:
-        raise CollapseguardError(f"{shard.path}: cannot be read ({exc}); check the file (truncated or corrupt?)") from None
+    except CollapseguardError:
+        raise
+    except Exception as exc:  # OSError, EOFError, zlib/zstd errors, Arrow errors, bad UTF-8 in an Arrow string column
+        raise CollapseguardError(f"{shard.path}: cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                                 "check the file (truncated or corrupt?)") from None
 
 
 def _parquet_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
