@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -246,7 +247,9 @@ def check(world: Path, reader: Reader, make_bytes, strict: bool):
                    {k: v for k, v in before.items() if k.split("/")[0] not in outputs}, "an input changed"
 
 
-FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# about 0.1 s of CPU an example; COLLAPSEGUARD_FUZZ_EXAMPLES=2000 for a deeper search
+FUZZ = settings(max_examples=int(os.environ.get("COLLAPSEGUARD_FUZZ_EXAMPLES", "120")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
