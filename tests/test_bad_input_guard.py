@@ -120,6 +120,8 @@ def test_calibrations_too_small_for_the_fpr_are_refused(world):
 def test_negative_seeds_are_refused(world):
     refused(["ledger", "add", "--seed", "-1", world / "new.ledger", world / "data" / "a.jsonl"], world, "seed -1")
     refused(["simulate", "run", "--seed", "-1", "--out", world / "sim"], world, "--seed")
+    (world / "grid.toml").write_text('seed = -1\n[[worlds]]\nname = "gaussian"\ngenerations = 2\nsamples = 10\nseeds = 2\n')
+    refused(["simulate", "sweep", "--config", world / "grid.toml", "--out", world / "sim"], world, "seed -1")
     refused(["policy", "calibrate", "--policy", world / "cal.toml", "--human", world / "data" / "a.jsonl",
              "--fpr", "0.1", "--seed", "-1", "--out", world / "c.json"], world, "--seed")
 
