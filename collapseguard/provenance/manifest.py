@@ -284,6 +284,8 @@ def check_envelope(doc: dict, where) -> None:
     for i, sig in enumerate(doc["signatures"]):
         if not isinstance(sig, dict) or not isinstance(sig.get("sig"), str):
             raise CollapseguardError(f"{where}: signatures[{i}] lacks 'sig'; sign the statement again")
+        if not isinstance(sig.get("keyid", ""), str):
+            raise CollapseguardError(f"{where}: signatures[{i}].keyid is not a string; sign the statement again")
 
 
 def decode_payload(doc: dict, where) -> dict:
