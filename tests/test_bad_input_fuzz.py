@@ -41,6 +41,7 @@ class Reader:
     strict: set = field(default_factory=set)
     fmt: str = "bytes"  # json or toml: wrong types can be put into a field
     loose_fields: tuple = ()  # field paths whose wrong type need not be refused (informational)
+    verifies: bool = False  # `provenance verify`: exit 1 "verification failed" is a valid answer
 
 
 def scan(path: str) -> list:
@@ -49,6 +50,7 @@ def scan(path: str) -> list:
 
 
 SCAN = scan("data/a.jsonl")
+VERIFY = ["provenance", "verify", "s.json", "--public-key", "k.pub", "--root", "data"]
 LEARNED = ["detect", "score", "t.txt", "--detector", "learned_v1", "--model", "m", "--out", "out.parquet"]
 READERS = {
     "jsonl": Reader("data/a.jsonl", scan("data/a.jsonl")),
@@ -73,11 +75,9 @@ READERS = {
     "learned metadata": Reader("m/learned.json", LEARNED, {"random", "truncate", "retype"}, fmt="json"),
     "manifest": Reader("m.json", ["provenance", "card", "m.json", "--out", "card.md"], {"random", "truncate"},
                        fmt="json"),
-    "signed manifest": Reader("s.json", ["provenance", "verify", "s.json", "--public-key", "k.pub", "--root", "data"],
-                              {"random", "truncate"}, fmt="json"),
+    "signed manifest": Reader("s.json", VERIFY, {"random", "truncate"}, fmt="json", verifies=True),
     "private key": Reader("k", ["provenance", "sign", "m.json", "--key", "k"], {"random", "truncate"}),
-    "public key": Reader("k.pub", ["provenance", "verify", "s.json", "--public-key", "k.pub", "--root", "data"],
-                         {"random", "truncate"}),
+    "public key": Reader("k.pub", VERIFY, {"random", "truncate"}, verifies=True),
 }
 
 
@@ -237,10 +237,11 @@ def check(world: Path, reader: Reader, make_bytes, strict: bool):
         before = snapshot(w)
         res = run_in(w, reader.args)
         assert "Traceback" not in res.output, res.output
-        assert res.exit_code in (0, 2), (reader.file, res.exit_code, res.output, repr(res.exception))
-        if res.exit_code == 2:
+        failed_check = reader.verifies and res.exit_code == 1 and res.stderr.startswith("verification failed")
+        assert res.exit_code in (0, 2) or failed_check, (reader.file, res.exit_code, res.output, repr(res.exception))
+        if res.exit_code in (1, 2):
             lines = res.stderr.strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+            assert len(lines) == 1 and lines[0].startswith("verification failed" if failed_check else "Error: "), res.stderr
             assert snapshot(w) == before, "a refused command wrote or changed files"
         else:
             assert not strict, f"{reader.file}: a mutation that cannot be valid was accepted: {res.output[-300:]}"
