@@ -258,3 +258,17 @@ def test_small_sample_rule_matches_the_conformal_bound():
     exceed = (draws[:, n] > draws[:, :n].max(axis=1)).mean()
     assert math.isclose(exceed, 1 / (n + 1), abs_tol=0.01)
     assert min_calibration_size(1 / (n + 1)) == n
+
+
+def test_a_second_scan_into_a_busy_folder_is_refused(world):
+    import fcntl
+
+    args = ["scan", world / "data", "--policy", world / "fixed.toml", "--out", world / "scan"]
+    assert invoke(args).exit_code == 0
+    fd = os.open(world / "scan", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running scan holds it
+        refused([*args, "--overwrite"], world, "another `collapseguard scan` is writing into this folder now")
+    finally:
+        os.close(fd)
+    assert invoke([*args, "--overwrite"]).exit_code == 0

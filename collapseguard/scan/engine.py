@@ -117,7 +117,8 @@ def claimed_out(out: Path, config: ScanConfig, inputs: list[Path]):
     holding one; a failed run leaves no empty folders and, when it wrote nothing, no marker."""
     from collapseguard.io.outputs import claimed_output_dir
 
-    return claimed_output_dir(out, command="scan", settings={"layout": 1}, overwrite=config.overwrite, inputs=inputs)
+    return claimed_output_dir(out, lock=True, command="scan", settings={"layout": 1}, overwrite=config.overwrite,
+                              inputs=inputs)
 
 
 def check_names_free(out: Path, shards: list[Shard]) -> None:

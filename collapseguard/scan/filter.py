@@ -95,8 +95,9 @@ def claimed(out: Path, config: FilterConfig, shards: list[Shard]):
     """The output folder for the run (io.outputs.claimed_output_dir: a failed run leaves no empty folders)."""
     from collapseguard.io.outputs import claimed_output_dir
 
-    return claimed_output_dir(out, command="filter", settings={"keep": config.keep}, overwrite=config.overwrite,
-                     inputs=[s.path for s in shards] + [Path(config.attributes), *input_folders(config.inputs)])
+    inputs = [s.path for s in shards] + [Path(config.attributes), *input_folders(config.inputs)]
+    return claimed_output_dir(out, lock=True, command="filter", settings={"keep": config.keep},
+                              overwrite=config.overwrite, inputs=inputs)
 
 
 def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch_size: int) -> dict:
