@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from bad_input import build_guard, build_learned, documents, invoke, snapshot
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("numba")  # the dedup extra: minhash_v1 ledger
@@ -258,6 +258,9 @@ FUZZ = settings(max_examples=int(os.environ.get("COLLAPSEGUARD_FUZZ_EXAMPLES", "
 
 @FUZZ
 @given(name=st.sampled_from(sorted(READERS)), mutation=byte_mutations)
+@example(name="public key", mutation=("splice", (0.3125, b"/")))  # names an unknown key algorithm
+@example(name="saved dataset arrow", mutation=("splice", (0.75, b"\x80")))  # bad UTF-8 in an Arrow column
+@example(name="learned model", mutation=("random", b""))
 def test_random_bytes_truncations_and_splices(world, name, mutation):
     reader = READERS[name]
     check(world, reader, lambda data: mutate(data, mutation), strict=mutation[0] in reader.strict)
