@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,6 @@ def guard(tmp_path_factory):
 @pytest.fixture
 def world(guard, tmp_path):
     """A fresh copy of the guard world per test (tests write into it)."""
-    import shutil
-
     shutil.copytree(guard, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
@@ -214,12 +213,16 @@ def test_two_inputs_of_one_name_in_one_out(world):
     jsonl(world / "other" / "a.jsonl", documents(5, 7))
     fixed = ["--policy", world / "fixed.toml"]
     assert invoke(["scan", world / "data" / "a.jsonl", *fixed, "--out", world / "scan"]).exit_code == 0
+    (world / "copy").mkdir()
+    shutil.copy(world / "data" / "a.jsonl", world / "copy" / "a.jsonl")  # the same bytes elsewhere: fine
+    assert invoke(["filter", world / "copy" / "a.jsonl", "--attributes", world / "scan", "--out", world / "c"]).exit_code == 0
+    assert invoke(["scan", world / "copy" / "a.jsonl", *fixed, "--out", world / "scan"]).exit_code == 0
     line = refused(["scan", world / "other" / "a.jsonl", *fixed, "--out", world / "scan"], world,
                    "already holds the scan of")
     assert "under the name 'a.jsonl'" in line and "another --out" in line
     assert invoke(["scan", world / "other" / "a.jsonl", *fixed, "--out", world / "scan", "--overwrite"]).exit_code == 0
     refused(["filter", world / "data" / "a.jsonl", "--attributes", world / "scan", "--out", world / "clean"], world,
-            "holds the scan of another file of that name")
+            "is another file than the one")
 
 
 # ---- learned_v1 model files ------------------------------------------------------------------------

@@ -68,11 +68,11 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
     shards = discover(config.inputs, exclude=out)
     policy, cal, key = load_guard(config.policy, config.text_column)
     with claimed_out(out, config, [s.path for s in shards] + folders):
-        if not config.overwrite:
-            check_names_free(out, shards)
         markers, todo = {}, []
         for shard in shards:
             shard_key = {"input_sha256": shard_sha256(shard), **key}
+            if not config.overwrite:
+                check_name_free(out, shard, shard_key["input_sha256"])
             marker = None if config.overwrite else is_done(out, shard, shard_key)
             if marker is not None:
                 markers[shard.rel] = marker
@@ -121,15 +121,15 @@ def claimed_out(out: Path, config: ScanConfig, inputs: list[Path]):
                               inputs=inputs)
 
 
-def check_names_free(out: Path, shards: list[Shard]) -> None:
-    """Refuse a shard whose output name already holds the scan of another input file (two scans of
-    different inputs into one --out would otherwise replace each other's attributes)."""
-    for shard in shards:
-        other = other_input(read_marker(out, shard), shard)
-        if other is not None:
-            raise CollapseguardError(
-                f"{out}: already holds the scan of {other} under the name {shard.rel!r}, not of {shard.path}; "
-                "scan these inputs into another --out (or pass --overwrite to replace it)")
+def check_name_free(out: Path, shard: Shard, sha256: str) -> None:
+    """Refuse a shard whose output name holds the scan of another input file with other bytes (two
+    scans of different inputs into one --out would otherwise replace each other's attributes)."""
+    marker = read_marker(out, shard)
+    other = other_input(marker, shard)
+    if other is not None and marker.get("input_sha256") != sha256:
+        raise CollapseguardError(
+            f"{out}: already holds the scan of {other} under the name {shard.rel!r}, not of {shard.path}; "
+            "scan these inputs into another --out (or pass --overwrite to replace it)")
 
 
 def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):

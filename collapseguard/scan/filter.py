@@ -73,11 +73,11 @@ def check_attributes(attrs: Path, shard: Shard):
     if not isinstance(marker, dict) or not attributes_path(attrs, shard.rel).exists():
         raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard.rel)}); "
                                  "scan it first with the same inputs")
-    other = other_input(marker, shard)
-    if other is not None:
-        raise CollapseguardError(f"{shard.path}: {attrs} holds the scan of another file of that name ({other}); "
-                                 "scan these inputs into their own --out and pass that to --attributes")
     if marker.get("input_sha256") != shard_sha256(shard):
+        other = other_input(marker, shard)
+        if other is not None:
+            raise CollapseguardError(f"{shard.path}: changed since it was scanned, or is another file than the one "
+                                     f"{attrs} holds the scan of ({other}, other bytes); scan it into its own --out")
         raise CollapseguardError(f"{shard.path}: changed since it was scanned (sha256 differs from {attrs}'s marker); "
                                  "rescan it with `collapseguard scan`")
     path = attributes_path(attrs, shard.rel)
