@@ -16,7 +16,7 @@ def write_tree(root: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     pq.write_table(pa.table({"text": ["one", "two", "three"], "origin": ["human", "synthetic", "human"]}),
                    root / "a.parquet")
-    rows = [{"text": "alpha", "origin": "human"}, {"text": "beta", "origin": "weird"}]
+    rows = [{"text": "alpha", "origin": "human"}, {"text": "beta", "origin": "unknown"}]
     (root / "sub" / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
     with gzip.open(root / "sub" / "c.jsonl.gz", "wt") as f:
         f.write('{"text": "gz"}\n\n{"text": "zipped"}\n{"text": "x"}\n')

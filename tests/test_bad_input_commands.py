@@ -261,8 +261,8 @@ def test_scan_filter_curate_policy_provenance_leave_an_unrelated_folder_alone(wo
     folder_needle = "already holds files this command did not write; pass --overwrite"
     refused(["scan", data, "--policy", policy, "--out", notes], world, folder_needle)
     refused(["filter", data, "--attributes", world / "scan", "--out", notes], world, folder_needle)
-    refused(["curate", "--human", data, "--synthetic", gen, "--human-fraction", "0.5", "--size", "4", "--out", notes],
-            world, folder_needle)
+    refused(["curate", "--allow-unsigned", "--human", data, "--synthetic", gen, "--human-fraction", "0.5", "--size", "4",
+             "--out", notes], world, folder_needle)
     refused(["policy", "calibrate", "--policy", policy, "--human", data / "h.txt", "--fpr", "0.01", "--out", thesis],
             world, "already exists")
     refused(["provenance", "build", data, "--out", thesis], world, "already exists")

@@ -57,7 +57,7 @@ def n_words(text: str) -> int:  # an independent count: runs of non-space charac
 
 def test_exact_record_shares_without_replacement(pools):
     out = pools["root"] / "mix"
-    run("curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.35",
+    run("curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.35",
         "--size", 40, "--seed", 3, "--out", out, "--shard-records", 15)
     rows = read_mix(out)
     assert len(rows) == 40 and len(list((out / "data").glob("*.parquet"))) == 3
@@ -75,7 +75,7 @@ def test_exact_record_shares_without_replacement(pools):
     by_text = {r["text"]: r for r in rows}
     for t in pools["h"][:25]:
         if t in by_text:
-            assert by_text[t]["license"] == "cc-by" and by_text[t]["source"].startswith(str(pools["human"]))
+            assert by_text[t]["license"] == "cc-by" and by_text[t]["source"].startswith("../human/a.parquet#")
     for t in pools["h"][40:]:
         if t in by_text:
             assert by_text[t]["source"] == "web"
@@ -90,7 +90,7 @@ def test_exact_record_shares_without_replacement(pools):
 
 def test_exact_token_shares(pools):
     out = pools["root"] / "mix"
-    res = run("curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.4",
+    res = run("curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.4",
               "--tokens", 155, "--seed", 5, "--out", out, "--json")
     rows = read_mix(out)
     human_tokens = sum(n_words(r["text"]) for r in rows if r["origin"] == "human")
@@ -105,9 +105,10 @@ def test_exact_token_shares(pools):
     assert all(r["text"] in full.values() for r in rows if not r["parent_ids"])
 
 
-def test_byte_identical_reruns_and_seed_changes_the_sample(pools):
-    args = ["curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
-            "--size", 30]
+def test_byte_identical_reruns_and_seed_changes_the_sample(pools, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # pins the manifest's creation time
+    args = ["curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"],
+            "--human-fraction", "0.5", "--size", 30, "--name", "mix"]
     digests = []
     for name, seed in (("one", 7), ("two", 7), ("other", 8)):
         out = pools["root"] / name
@@ -117,31 +118,35 @@ def test_byte_identical_reruns_and_seed_changes_the_sample(pools):
     assert set(digests[0]) == {"manifest.json", "data/part-00000.parquet"}
     assert digests[0] == digests[1]
     assert digests[0]["data/part-00000.parquet"] != digests[2]["data/part-00000.parquet"]
-    # a rerun into the same folder with the same settings is accepted and writes the same bytes
+    # a rerun into the same folder with the same settings is accepted and writes the same shards; its
+    # manifest is the next version, naming the one it replaces
     run(*args, "--seed", 7, "--out", pools["root"] / "one")
-    assert (pools["root"] / "one" / "manifest.json").read_bytes() == digests[0]["manifest.json"]
+    assert (pools["root"] / "one" / "data" / "part-00000.parquet").read_bytes() == digests[0]["data/part-00000.parquet"]
+    dataset = json.loads((pools["root"] / "one" / "manifest.json").read_text())["predicate"]["dataset"]
+    assert dataset["name"] == "mix" and dataset["version"] == "2" and dataset["created"] == "2023-11-14T22:13:20Z"
+    assert dataset["previous"]["sha256"] == hashlib.sha256(digests[0]["manifest.json"]).hexdigest()
 
 
 def test_refusals_name_the_numbers(pools, tmp_path):
     base = ["--human", pools["human"], "--synthetic", pools["synthetic"], "--out", tmp_path / "m"]
-    res = run("curate", *base, "--human-fraction", "0.9", "--size", 100, code=2)
+    res = run("curate", "--allow-unsigned", *base, "--human-fraction", "0.9", "--size", 100, code=2)
     assert "the human pools hold 60 eligible records, the mix needs 90 (0.9 of 100)" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
-    res = run("curate", *base, "--human-fraction", "0.5", "--size", 200, code=2)
+    res = run("curate", "--allow-unsigned", *base, "--human-fraction", "0.5", "--size", 200, code=2)
     assert "hold 60 eligible records, the mix needs 100" in res.output
-    res = run("curate", *base, "--human-fraction", "0.5", "--tokens", 100000, code=2)
+    res = run("curate", "--allow-unsigned", *base, "--human-fraction", "0.5", "--tokens", 100000, code=2)
     assert "eligible tokens" in res.output and "needs 50000" in res.output
     for bad in ("1.5", "-0.1"):
-        res = run("curate", *base, "--human-fraction", bad, "--size", 10, code=2)
+        res = run("curate", "--allow-unsigned", *base, "--human-fraction", bad, "--size", 10, code=2)
         assert f"--human-fraction must be in [0, 1], got {float(bad)}" in res.output
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    res = run("curate", "--human", empty, "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
+    res = run("curate", "--allow-unsigned", "--human", empty, "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
               "--size", 4, "--out", tmp_path / "m", code=2)
     assert f"{empty}: the human pool holds no records" in res.output
-    res = run("curate", *base, "--human-fraction", "0.5", code=2)
+    res = run("curate", "--allow-unsigned", *base, "--human-fraction", "0.5", code=2)
     assert "exactly one of --size" in res.output
-    res = run("curate", "--human", pools["human"], "--human-fraction", "0.5", "--size", 4, "--out", tmp_path / "m", code=2)
+    res = run("curate", "--allow-unsigned", "--human", pools["human"], "--human-fraction", "0.5", "--size", 4, "--out", tmp_path / "m", code=2)
     assert "no --synthetic pool" in res.output
     assert not (tmp_path / "m" / "manifest.json").exists()
 
@@ -151,10 +156,10 @@ def test_a_record_whose_origin_disagrees_with_its_pool_is_left_out(tmp_path):
     rows = [{"text": f"text {i}", "origin": "synthetic" if i < 3 else ("model" if i == 3 else "human")} for i in range(10)]
     del rows[9]["origin"]  # an undeclared origin takes the pool's
     pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    res = run("curate", "--human", pool, "--human-fraction", "1", "--size", 6, "--out", tmp_path / "m", "--json")
+    res = run("curate", "--allow-unsigned", "--human", pool, "--human-fraction", "1", "--size", 6, "--out", tmp_path / "m", "--json")
     assert json.loads(res.stdout)["pools"][0]["origin_disagrees"] == 4  # legacy origin "model" reads as synthetic
     assert {r["text"] for r in read_mix(tmp_path / "m")} == {f"text {i}" for i in range(4, 10)}
-    res = run("curate", "--human", pool, "--human-fraction", "1", "--size", 7, "--out", tmp_path / "n", code=2)
+    res = run("curate", "--allow-unsigned", "--human", pool, "--human-fraction", "1", "--size", 7, "--out", tmp_path / "n", code=2)
     assert "6 eligible records (10 records read, 4 left out: 4 with another declared origin)" in res.output
 
 
@@ -166,7 +171,7 @@ def test_signed_manifest_verifies_and_names_the_pool_manifests_as_parents(pools,
     write_manifest(pools["human"] / "manifest.json", build_statement(pools["human"]))
     run("provenance", "keygen", "--out", tmp_path / "team.key")
     out = tmp_path / "mix"
-    run("curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
+    run("curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
         "--size", 20, "--key", tmp_path / "team.key", "--out", out)
     report = verify_manifest(out / "manifest.json", [tmp_path / "team.key.pub"])
     assert report["ok"] and report["signed"] and report["files"] == 1
@@ -175,16 +180,16 @@ def test_signed_manifest_verifies_and_names_the_pool_manifests_as_parents(pools,
     assert [p["sha256"] for p in parents] == [hashlib.sha256((pools["human"] / "manifest.json").read_bytes()).hexdigest()]
     # a pool file changed after its manifest was built is refused
     (pools["human"] / "c.jsonl").write_text(json.dumps({"text": "tampered"}) + "\n")
-    res = run("curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
+    res = run("curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
               "--size", 20, "--out", tmp_path / "mix2", code=2)
-    assert "c.jsonl: changed since" in res.output
+    assert "c.jsonl: changed" in res.output
 
 
 def test_a_wrong_key_file_is_refused_before_any_work(pools, tmp_path):
     pytest.importorskip("cryptography")
     bad = tmp_path / "bad.key"
     bad.write_text("not a key\n")
-    res = run("curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
+    res = run("curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5",
               "--size", 20, "--key", bad, "--out", tmp_path / "mix", code=2)
     assert str(bad) in res.output and not (tmp_path / "mix").exists()
 
@@ -192,7 +197,7 @@ def test_a_wrong_key_file_is_refused_before_any_work(pools, tmp_path):
 def test_output_folder_rules(pools, tmp_path):
     from collapseguard.provenance.verify import verify_manifest
 
-    args = ["curate", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5"]
+    args = ["curate", "--allow-unsigned", "--human", pools["human"], "--synthetic", pools["synthetic"], "--human-fraction", "0.5"]
     out = tmp_path / "mix"
     run(*args, "--size", 40, "--shard-records", 10, "--out", out)
     assert len(list((out / "data").glob("*.parquet"))) == 4
@@ -212,7 +217,7 @@ def test_output_folder_rules(pools, tmp_path):
 
 
 def test_help_has_examples():
-    res = run("curate", "--help")
+    res = run("curate", "--allow-unsigned", "--help")
     assert "Examples:" in res.output and "--from-simulation" in res.output and "--tokens" in res.output
 
 
@@ -225,7 +230,8 @@ def test_targets_are_met_exactly_at_the_edges(pools, tmp_path, fraction, size, t
 
     total = size if size is not None else tokens
     want_human = int(Fraction(str(fraction)) * total + Fraction(1, 2))  # half up
-    config = CurateConfig((str(pools["human"]),), (str(pools["synthetic"]),), fraction, size, tokens, seed=11)
+    config = CurateConfig((str(pools["human"]),), (str(pools["synthetic"]),), fraction, size, tokens, seed=11,
+                          allow_unsigned=True)
     curate(config, tmp_path / "mix")
     rows = read_mix(tmp_path / "mix")
     count = (lambda r: 1) if size is not None else (lambda r: n_words(r["text"]))

@@ -66,7 +66,7 @@ def test_flagged_records_never_count_as_human(scanned):
     assert flagged >= 8  # the ledger catches (nearly) every planted entry
     eligible = 50 - flagged
     out = root / "mix"
-    res = run("curate", "--human", scanned["pool"], "--attributes", root / "scan", "--synthetic", scanned["synth"],
+    res = run("curate", "--allow-unsigned", "--human", scanned["pool"], "--attributes", root / "scan", "--synthetic", scanned["synth"],
               "--human-fraction", "0.5", "--size", 2 * eligible, "--seed", 1, "--out", out, "--json")
     info = json.loads(res.stdout)
     assert info["pools"][0]["flagged_synthetic"] == flagged and info["records"]["human"] == eligible
@@ -78,12 +78,12 @@ def test_flagged_records_never_count_as_human(scanned):
     assert all(r["decision"] == "human" for r in human)  # the scan's evidence rides along
     assert "minhash_v1" in pq.read_schema(sorted((out / "data").glob("*.parquet"))[0]).names
     # one more human record than the unflagged ones is refused, and the message says why
-    res = run("curate", "--human", scanned["pool"], "--attributes", root / "scan", "--synthetic", scanned["synth"],
+    res = run("curate", "--allow-unsigned", "--human", scanned["pool"], "--attributes", root / "scan", "--synthetic", scanned["synth"],
               "--human-fraction", "1", "--size", eligible + 1, "--out", root / "mix2", code=2)
     assert f"hold {eligible} eligible records (50 records read, {flagged} left out: {flagged} flagged synthetic by scan)" \
         in res.output
     # without the attributes the same request goes through: the flag is what keeps them out
-    run("curate", "--human", scanned["pool"], "--human-fraction", "1", "--size", eligible + 1, "--out", root / "mix3")
+    run("curate", "--allow-unsigned", "--human", scanned["pool"], "--human-fraction", "1", "--size", eligible + 1, "--out", root / "mix3")
 
 
 def test_attributes_of_other_bytes_or_rows_are_refused(scanned, tmp_path):
@@ -92,7 +92,7 @@ def test_attributes_of_other_bytes_or_rows_are_refused(scanned, tmp_path):
     shutil.copytree(scanned["pool"], changed)
     table = pq.read_table(changed / "a.parquet")
     pq.write_table(table.slice(0, 49), changed / "a.parquet")  # one record fewer: other bytes, same name
-    res = run("curate", "--human", changed, "--attributes", root / "scan", "--human-fraction", "1", "--size", 5,
+    res = run("curate", "--allow-unsigned", "--human", changed, "--attributes", root / "scan", "--human-fraction", "1", "--size", 5,
               "--out", tmp_path / "m", code=2)
     assert "made from other bytes" in res.output and "rescan" in res.output
     # row-misaligned attributes (same bytes on record, rows swapped) are caught by the sha256 column
@@ -102,9 +102,9 @@ def test_attributes_of_other_bytes_or_rows_are_refused(scanned, tmp_path):
     rows = att.to_pylist()
     rows[0]["sha256"], rows[1]["sha256"] = rows[1]["sha256"], rows[0]["sha256"]
     pq.write_table(pa.Table.from_pylist(rows, schema=att.schema), scan / "attributes" / "a.parquet.parquet")
-    res = run("curate", "--human", scanned["pool"], "--attributes", scan, "--human-fraction", "1", "--size", 5,
+    res = run("curate", "--allow-unsigned", "--human", scanned["pool"], "--attributes", scan, "--human-fraction", "1", "--size", 5,
               "--out", tmp_path / "m", code=2)
     assert "row 0 has another text's sha256" in res.output
-    res = run("curate", "--human", scanned["pool"], "--attributes", tmp_path / "nothing", "--human-fraction", "1",
+    res = run("curate", "--allow-unsigned", "--human", scanned["pool"], "--attributes", tmp_path / "nothing", "--human-fraction", "1",
               "--size", 5, "--out", tmp_path / "m", code=2)
     assert "no summary.json" in res.output

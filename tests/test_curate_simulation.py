@@ -58,12 +58,12 @@ def test_picks_the_smallest_fraction_within_the_limit(sweep):
     # a smaller fraction whose median is within the limit but whose upper bound is not: the upper bound matters
     assert any(worst.loc[f, 0.5] <= limit < worst.loc[f, 0.975] for f, _ in ranked if f < expected)
     out = sweep / "mix"
-    res = run("curate", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
+    res = run("curate", "--allow-unsigned", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
               "--from-simulation", sweep / "sweep" / "results.parquet", "--max-degradation", limit,
               "--generations", G, "--out", out, "--json", code=2)  # no synthetic pool yet: refused, nothing written
     assert "pool_s.jsonl" in res.output and not out.exists()
     (sweep / "pool_s.jsonl").write_text("".join(json.dumps({"text": f"model {i}"}) + "\n" for i in range(40)))
-    res = run("curate", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
+    res = run("curate", "--allow-unsigned", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
               "--from-simulation", sweep / "sweep" / "results.parquet", "--max-degradation", limit,
               "--generations", G, "--out", out, "--json")
     info = json.loads(res.stdout)
@@ -78,14 +78,14 @@ def test_picks_the_smallest_fraction_within_the_limit(sweep):
         assert row["max_upper"] == pytest.approx(worst.loc[row["human_fraction"], 0.975])
         assert row["passes"] == (bound[row["human_fraction"]] <= limit)
     # the text output says which rows it used
-    res = run("curate", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
+    res = run("curate", "--allow-unsigned", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
               "--from-simulation", sweep / "sweep" / "results.parquet", "--max-degradation", limit,
               "--generations", G, "--out", sweep / "mix_text")
     assert f"human fraction {expected:g} chosen from" in res.output and "world gaussian, policy replace" in res.output
     # the accumulate rows give their own answer
     acc = expected_worst(results, "accumulate", G).max(axis=1)
     acc_limit = float(acc.max())
-    res = run("curate", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
+    res = run("curate", "--allow-unsigned", "--human", sweep / "pool.jsonl", "--synthetic", sweep / "pool_s.jsonl", "--size", 10,
               "--from-simulation", sweep / "sweep" / "results.parquet", "--max-degradation", acc_limit,
               "--generations", G, "--policy", "accumulate", "--out", sweep / "mix_acc", "--json")
     assert json.loads(res.stdout)["chosen_by"]["human_fraction"] == pytest.approx(min(f for f, b in acc.items()
@@ -93,7 +93,7 @@ def test_picks_the_smallest_fraction_within_the_limit(sweep):
 
 
 def test_refusals(sweep):
-    base = ["curate", "--human", sweep / "pool.jsonl", "--size", 10, "--out", sweep / "never",
+    base = ["curate", "--allow-unsigned", "--human", sweep / "pool.jsonl", "--size", 10, "--out", sweep / "never",
             "--from-simulation", sweep / "sweep" / "results.parquet", "--generations", G]
     res = run(*base, "--max-degradation", -1, code=2)
     assert "no simulated human fraction keeps w2_sq degradation within -1" in res.output and "fraction" in res.output
@@ -127,11 +127,11 @@ def test_an_lm_run_uses_test_perplexity_and_a_higher_is_better_metric_flips(tmp_
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "lm.parquet")
     pool = tmp_path / "p.jsonl"
     pool.write_text("".join(json.dumps({"text": f"r {i}"}) + "\n" for i in range(20)))
-    base = ["curate", "--human", pool, "--synthetic", pool, "--size", 4, "--out", tmp_path / "m",
+    base = ["curate", "--allow-unsigned", "--human", pool, "--synthetic", pool, "--size", 4, "--out", tmp_path / "m",
             "--from-simulation", tmp_path / "lm.parquet", "--generations", 3]
     res = run(*base, "--max-degradation", 6.5, code=2)  # the same file as both pools is refused
     assert "is in two pools" in res.output
-    base[4] = tmp_path / "q.jsonl"
+    base[5] = tmp_path / "q.jsonl"
     (tmp_path / "q.jsonl").write_text(pool.read_text().replace("r ", "q "))
     info = json.loads(run(*base, "--max-degradation", 6.5, "--json").stdout)["chosen_by"]
     assert info["metric"] == "test_perplexity" and info["human_fraction"] == 0.1  # 0.1 rises by 6 in 3 generations

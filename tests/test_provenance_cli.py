@@ -82,8 +82,8 @@ def test_bad_input_is_one_line_exit_2(signed, tmp_path):
     data, key = signed
     (tmp_path / "bad.json").write_text("nope")
     invoke = CliRunner().invoke
-    one_line(invoke(cli, ["provenance", "verify", str(tmp_path / "bad.json"), "--public-key", f"{key}.pub"]),
-             "not a JSON manifest")
+    res = invoke(cli, ["provenance", "verify", str(tmp_path / "bad.json"), "--public-key", f"{key}.pub"])
+    assert res.exit_code == 1 and "not a JSON manifest" in res.stderr  # a manifest that is there but broken fails
     (tmp_path / "fields.json").write_text('{"_type": "https://in-toto.io/Statement/v1"}')
     one_line(invoke(cli, ["provenance", "sign", str(tmp_path / "fields.json"), "--key", str(key)]), "predicateType")
     one_line(invoke(cli, ["provenance", "verify", str(data / "manifest.json"), "--public-key", str(key)]),
@@ -107,8 +107,8 @@ def test_parents_chain(signed, tmp_path):
 
 def test_card_block_parses_as_yaml(signed):
     yaml = pytest.importorskip("yaml")
-    data, _ = signed
-    res = run("provenance", "card", data / "manifest.json", "--pretty-name", "Tiny: a test", "--license", "cc-by-4.0")
+    data, key = signed
+    res = run("provenance", "card", data / "manifest.json", "--public-key", f"{key}.pub", "--pretty-name", "Tiny: a test", "--license", "cc-by-4.0")
     assert res.stdout.startswith("---\n") and res.stdout.endswith("---\n")
     meta = yaml.safe_load(res.stdout.strip().strip("-"))
     assert meta["license"] == "cc-by-4.0" and meta["pretty_name"] == "Tiny: a test"
@@ -121,17 +121,17 @@ def test_card_block_parses_as_yaml(signed):
 
 def test_card_block_is_read_by_huggingface_hub(signed):
     hub = pytest.importorskip("huggingface_hub")
-    data, _ = signed
-    block = run("provenance", "card", data / "manifest.json", "--license", "cc-by-4.0").stdout
+    data, key = signed
+    block = run("provenance", "card", data / "manifest.json", "--public-key", f"{key}.pub", "--license", "cc-by-4.0").stdout
     card = hub.DatasetCard(block + "\n# Tiny\n")
     assert card.data.license == "cc-by-4.0" and card.data.to_dict()["collapseguard"]["records"] == 10
 
 
 def test_croissant_validates_with_mlcroissant(signed, tmp_path):
     mlc = pytest.importorskip("mlcroissant")
-    data, _ = signed
+    data, key = signed
     out = tmp_path / "croissant.json"
-    run("provenance", "croissant", data / "manifest.json", "--name", "tiny", "--license", "cc-by-4.0",
+    run("provenance", "croissant", data / "manifest.json", "--public-key", f"{key}.pub", "--name", "tiny", "--license", "cc-by-4.0",
         "--version", "1.0.0", "--out", out)
     ds = mlc.Dataset(jsonld=str(out))  # raises ValidationError on any error
     files = {d.name: d.sha256 for d in ds.metadata.distribution}
@@ -150,9 +150,9 @@ def test_croissant_validates_with_mlcroissant(signed, tmp_path):
 def test_croissant_record_sets_load_the_same_records(signed):
     mlc = pytest.importorskip("mlcroissant")
     pq = pytest.importorskip("pyarrow.parquet")
-    data, _ = signed
+    data, key = signed
     out = data / "croissant.json"  # beside the manifest: contentUrl is relative to it
-    run("provenance", "croissant", data / "manifest.json", "--name", "tiny", "--license", "cc-by-4.0", "--out", out)
+    run("provenance", "croissant", data / "manifest.json", "--public-key", f"{key}.pub", "--name", "tiny", "--license", "cc-by-4.0", "--out", out)
     ds = mlc.Dataset(jsonld=str(out))
     rows = list(ds.records("a.parquet/records"))
     table = pq.read_table(data / "a.parquet")

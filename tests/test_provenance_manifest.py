@@ -72,8 +72,10 @@ def test_scan_attributes_give_detected_counts_and_the_share(tree, tmp_path):
     scan = tmp_path / "scan"
     (scan / "attributes").mkdir(parents=True)
     share = {"kind": "rogan_gladen", "estimate": 0.3, "low": 0.1, "high": 0.5}
+    a_sha = hashlib.sha256((tree / "a.parquet").read_bytes()).hexdigest()
     (scan / "summary.json").write_text(json.dumps({"synthetic_share": share, "max_synthetic_share": 0.2,
-                                                   "over_limit": True}))
+                                                   "over_limit": True,
+                                                   "shards": [{"shard": "a.parquet", "input_sha256": a_sha}]}))
     pq.write_table(pa.table({"decision": ["human", "synthetic", "abstain"]}), scan / "attributes" / "a.parquet.parquet")
     st = build_statement(tree, attributes=scan)
     assert st["predicate"]["files"]["a.parquet"]["detected_counts"] == {"human": 1, "synthetic": 1, "unknown": 1}
@@ -186,6 +188,6 @@ def test_declared_origins_read_legacy_names_like_curate(tmp_path):
 
     from collapseguard.provenance.manifest import declared_origins
 
-    pq.write_table(pa.table({"text": list("abcde"), "origin": ["human", "model", "synthetic", "bogus", None]}),
+    pq.write_table(pa.table({"text": list("abcde"), "origin": ["human", "model", "synthetic", "unknown", None]}),
                    tmp_path / "x.parquet")
     assert declared_origins(tmp_path / "x.parquet") == {"human": 1, "synthetic": 2, "unknown": 2}

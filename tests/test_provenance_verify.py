@@ -47,8 +47,7 @@ def signed(tmp_path, keys):
 def sslib_key(pub_path):
     from securesystemslib.signer import SSlibKey
 
-    pub = load_public_key(pub_path)
-    return SSlibKey.from_crypto(pub, keyid=key_id(pub))
+    return SSlibKey.from_crypto(load_public_key(pub_path))  # securesystemslib's own keyid: no override
 
 
 def test_keygen_writes_a_0600_private_key_and_a_pub_beside_it(keys):
@@ -204,6 +203,7 @@ def test_key_files_of_the_wrong_type_are_one_line_errors(tmp_path, keys, signed)
     ecdsa = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "ec.pem").write_bytes(ecdsa.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                           serialization.NoEncryption()))
+    (tmp_path / "ec.pem").chmod(0o600)
     (tmp_path / "ec.pub").write_bytes(ecdsa.public_key().public_bytes(serialization.Encoding.PEM,
                                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
     (tmp_path / "junk.pem").write_text("hello\n")

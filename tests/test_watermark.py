@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -234,3 +236,24 @@ def test_fingerprint_and_repr_hide_the_key(tiny):
     assert "424242" not in det.fingerprint()
     assert det.fingerprint() != KGWDetector(KGWConfig(hashing_key=424243), tokenizer=tok).fingerprint()
     assert "424242" not in repr(KGWLogitsProcessor(det.config, 100))
+
+
+def test_binomial_tail_equals_scipy_without_importing_it():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    scored = rng.integers(0, 3000, 5000)
+    green = (rng.random(5000) * (scored + 3)).astype(int) - 1
+    for gamma in (0.1, 0.25, 0.5, 0.9):
+        ours = binomial_p_values(green, scored, gamma)
+        ref = stats.binom.sf(green - 1, scored, gamma)
+        assert np.isnan(ours[scored == 0]).all()
+        ok = (scored > 0) & (ref > 1e-200)
+        np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-9, atol=0)
+        assert np.all(ours[(scored > 0) & ~ok] < 1e-190)
+    z = rng.normal(0, 5, 1000)
+    np.testing.assert_allclose(normal_p_values(z), stats.norm.sf(z), rtol=1e-12)
+    code = ("import sys, numpy as np; from collapseguard.detectors.watermark.kgw import binomial_p_values, "
+            "normal_p_values; binomial_p_values(np.array([8]), np.array([10]), 0.25); normal_p_values(np.array([1.0])); "
+            "print(sorted(m for m in sys.modules if m.startswith('scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

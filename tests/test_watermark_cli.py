@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -100,3 +102,15 @@ def test_huge_and_empty_records_do_not_stop_the_run(setup):
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert rows[0]["truncated"] is True and rows[0]["num_tokens_scored"] > 0
     assert rows[1]["z_score"] is None
+
+
+def test_top_level_help_imports_no_numpy_and_key_names_agree():
+    from collapseguard.cli import watermark as cli_watermark
+    from collapseguard.detectors.watermark import synthid
+
+    assert cli_watermark.SYNTHID_KEYS_ENV == synthid.KEYS_ENV
+    code = ("import sys; from collapseguard.cli.main import cli; "
+            "cli.main(['--help'], prog_name='collapseguard', standalone_mode=False); "
+            "print(sorted(m for m in ('numpy', 'torch', 'scipy', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -18,8 +18,17 @@ from collapseguard.cli.options import overwrite_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (same seed and pools: same bytes).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (data/ shards + manifest.json).")
 @click.option("--key", type=click.Path(dir_okay=False), help="Ed25519 private key: sign the manifest (DSSE).")
+@click.option("--name", default=None, help="Dataset name in the manifest (default: the --out folder's name).")
 @click.option("--attributes", multiple=True, metavar="SCAN_DIR",
               help="`collapseguard scan --out` folder of a pool (repeatable); flagged records never count as human.")
+@click.option("--keep", type=click.Choice(["human", "human+abstain"]), default="human", show_default=True,
+              help="Human records to take from scanned pools: human only, or also those the scan abstained on "
+                   "(counted and recorded in the manifest).")
+@click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Trusted Ed25519 public key (repeatable): each pool's manifest.json must be signed with one.")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Accept pools without a manifest or with an unsigned one (their files still checked when "
+                   "there is one); recorded in the output's manifest.")
 @click.option("--text-column", default="text", show_default=True, help="Text column / JSON field of the pools.")
 @click.option("--shard-records", type=int, default=100_000, show_default=True, help="Records per output shard.")
 @click.option("--from-simulation", "results", type=click.Path(dir_okay=False),
@@ -31,9 +40,15 @@ from collapseguard.cli.options import overwrite_option
 @click.option("--policy", default="replace", show_default=True, help="With --from-simulation: the mixing workflow to read.")
 @click.option("--json", "json_out", is_flag=True, help="Print the curation summary as JSON.")
 @overwrite_option
-def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, attributes, text_column, shard_records,
-           results, max_degradation, generations, metric, world, policy, json_out, overwrite) -> None:
+def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, name, attributes, keep, public_keys,
+           allow_unsigned, text_column, shard_records, results, max_degradation, generations, metric, world, policy,
+           json_out, overwrite) -> None:
     """Mix human and synthetic pools with an exact human share, sampled without replacement.
+
+    Each pool is verified first against the manifest.json in its folder (or beside a pool file):
+    signed by a --public-key, no file unlisted, changed or removed; --allow-unsigned accepts pools
+    without one (recorded). Records the scan abstained on, and records that cannot be read, are
+    never counted as human (--keep human+abstain takes the abstentions, and says how many).
 
     Writes OUT/data/part-*.parquet with provenance columns (origin, source, license, generator,
     generation, parent_ids, sha256, scan decision and scores) and OUT/manifest.json, an in-toto
@@ -41,9 +56,12 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, attri
 
     \b
     Examples:
-      collapseguard curate --human wiki/ --synthetic gen/ --human-fraction 0.3 --size 10000 --seed 1 --out mix
+      collapseguard curate --human wiki/ --synthetic gen/ --public-key team.pub --human-fraction 0.3 \\
+          --size 10000 --seed 1 --out mix
       collapseguard curate --human wiki/ --attributes scans/wiki --synthetic gen/ --human-fraction 0.5 \\
-          --tokens 2000000 --key keys/team.key --out mix
+          --tokens 2000000 --key keys/team.key --public-key keys/team.key.pub --out mix
+      collapseguard curate --human notes.jsonl --synthetic gen.jsonl --allow-unsigned --human-fraction 0.5 \\
+          --size 100 --out mix
       collapseguard curate --human wiki/ --synthetic gen/ --size 10000 --out mix \\
           --from-simulation runs/sweep/results.parquet --world gaussian --max-degradation 0.05 --generations 50
     """
@@ -64,8 +82,8 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, attri
     elif human_fraction is None:
         raise CollapseguardError("pass --human-fraction F, or --from-simulation results.parquet to choose it")
     config = CurateConfig(tuple(human), tuple(synthetic), human_fraction, size, tokens, seed, text_column,
-                          tuple(attributes), shard_records)
-    info = run_curate(config, out, key=key, overwrite=overwrite, extra=chosen)
+                          tuple(attributes), shard_records, tuple(public_keys), allow_unsigned, keep)
+    info = run_curate(config, out, key=key, overwrite=overwrite, extra=chosen, name=name)
     if json_out:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
         return
@@ -76,11 +94,18 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, attri
     click.echo(f"wrote {sum(info['records'].values())} records ({counts['human']} human, {counts['synthetic']} "
                f"synthetic {unit}; human share {info['human_share']:.6g}) to {out}/data in {len(info['files'])} "
                f"shard(s); manifest {out}/manifest.json ({'signed' if info['signed'] else 'unsigned'})")
+    if info["abstained_kept_as_human"]:
+        click.echo(f"  {info['abstained_kept_as_human']} human records of the mix are ones the scan abstained on "
+                   "(--keep human+abstain)")
     for p in info["pools"]:
-        left = {k: p[k] for k in ("flagged_synthetic", "origin_disagrees", "no_text") if p[k]}
+        left = {k: p[k] for k in ("flagged_synthetic", "abstained_left_out", "origin_disagrees", "unreadable",
+                                  "no_text") if p[k]}
         if left:
             click.echo(f"  {p['kind']} pool {p['path']}: left out " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                                                 for k, v in left.items()))
+        if not p["trust"].get("signed"):
+            click.echo(f"  {p['kind']} pool {p['path']}: not signature-verified "
+                       f"({'unsigned manifest' if p['trust'].get('manifest') else 'no manifest'}; --allow-unsigned)")
 
 
 def describe_choice(chosen: dict) -> str:

@@ -11,7 +11,14 @@ from collapseguard.cli.options import overwrite_option, seed_option
 
 @click.group()
 def gen0() -> None:
-    """The generation-0 reference model (scores text for the perplexity detector)."""
+    """The generation-0 reference model (scores text for the perplexity detector).
+
+    \b
+    Examples:
+      collapseguard gen0 train --corpus synthetic --out models/gen0-synth     # seconds
+      collapseguard gen0 train --corpus ../shared/data/wikitext-2 --preset tiny --max-blocks 2000 \\
+          --out models/gen0-wt2                                                # minutes on 2 cores
+    """
 
 
 @gen0.command("train")

@@ -1,119 +1,180 @@
-"""`collapseguard hook verify|scan|baseline`: the checks behind the pre-commit hooks."""
+"""`collapseguard hook verify|scan|baseline`: the checks behind the pre-commit hooks and their CI entry point."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
-BASELINE_OPTION = click.option("--baseline", default=".collapseguard-baseline.json", show_default=True,
-                               type=click.Path(dir_okay=False), help="Reviewed exceptions (see `hook baseline`).")
-POLICY_OPTION = click.option("--policy", "policy_file", default="collapseguard.toml", show_default=True,
-                             type=click.Path(dir_okay=False), help="The guard policy (limit, trusted keys).")
+BASELINE_OPTION = click.option("--baseline", default=None, type=click.Path(dir_okay=False),
+                               help="Reviewed exceptions (see `hook baseline`) [default: .collapseguard-baseline.json "
+                                    "at the repository root].")
+POLICY_OPTION = click.option("--policy", "policy_file", default=None, type=click.Path(dir_okay=False),
+                             help="The guard policy (limit, trusted keys) [default: collapseguard.toml at the "
+                                  "repository root].")
+FROM_REF_OPTION = click.option(
+    "--from-ref", default=None, envvar="PRE_COMMIT_FROM_REF", metavar="REF",
+    help="Judge the working tree against REF's trust anchors (CI: origin/main; pre-push: set by pre-commit). "
+         "Without FILES, check every file changed since REF. Default: HEAD and the staged change (pre-commit).")
 
 
 @click.group()
 def hook() -> None:
-    """The pre-commit hooks `collapseguard-verify` and `collapseguard-scan` (see .pre-commit-hooks.yaml).
+    """The pre-commit hooks `collapseguard-verify` and `collapseguard-scan` (see .pre-commit-hooks.yaml),
+    and the same checks for CI (`--from-ref`).
 
-    Run from the repository root on the changed files, as pre-commit does. Exit codes: 0 clean,
-    1 findings (one line each: PATH: problem), 2 usage (bad policy, baseline, manifest or key).
+    The trust anchors (policy, trusted keys, baseline) are read from the base revision, HEAD or
+    --from-ref REF, never from the change being judged; a change to them is reported on its own and
+    passes only without data files beside it. Exit codes: 0 clean, 1 findings (one line each:
+    PATH: problem), 2 usage (bad policy, baseline, manifest or key; not in a git repository).
 
     \b
     Examples:
       collapseguard hook verify data/shard-000.parquet data/manifest.json
       collapseguard hook scan data/shard-000.parquet --policy collapseguard.toml
-      collapseguard hook baseline data/shard-007.jsonl --check scan --reason "reviewed: quoted model output in a study"
+      collapseguard hook verify --from-ref origin/main
+      collapseguard hook baseline data/shard-007.jsonl --reason "reviewed: quoted model output in a study"
     """
 
 
-def _report(findings, baseline, check: str) -> None:
-    from collapseguard.provenance.hooks import is_excepted
-
-    shown = [f for f in findings if not is_excepted(f.path, check, baseline)]
-    for f in shown:
+def _report(findings, notes, check: str) -> None:
+    for note in notes:
+        click.echo(note, err=True)
+    for f in findings:
         click.echo(f"{f}")
-    if shown:
-        click.echo(f"collapseguard-{check}: {len(shown)} finding(s); fix them, or record a reviewed exception "
-                   f"with `collapseguard hook baseline FILE --check {check} --reason ...`", err=True)
+    if findings:
+        fix = "fix them" + (", or record a reviewed exception with `collapseguard hook baseline FILE --reason ...` "
+                            "(committed on its own)" if check == "scan" else "")
+        click.echo(f"collapseguard-{check}: {len(findings)} finding(s); {fix}", err=True)
         sys.exit(1)
 
 
-def _trusted_keys(public_keys, policy_file) -> list:
+def _setup(files, from_ref, policy_file, baseline, public_keys=()):
+    """The base revision, its anchors and the changed files, all relative to the repository root,
+    which becomes the current folder."""
     from collapseguard.errors import CollapseguardError
+    from collapseguard.provenance.anchors import (
+        changed_paths,
+        find_base,
+        load_anchors,
+        repo_relative,
+    )
+    from collapseguard.provenance.hooks import BASELINE
 
-    if public_keys:
-        return list(public_keys)
-    if Path(policy_file).is_file():
-        from collapseguard.scan.policy import load_policy
+    base = find_base(from_ref)
 
-        keys = load_policy(policy_file).trusted_key_paths
-    else:
-        keys = sorted(Path(".collapseguard", "keys").glob("*.pub"))
-    if not keys:
-        raise CollapseguardError("no trusted public keys: commit the team's .pub under .collapseguard/keys/, list "
-                                 "trusted_keys in the policy, or pass --public-key")
-    return keys
+    def relative(path, what):
+        rel = repo_relative(base.root, path)
+        if rel is None:
+            raise CollapseguardError(f"{path}: {what} outside the repository {base.root}; the hooks judge files in it")
+        return rel
+
+    rels = [relative(f, "a file") for f in files]
+    policy_rel = relative(policy_file, "the policy is") if policy_file else "collapseguard.toml"
+    baseline_rel = relative(baseline, "the baseline is") if baseline else BASELINE
+    anchors = load_anchors(base, policy_rel, baseline_rel, [os.path.abspath(k) for k in public_keys])
+    os.chdir(base.root)
+    if not files:
+        rels = [path for _, path in changed_paths(base)]
+    return base, anchors, rels
 
 
 @hook.command("verify")
 @click.argument("files", nargs=-1, type=click.Path())
+@FROM_REF_OPTION
 @POLICY_OPTION
 @click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False),
-              help="Trusted key (repeatable; default: the policy's trusted_keys, else .collapseguard/keys/*.pub).")
+              help="Trusted key (repeatable; default: the policy's trusted_keys, else .collapseguard/keys/*.pub; "
+                   "a key inside the repository is read from the base revision).")
 @BASELINE_OPTION
 @click.option("--allow-unsigned", is_flag=True, help="Accept unsigned manifests (check the files only).")
-def verify(files, policy_file, public_keys, baseline, allow_unsigned) -> None:
+def verify(files, from_ref, policy_file, public_keys, baseline, allow_unsigned) -> None:
     """Each changed FILE must match the nearest manifest.json in its folder or above, and that
-    manifest must be signed by a trusted key and list no file that is gone.
+    manifest must be signed by a trusted key and list no file that is gone; a changed manifest has
+    every file it lists checked. Files that are not data (README, .gitkeep) are left alone. No
+    FILES: every file staged (or changed since --from-ref).
 
     \b
-    Example:
+    Examples:
       collapseguard hook verify data/a.parquet data/b.jsonl
+      collapseguard hook verify --from-ref origin/main
     """
-    from collapseguard.provenance.hooks import read_baseline, verify_files
+    from collapseguard.errors import CollapseguardError
+    from collapseguard.provenance.hooks import anchor_findings, verify_files
 
-    excepted = read_baseline(baseline)
-    keys = [] if allow_unsigned and not public_keys else _trusted_keys(public_keys, policy_file)
-    _report(verify_files(files, keys, allow_unsigned=allow_unsigned), excepted, "verify")
+    base, anchors, rels = _setup(files, from_ref, policy_file, baseline, public_keys)
+    keys = [] if (allow_unsigned and not public_keys) or not rels else anchors.trusted_keys()
+    if not keys and rels and not allow_unsigned:
+        where = base.name if base.rev else "the working tree (no commit yet)"
+        raise CollapseguardError(f"no trusted public keys in {where}: commit the team's .pub under "
+                                 ".collapseguard/keys/ (on its own), list trusted_keys in the policy, or pass --public-key")
+    findings, judged = verify_files(rels, keys, top=base.root, allow_unsigned=allow_unsigned)
+    anchor, notes = anchor_findings(anchors.changes(), base, "verify", with_data=judged > 0)
+    _report(anchor + findings, notes, "verify")
 
 
 @hook.command("scan")
 @click.argument("files", nargs=-1, type=click.Path())
+@FROM_REF_OPTION
 @POLICY_OPTION
 @BASELINE_OPTION
-def scan(files, policy_file, baseline) -> None:
-    """The changed shards among FILES, scanned together with the policy (`collapseguard scan
-    --fail-over-limit`), must be under its max_synthetic_share. Shards with a reviewed exception
-    for their current bytes are left out.
+def scan(files, from_ref, policy_file, baseline) -> None:
+    """The changed shards among FILES, scanned with the policy, must each, and all together, be under
+    its max_synthetic_share. Shards with a reviewed exception for their current bytes are left out.
+    No FILES: every file staged (or changed since --from-ref).
 
     \b
-    Example:
+    Examples:
       collapseguard hook scan data/a.parquet data/b.jsonl --policy collapseguard.toml
+      collapseguard hook scan --from-ref origin/main
     """
-    from collapseguard.provenance.hooks import is_excepted, read_baseline, scan_files
+    from collapseguard.provenance.hooks import (
+        anchor_findings,
+        baseline_at_base,
+        is_excepted,
+        is_shard,
+        scan_files,
+        scan_policy,
+    )
 
-    excepted = read_baseline(baseline)
-    todo = [f for f in files if not is_excepted(f, "scan", excepted)]
-    findings, _ = scan_files(todo, policy_file)
-    _report(findings, excepted, "scan")
+    base, anchors, rels = _setup(files, from_ref, policy_file, baseline)
+    excepted = baseline_at_base(anchors)
+    shards = [f for f in rels if is_shard(Path(f)) and Path(f).is_file()]
+    with scan_policy(anchors) as policy_path:
+        findings, _ = scan_files([f for f in shards if not is_excepted(f, "scan", excepted)], policy_path)
+    anchor, notes = anchor_findings(anchors.changes(), base, "scan", with_data=bool(shards))
+    _report(anchor + findings, notes, "scan")
 
 
 @hook.command("baseline")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--check", type=click.Choice(["verify", "scan"]), required=True, help="The hook the exception is for.")
+@click.option("--check", type=click.Choice(["scan"]), default="scan", show_default=True,
+              help="The hook the exception is for: only scan findings can be waived, never a file's match with "
+                   "its signed manifest.")
 @click.option("--reason", required=True, help="Why the finding was accepted (kept in the baseline).")
 @BASELINE_OPTION
 def baseline_command(files, check, reason, baseline) -> None:
-    """Record FILES, as they are now, as reviewed exceptions to a hook; commit the baseline. An
-    exception holds only while the file keeps these bytes.
+    """Record FILES, as they are now, as reviewed exceptions to the scan hook, in the baseline at the
+    repository root (from any folder in it). An exception holds only while the file keeps these
+    bytes. The hooks read the baseline from the base revision: commit it on its own, then the data.
 
     \b
     Example:
-      collapseguard hook baseline data/b.jsonl --check scan --reason "reviewed: a quoted model answer"
+      collapseguard hook baseline data/b.jsonl --reason "reviewed: a quoted model answer"
     """
-    from collapseguard.provenance.hooks import add_exceptions
+    from collapseguard.errors import CollapseguardError
+    from collapseguard.provenance.anchors import repo_relative, repo_root
+    from collapseguard.provenance.hooks import BASELINE, add_exceptions
 
-    for entry in add_exceptions(baseline, files, check, reason):
-        click.echo(f"{baseline}: {entry['path']} excepted from {check} at sha256 {entry['sha256'][:12]}…")
+    root = repo_root()
+    rels = []
+    for f in files:
+        rel = repo_relative(root, f)
+        if rel is None:
+            raise CollapseguardError(f"{f}: outside the repository {root}; pass the data files the hook reported")
+        rels.append(rel)
+    path = Path(baseline).absolute() if baseline else root / BASELINE
+    for entry in add_exceptions(path, root, rels, check, reason):
+        click.echo(f"{path}: {entry['path']} excepted from {check} at sha256 {entry['sha256'][:12]}…")

@@ -58,10 +58,11 @@ def _sketch_settings(num_perm, seed, ngram, threshold) -> dict:
 
 def sketch_options(fn):
     """--num-perm/--seed/--ngram/--lsh-threshold: unset = the ledger's own (or the defaults for a new one)."""
-    fn = click.option("--lsh-threshold", type=float, default=None, help="Jaccard the LSH bands are tuned for (new ledger; default 0.8).")(fn)
-    fn = click.option("--ngram", type=int, default=None, help="Words per shingle (new ledger; default 5).")(fn)
-    fn = click.option("--seed", type=int, default=None, help="MinHash permutation seed (new ledger; default 1).")(fn)
-    fn = click.option("--num-perm", type=int, default=None, help="MinHash permutations (new ledger; default 128).")(fn)
+    note = "unset: the ledger's own; on a new ledger the default"
+    fn = click.option("--lsh-threshold", type=float, default=None, help=f"Jaccard the LSH bands are tuned for ({note}, 0.8).")(fn)
+    fn = click.option("--ngram", type=int, default=None, help=f"Words per shingle ({note}, 5).")(fn)
+    fn = click.option("--seed", type=int, default=None, help=f"MinHash permutation seed ({note}, 1).")(fn)
+    fn = click.option("--num-perm", type=int, default=None, help=f"MinHash permutations ({note}, 128).")(fn)
     return fn
 
 

@@ -7,11 +7,10 @@ import math
 
 import click
 
-from collapseguard.detectors.watermark.synthid import KEYS_ENV as SYNTHID_KEYS_ENV
-from collapseguard.detectors.watermark.synthid import parse_keys
 from collapseguard.errors import CollapseguardError
 
 KEY_ENV = "COLLAPSEGUARD_WATERMARK_KEY"
+SYNTHID_KEYS_ENV = "COLLAPSEGUARD_SYNTHID_KEYS"  # = synthid.KEYS_ENV (tested); that module imports numpy
 BATCH = 256
 KGW_COLUMNS = ("z_score", "p_value", "num_tokens_scored", "prediction")
 SYNTHID_COLUMNS = ("z_score", "p_value", "mean_g", "num_tokens_scored", "prediction")
@@ -20,7 +19,13 @@ SYNTHID_COLUMNS = ("z_score", "p_value", "mean_g", "num_tokens_scored", "predict
 @click.group()
 def watermark() -> None:
     """Watermark detection compatible with transformers: KGW green lists (Kirchenbauer et al.
-    2023, `detect`) and SynthID-Text (Dathathri et al. 2024, `synthid`)."""
+    2023, `detect`) and SynthID-Text (Dathathri et al. 2024, `synthid`).
+
+    \b
+    Examples:
+      COLLAPSEGUARD_WATERMARK_KEY=15485863 collapseguard watermark detect crawl.jsonl --tokenizer gen0/ --json
+      COLLAPSEGUARD_SYNTHID_KEYS=654,400,836 collapseguard watermark synthid crawl.jsonl --tokenizer gen0/ --json
+    """
 
 
 def _parse_key(value: str | None) -> int:
@@ -165,7 +170,7 @@ def synthid(inputs, tokenizer_dir, keys, ngram_len, sampling_table_size, samplin
       collapseguard watermark synthid a.txt b.parquet --tokenizer gen0/ --keys 654,400,836 --z-threshold 5
     """
     from collapseguard.cli.preflight import check_paths
-    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector, parse_keys
 
     check_paths(INPUT=inputs)
     config = SynthIDConfig(keys=parse_keys(keys), ngram_len=ngram_len, sampling_table_size=sampling_table_size,

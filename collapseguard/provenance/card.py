@@ -26,8 +26,10 @@ def size_category(records: int) -> str:
 
 def card_metadata(statement: dict, *, pretty_name: str | None = None, license: str | None = None) -> dict:
     """The card's metadata as a plain dict."""
+    from collapseguard.provenance.verify import check_subject_name
+
     pred = statement["predicate"]
-    names = [s["name"] for s in statement["subject"]]
+    names = [check_subject_name(s["name"]).as_posix() for s in statement["subject"]]  # never a path out of the dataset
     meta = {}
     if license:
         meta["license"] = license

@@ -40,7 +40,10 @@ def encoding_of(name: str) -> str:
 
 
 def file_object(subject: dict, entry: dict, base_url: str | None) -> dict:
+    from collapseguard.provenance.verify import check_subject_name
+
     name = subject["name"]
+    check_subject_name(name)  # never a contentUrl out of the dataset (absolute, `..`)
     obj = {"@type": "cr:FileObject", "@id": name, "name": name,
            "contentUrl": f"{base_url.rstrip('/')}/{name}" if base_url else name,
            "encodingFormat": encoding_of(name), "sha256": subject["digest"]["sha256"]}
@@ -91,7 +94,6 @@ def to_croissant(statement: dict, *, name: str, description: str | None = None, 
     doc = {
         "@context": CONTEXT, "@type": "sc:Dataset", "conformsTo": CROISSANT, "name": name,
         "description": description or f"{name}: files and provenance from a collapseguard manifest.",
-        "url": url or base_url or "https://collapseguard.dev/datasets/" + name,
         "distribution": [file_object(s, entries.get(s["name"], {}), base_url) for s in statement["subject"]],
         "rai:dataCollection": collection,
         "cg:records": pred.get("records"),
@@ -101,7 +103,7 @@ def to_croissant(statement: dict, *, name: str, description: str | None = None, 
     sets = [record_set(s["name"], entries.get(s["name"], {}), column) for s in statement["subject"]]
     if any(sets):
         doc["recordSet"] = [r for r in sets if r]
-    for key, value in (("license", license), ("version", version), ("citeAs", cite_as),
+    for key, value in (("url", url), ("license", license), ("version", version), ("citeAs", cite_as),
                        ("datePublished", date_published)):
         if value:
             doc[key] = value

@@ -11,16 +11,27 @@ Sampling order: each eligible record gets the key sha256(seed, text sha256, occu
 the records with the smallest keys are taken; the mix is written in key order (a shuffle). The
 order depends only on the seed and the texts, so the same inputs give byte-identical output.
 
+Trust: every pool is verified before it is read, against the `manifest.json` in its folder (or
+beside a pool file): a trusted signature, no unlisted, changed or removed file. A pool without a
+manifest, or with an unsigned one, is refused unless `allow_unsigned`, which the output's
+manifest records with what was (and was not) verified per pool.
+
 A record counts as human only when it sits in a human pool, its own `origin` column (if any)
-does not say otherwise, and the pool's scan attributes (if given) did not flag it `synthetic`.
-A record of a synthetic pool whose `origin` says human or unknown is left out too. Records with
-no text (null, not a string, no words) are never taken.
+does not say otherwise, and the pool's scan attributes (if given) neither flagged it `synthetic`
+nor abstained on it (`keep="human+abstain"` takes the abstentions too, and says how many). A
+record of a synthetic pool whose `origin` says human or unknown is left out too. Records with no
+text (null, not a string, no words) or that cannot be read (not UTF-8, a JSON line that is not
+an object) are never taken: a reason to abstain is not data.
+
+Paths in the outputs (the `source` column, the request, the parents, the folder marker) are
+relative to the output folder, never absolute.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -30,6 +41,7 @@ from collapseguard.errors import CollapseguardError
 from collapseguard.provenance import columns as pc
 
 TOKENIZER = "whitespace words (len(text.split()))"
+KEEP = ("human", "human+abstain")
 PART = "part-{:05d}.parquet"
 BATCH = 4096
 
@@ -47,6 +59,9 @@ class CurateConfig:
     text_column: str = "text"
     attributes: tuple[str, ...] = ()  # `collapseguard scan --out` folders of the pools
     shard_records: int = 100_000
+    public_keys: tuple[str, ...] = ()  # trusted keys the pools' manifests must be signed with
+    allow_unsigned: bool = False  # accept pools without a manifest or with an unsigned one
+    keep: str = "human"  # "human+abstain": records the scan abstained on count as human too
 
     def check(self) -> None:
         f = self.human_fraction
@@ -57,6 +72,8 @@ class CurateConfig:
         total = self.size if self.size is not None else self.tokens
         if total < 1:
             raise CollapseguardError(f"--{'size' if self.size is not None else 'tokens'} must be at least 1, got {total}")
+        if self.keep not in KEEP:
+            raise CollapseguardError(f"--keep must be one of {', '.join(KEEP)}, got {self.keep!r}")
         if self.shard_records < 1:
             raise CollapseguardError(f"--shard-records must be at least 1, got {self.shard_records}")
         human, synthetic = self.targets()
@@ -99,25 +116,47 @@ class Pool:
     shards: list
     attributes: dict  # shard rel -> attribute parquet path
     manifest: Path | None
+    trust: dict | None = None  # what verifying the pool found: manifest, signed, keyids
     read: int = 0
     no_text: int = 0
+    unreadable: int = 0
     declared_other: int = 0
     flagged: int = 0
+    abstained: int = 0  # the scan abstained: left out (keep "human") or kept (keep "human+abstain")
     unscanned: int = 0
     eligible: int = 0
     eligible_tokens: int = 0
     attributes_given: bool = False
+    keep_abstained: bool = False
 
-    def report(self) -> dict:
-        return {"path": self.path, "kind": self.kind, "shards": len(self.shards), "records": self.read,
-                "eligible": self.eligible, "eligible_tokens": self.eligible_tokens, "no_text": self.no_text,
-                "origin_disagrees": self.declared_other, "flagged_synthetic": self.flagged,
-                "without_scan": self.unscanned if self.attributes_given else None}
+    def left_out(self) -> int:
+        return self.no_text + self.unreadable + self.declared_other + self.flagged + \
+            (0 if self.keep_abstained else self.abstained)
+
+    def report(self, out: Path) -> dict:
+        trust = dict(self.trust or {})
+        if trust.get("manifest"):
+            trust["manifest"] = relative_path(trust["manifest"], out)
+        return {"path": relative_path(self.path, out), "kind": self.kind, "shards": len(self.shards),
+                "records": self.read, "eligible": self.eligible, "eligible_tokens": self.eligible_tokens,
+                "no_text": self.no_text, "unreadable": self.unreadable, "origin_disagrees": self.declared_other,
+                "flagged_synthetic": self.flagged,
+                "abstained_left_out": 0 if self.keep_abstained else self.abstained,
+                "abstained_eligible_as_human": self.abstained if self.keep_abstained else 0,
+                "without_scan": self.unscanned if self.attributes_given else None, "trust": trust}
+
+
+def relative_path(path, out: Path) -> str:
+    """A local path as published: relative to the output folder."""
+    from collapseguard.provenance.manifest import relative_to_folder
+
+    return relative_to_folder(path, out)
 
 
 def open_pools(config: CurateConfig) -> list[Pool]:
-    """Every pool's shards, the scan attributes that match them, and its manifest; refuses a shard
-    that is in two pools, attributes made from other bytes, and pools that changed since their manifest."""
+    """Every pool's shards, verified against its manifest, and the scan attributes that match them;
+    refuses a shard that is in two pools, a pool that does not verify, attributes made from other
+    bytes, and an attributes folder that matches no pool shard (the scan of another folder)."""
     from collapseguard.scan.sources import discover
 
     scans = [scan_index(Path(d), config.text_column) for d in config.attributes]
@@ -131,12 +170,18 @@ def open_pools(config: CurateConfig) -> list[Pool]:
                     raise CollapseguardError(f"{s.path}: is in two pools ({seen[real]} and {path}); pass each shard once")
                 seen[real] = path
             manifest = pool_manifest(Path(path))
-            digests = shard_digests(shards) if scans or manifest else {}
-            if manifest is not None:
-                check_pool_manifest(manifest, shards, digests)
-            pool = Pool(path, kind, shards, match_attributes(shards, digests, scans), manifest)
+            trust = verify_pool(Path(path), manifest, shards, config)
+            digests = shard_digests(shards) if scans else {}
+            pool = Pool(path, kind, shards, match_attributes(shards, digests, scans), manifest, trust)
             pool.attributes_given = bool(scans)
+            pool.keep_abstained = config.keep == "human+abstain"
             pools.append(pool)
+    used = {str(p) for pool in pools for p in pool.attributes.values()}
+    for scan in scans:
+        if not any(str(p) in used for p in scan["by_sha"].values()):
+            raise CollapseguardError(f"{scan['folder']}: matches no shard of the pools (no scanned input has the sha256 "
+                                     "of a pool shard): the scan of another folder or of other bytes; pass the scan of "
+                                     "these pools, or rescan them")
     return pools
 
 
@@ -152,20 +197,32 @@ def pool_manifest(path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def check_pool_manifest(manifest: Path, shards, digests: dict) -> None:
-    """Refuse a pool file whose bytes differ from what its manifest lists."""
+def verify_pool(path: Path, manifest: Path | None, shards, config: CurateConfig) -> dict:
+    """Verify a pool against its manifest (trusted signature, every file listed and unchanged) and
+    return what was verified; refuse a pool that does not verify, or has no manifest or an unsigned
+    one without `allow_unsigned`."""
     from collapseguard.provenance.manifest import read_manifest, statement_of
+    from collapseguard.provenance.verify import VerificationFailed, verify_manifest
 
-    listed = {s["name"]: s["digest"]["sha256"] for s in statement_of(read_manifest(manifest), manifest)["subject"]}
-    root = manifest.parent.resolve()
+    if manifest is None:
+        if not config.allow_unsigned:
+            raise CollapseguardError(f"{path}: no manifest.json to verify the pool against; build and sign one "
+                                     "(`collapseguard provenance build`, `sign`) and pass --public-key, or pass "
+                                     "--allow-unsigned (recorded in the output's manifest)")
+        return {"manifest": None, "signed": False, "keyids": []}
+    try:
+        report = verify_manifest(manifest, config.public_keys, allow_unsigned=config.allow_unsigned)
+    except VerificationFailed as exc:
+        keys = "; pass the signer's key with --public-key" if "no trusted public key" in str(exc) else ""
+        raise CollapseguardError(f"{path}: the pool does not verify against {manifest}: {exc}{keys}") from None
+    listed = {s["name"] for s in statement_of(read_manifest(manifest), manifest)["subject"]}
+    root = os.path.abspath(manifest.parent)
     for shard in shards:
-        try:
-            name = shard.path.resolve().relative_to(root).as_posix()
-        except ValueError:
-            continue
-        if name in listed and listed[name] != digests[shard.rel]:
-            raise CollapseguardError(f"{shard.path}: changed since {manifest} was built (sha256 differs); "
-                                     "verify the pool with `collapseguard provenance verify` or rebuild its manifest")
+        name = Path(os.path.relpath(os.path.abspath(shard.path), root)).as_posix()
+        if shard.path.is_file() and name not in listed:
+            raise CollapseguardError(f"{shard.path}: not listed in {manifest}; a pool's shards must all be in its "
+                                     "manifest: rebuild and sign it, or take the file out of the pool")
+    return {"manifest": str(manifest), "signed": report["signed"], "keyids": report["keyids"]}
 
 
 def scan_index(folder: Path, text_column: str) -> dict:
@@ -269,6 +326,8 @@ def priority(seed: int, digest: str, occurrence: int) -> int:
 
 def index_pool(pool: Pool, config: CurateConfig, seen: dict) -> list[tuple]:
     """Eligible records of one pool as (key, tokens, shard number, row); tallies what was left out."""
+    from collapseguard.scan.policy import Unreadable
+
     out = []
     for s_i, shard in enumerate(pool.shards):
         texts, prov = shard_records(shard, config.text_column)
@@ -276,6 +335,9 @@ def index_pool(pool: Pool, config: CurateConfig, seen: dict) -> list[tuple]:
         pool.read += len(texts)
         declared = prov.get("origin") or [None] * len(texts)
         for row, text in enumerate(texts):
+            if isinstance(text, Unreadable):  # the reason a record cannot be read is never its text
+                pool.unreadable += 1
+                continue
             n_tok = count_tokens(text) if isinstance(text, str) else 0
             if not n_tok:
                 pool.no_text += 1
@@ -286,6 +348,10 @@ def index_pool(pool: Pool, config: CurateConfig, seen: dict) -> list[tuple]:
             if pool.kind == "human" and att is not None and att["decision"][row] == "synthetic":
                 pool.flagged += 1
                 continue
+            if pool.kind == "human" and att is not None and att["decision"][row] == "abstain":
+                pool.abstained += 1
+                if not pool.keep_abstained:
+                    continue
             if att is None:
                 pool.unscanned += 1
             digest = pc.text_sha256(text)
@@ -319,11 +385,14 @@ def refuse_short(kind: str, pools: list[Pool], need: int, config: CurateConfig) 
     have = sum(p.eligible if config.unit == "records" else p.eligible_tokens for p in pools)
     if have >= need:
         return
-    left = sum(p.no_text + p.declared_other + p.flagged for p in pools)
+    left = sum(p.left_out() for p in pools)
     read = sum(p.read for p in pools)
+    abstained = sum(0 if p.keep_abstained else p.abstained for p in pools)
     why = (f" ({read} records read, {left} left out: " + ", ".join(
         f"{n} {what}" for n, what in ((sum(p.flagged for p in pools), "flagged synthetic by scan"),
+                                      (abstained, "the scan abstained on (--keep human+abstain takes them)"),
                                       (sum(p.declared_other for p in pools), "with another declared origin"),
+                                      (sum(p.unreadable for p in pools), "unreadable"),
                                       (sum(p.no_text for p in pools), "without text")) if n) + ")") if left else ""
     raise CollapseguardError(
         f"the {kind} pools hold {have} eligible {config.unit}{why}, the mix needs {need} "
@@ -349,8 +418,9 @@ def plan(config: CurateConfig) -> tuple[list[Pool], list[tuple]]:
     return pools, chosen
 
 
-def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig):
-    """The mix as a pyarrow Table with the provenance schema, in the chosen order."""
+def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig, out: Path):
+    """The mix as a pyarrow Table with the provenance schema, in the chosen order (a record without
+    a `source` of its own gets its shard's path relative to `out`, and its index)."""
     import pyarrow as pa
 
     wanted: dict[tuple, list[int]] = {}
@@ -365,7 +435,7 @@ def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig):
         att = read_attributes(pool.attributes[shard.rel], shard, texts) if shard.rel in pool.attributes else None
         if att is not None:
             score_names |= set(att["scores"])
-        where = f"{Path(pool.path).as_posix()}/{shard.rel}"
+        where = relative_path(shard.path, out)
         for pos in positions:
             _, _, kept, _, _, row, cut = chosen[pos]
             rows[pos] = output_row(pool.kind, where, row, texts[row], prov, att, kept if cut else None)
@@ -402,7 +472,15 @@ def output_row(kind: str, where: str, row: int, text: str, prov: dict, att: dict
     }
 
 
-def summary(config: CurateConfig, pools: list[Pool], table) -> dict:
+def published_request(config: CurateConfig, out: Path) -> dict:
+    """The request as the outputs state it: local paths relative to `out`."""
+    request = asdict(config)
+    for field in ("human", "synthetic", "attributes", "public_keys"):
+        request[field] = [relative_path(p, out) for p in request[field]]
+    return request
+
+
+def summary(config: CurateConfig, pools: list[Pool], table, out: Path) -> dict:
     """What the mix holds and how it was made (the manifest's `curation` field)."""
     origins = table.column("origin").to_pylist()
     texts = table.column(config.text_column).to_pylist()
@@ -412,12 +490,16 @@ def summary(config: CurateConfig, pools: list[Pool], table) -> dict:
         tokens[o] += count_tokens(t)
     unit_counts = records if config.unit == "records" else tokens
     total = sum(unit_counts.values())
-    request = {k: v for k, v in asdict(config).items() if k not in ("shard_records",)}
+    request = {k: v for k, v in published_request(config, out).items() if k not in ("shard_records",)}
     return {"request": request, "unit": config.unit, "tokenizer": TOKENIZER,
             "targets": dict(zip(("human", "synthetic"), config.targets())),
             "records": records, "tokens": tokens,
             "human_share": unit_counts["human"] / total if total else None,
-            "pools": [p.report() for p in pools]}
+            "keep": config.keep,
+            "abstained_kept_as_human": sum(o == "human" and d == "abstain" for o, d in
+                                           zip(origins, table.column("decision").to_pylist())),
+            "allow_unsigned": config.allow_unsigned,
+            "pools": [p.report(out) for p in pools]}
 
 
 def shard_names(rows: int, shard_records: int) -> list[str]:
@@ -448,9 +530,11 @@ def clear_stale(out: Path, keep: list[str], ours: bool) -> None:
             raise CollapseguardError(f"{p}: not a curate shard; choose an empty output folder")
 
 
-def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extra: dict | None = None) -> dict:
-    """Build the mix into `out`: shards, then `manifest.json` (a DSSE envelope when `key` is given).
-    Returns the curation summary. `extra` adds fields to it (e.g. how the fraction was chosen)."""
+def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extra: dict | None = None,
+           name: str | None = None) -> dict:
+    """Build the mix into `out`: shards, then `manifest.json` (a DSSE envelope when `key` is given)
+    naming the dataset `name` (default: the folder's name). Returns the curation summary. `extra`
+    adds fields to it (e.g. how the fraction was chosen)."""
     from collapseguard.io.outputs import claim_output_dir, read_marker
     from collapseguard.provenance.manifest import build_statement, write_manifest
 
@@ -461,23 +545,29 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
 
         load_private_key(key)  # a wrong key fails before any work
     pools, chosen = plan(config)
-    table = materialise(pools, chosen, config)
+    table = materialise(pools, chosen, config, out)
+    from collapseguard.provenance.manifest import dataset_identity
+
+    manifest = out / "manifest.json"  # the identity first: an unreadable earlier manifest stops before any write
+    identity = dataset_identity(name or out.resolve().name, previous=manifest if manifest.is_file() else None)
     previous = read_marker(out) if out.is_dir() else None
-    settings = {**asdict(config), "signed": key is not None, **({"chosen_by": extra} if extra else {})}
+    if extra and extra.get("file"):
+        extra = {**extra, "file": relative_path(extra["file"], out)}
+    settings = {**published_request(config, out), "signed": key is not None, **({"chosen_by": extra} if extra else {})}
     claim_output_dir(out, command="curate", settings=settings, overwrite=overwrite,
                      inputs=[*config.human, *config.synthetic, *config.attributes])
     names = shard_names(table.num_rows, config.shard_records)
     clear_stale(out, names, ours=previous is not None and previous.get("command") == "curate")
     write_shards(table, out, names, config.shard_records)
-    info = summary(config, pools, table)
+    info = summary(config, pools, table, out)
     info["cut_records"] = sum(1 for c in chosen if c[-1])
     if extra:
         info["chosen_by"] = extra
     parents = list(dict.fromkeys(p.manifest for p in pools if p.manifest is not None))
-    statement = build_statement(out, names, parents=parents, extra={"curation": info})
+    statement = build_statement(out, names, parents=parents, extra={"curation": info}, dataset=identity)
     if key is not None:
         from collapseguard.provenance.dsse import sign_statement
 
         statement = sign_statement(statement, key)
-    write_manifest(out / "manifest.json", statement)
+    write_manifest(manifest, statement)
     return {**info, "out": str(out), "files": names, "signed": key is not None}

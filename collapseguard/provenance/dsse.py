@@ -18,6 +18,20 @@ class VerificationFailed(Exception):
     """A manifest, its signature or its files failed verification (exit code 1, not bad input)."""
 
 
+def b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64 (DSSE accepts either), padding optional; ValueError otherwise."""
+    import binascii
+
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    text = text.strip() + "=" * (-len(text.strip()) % 4)
+    alphabet = "-_" if ("-" in text or "_" in text) else "+/"
+    try:
+        return base64.b64decode(text, altchars=alphabet.encode(), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE pre-authentication encoding."""
     t = payload_type.encode("utf-8")
@@ -56,6 +70,12 @@ def _public_keys(public_keys) -> list[tuple[str, object, str]]:
 def verify_envelope(envelope: dict, public_keys: list) -> dict:
     """The statement inside `envelope` once one signature verifies with one of `public_keys`
     (PEM paths or Ed25519 public keys); VerificationFailed naming the problem otherwise."""
+    return verify_signatures(envelope, public_keys)[0]
+
+
+def verify_signatures(envelope: dict, public_keys: list) -> tuple[dict, list[str]]:
+    """(statement, ids of the trusted keys whose signatures verify), once at least one does;
+    VerificationFailed naming the first problem otherwise."""
     from cryptography.exceptions import InvalidSignature
 
     from collapseguard.provenance.manifest import check_envelope, decode_payload
@@ -69,24 +89,22 @@ def verify_envelope(envelope: dict, public_keys: list) -> dict:
     if not envelope["signatures"]:
         raise VerificationFailed("the envelope has no signatures")
     try:
-        payload = base64.b64decode(envelope["payload"], validate=True)
+        payload = b64decode(envelope["payload"])
     except ValueError:
         raise VerificationFailed("the payload is not base64") from None
     message = pae(envelope["payloadType"], payload)
-    problems = []
+    problems, verified = [], []
     for sig in envelope["signatures"]:
         try:
-            raw = base64.b64decode(sig["sig"], validate=True)
+            raw = b64decode(sig["sig"])
         except ValueError:
             problems.append("a signature is not base64")
             continue
         hint = sig.get("keyid")
-        for _, key, _ in sorted(keys, key=lambda k: k[0] != hint):
-            try:
-                key.verify(raw, message)
-                return decode_payload(envelope, "envelope")
-            except InvalidSignature:
-                continue
+        kid = _verifying_key(keys, hint, raw, message, InvalidSignature)
+        if kid is not None:
+            verified.append(kid)
+            continue
         known = any(kid == hint for kid, _, _ in keys)
         if known:
             problems.append(f"broken signature: it does not verify with the trusted key {hint[:16]}… "
@@ -94,4 +112,17 @@ def verify_envelope(envelope: dict, public_keys: list) -> dict:
         else:
             problems.append(f"signed by key {str(hint)[:16]}…, which is not on the trusted list "
                             f"({', '.join(w for _, _, w in keys)}), and no trusted key verifies it")
+    if verified:
+        return decode_payload(envelope, "envelope"), list(dict.fromkeys(verified))
     raise VerificationFailed(problems[0])
+
+
+def _verifying_key(keys, hint, raw: bytes, message: bytes, invalid) -> str | None:
+    """The id of the trusted key that verifies `raw` over `message` (the hinted key tried first)."""
+    for kid, key, _ in sorted(keys, key=lambda k: k[0] != hint):
+        try:
+            key.verify(raw, message)
+            return kid
+        except invalid:
+            continue
+    return None

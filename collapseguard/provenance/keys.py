@@ -1,6 +1,9 @@
 """Ed25519 keys for signing manifests: PEM files, the private key 0600 with a `.pub` beside it.
 
-A key's id is the hex sha256 of its 32 raw public-key bytes; envelopes carry it as a hint.
+A key's id is securesystemslib's default keyid: the hex sha256 of the canonical JSON
+`{"keytype":"ed25519","keyval":{"public":HEX},"scheme":"ed25519"}`, so a plain securesystemslib
+verifier matches our signatures to its keys; envelopes carry it as a hint. A private key file that
+group or others may read is refused, as ssh refuses one.
 """
 
 from __future__ import annotations
@@ -75,10 +78,25 @@ def _read(path: Path, kind: str) -> bytes:
         raise CollapseguardError(f"{path}: a folder, not a {kind} key file; {KEYGEN}") from None
 
 
+def check_private_mode(path) -> None:
+    """Refuse a private key file that group or others may read or write (as ssh does)."""
+    if os.name != "posix":
+        return
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except OSError:
+        return  # _read names the problem
+    if mode & 0o077:
+        raise CollapseguardError(f"{path}: permissions {mode:04o} are too open (group or others may read the "
+                                 f"private key); run `chmod 600 {path}`")
+
+
 def load_private_key(path):
-    """The Ed25519 private key in a PEM file; anything else is a one-line error."""
+    """The Ed25519 private key in a PEM file (mode 0600 or stricter); anything else is a one-line error."""
     serialization, ed25519 = _crypto()
     data = _read(path, "private")
+    if b"PRIVATE KEY" in data:
+        check_private_mode(path)
     if b"PUBLIC KEY" in data:
         raise CollapseguardError(f"{path}: a public key; sign with the private key (the file without .pub)")
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -117,5 +135,8 @@ def raw_public(public_key) -> bytes:
 
 
 def key_id(public_key) -> str:
-    """Hex sha256 of the raw public key bytes."""
-    return hashlib.sha256(raw_public(public_key)).hexdigest()
+    """securesystemslib's default keyid of an Ed25519 public key (sha256 of its canonical JSON)."""
+    import json
+
+    key = {"keytype": "ed25519", "keyval": {"public": raw_public(public_key).hex()}, "scheme": "ed25519"}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()

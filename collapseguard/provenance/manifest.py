@@ -1,5 +1,6 @@
 """Provenance manifests: an in-toto Statement v1 whose subjects are the data files (sha256) and whose
-predicate holds record counts, per-origin counts, the scan's synthetic share, the guard policy's
+predicate holds the dataset's identity and freshness (name, version, creation time, the previous
+manifest's digest), record counts, per-origin counts, the scan's synthetic share, the guard policy's
 fingerprint and calibration hash, parent manifests and the tool version.
 
 One manifest file holds either the unsigned statement or the DSSE envelope that signs it
@@ -8,10 +9,10 @@ One manifest file holds either the unsigned statement or the DSSE envelope that 
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
@@ -44,23 +45,38 @@ def included(rel: str, include) -> bool:
     return any(fnmatch.fnmatchcase(rel, g) or fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], g) for g in include)
 
 
+def walk(root: Path) -> list[Path]:
+    """Every path under `root`, sorted, descending into symlinked folders as glob, pyarrow and
+    `datasets` do (each real folder once, so a link loop ends)."""
+    found, seen = [], set()
+    for top, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found += [Path(top, n) for n in dirs + files]
+    return sorted(found)
+
+
 def data_files(root: str | Path, exclude: tuple = (), include=()) -> list[str]:
     """Every data file under `root` (the shard suffixes scan reads, every file inside a saved
     `datasets` folder, and files matching the `include` globs), as sorted POSIX paths relative to
-    `root`; hidden paths, manifests and `exclude` (relative names) are left out."""
+    `root`, symlinked folders followed; hidden paths, manifests and `exclude` (relative names) are
+    left out."""
     from collapseguard.scan.sources import format_of, is_saved_dataset
 
     root = Path(root)
     if not root.is_dir():
         raise CollapseguardError(f"{root}: not a folder; pass the folder that holds the data files")
     found = []
-    for path in sorted(root.rglob("*")):
+    for path in walk(root):
         rel = path.relative_to(root)
         if is_hidden(rel) or path.name == MANIFEST_NAME or rel.as_posix() in exclude:
             continue
         in_dataset = any(is_saved_dataset(p) for p in path.parents[:len(rel.parts)])
         wanted = in_dataset or format_of(path) not in (None, "datasets") or included(rel.as_posix(), include)
-        if (path.is_file() or path.is_symlink()) and wanted:
+        if (path.is_file() or (path.is_symlink() and not path.is_dir())) and wanted:
             found.append(rel.as_posix())
     return found
 
@@ -85,7 +101,8 @@ def count_records(path: Path, as_text: bool = False) -> int | None:
 
 
 def declared_origins(path: Path) -> dict | None:
-    """Counts per value of the file's own `origin` column (parquet or jsonl), or None without one."""
+    """Counts per value of the file's own `origin` column (parquet or jsonl), or None without one;
+    a value other than human, synthetic, unknown (or the legacy `model`) is refused."""
     from collapseguard.scan.sources import format_of
 
     fmt = format_of(path)
@@ -112,14 +129,17 @@ def declared_origins(path: Path) -> dict | None:
             return None
     else:
         return None
-    from collapseguard.provenance.columns import LEGACY_ORIGINS, origin_counts
+    from collapseguard.provenance.columns import check_value, origin_counts
 
-    values = [LEGACY_ORIGINS.get(v, v) if isinstance(v, str) else v for v in values]
-    return origin_counts([v if v in ORIGINS else None for v in values])
+    return origin_counts([check_value("origin", v, path, i) for i, v in enumerate(values)])
 
 
-def scan_evidence(root: Path, names: list[str], scan_dir: str | Path) -> dict:
-    """Detected origin counts per file (from `scan --out` attribute shards) and the summary's share."""
+def scan_evidence(root: Path, names: list[str], scan_dir: str | Path, digests: dict) -> dict:
+    """Detected origin counts per file (from `scan --out` attribute shards) and the summary's share.
+
+    Every shard the scan read must be one of these files, byte for byte (`digests`: name -> sha256,
+    a saved `datasets` folder hashed as scan hashes it): the scan of another folder, or of other
+    bytes, is refused, since its share would be stated for records it never saw."""
     import pyarrow.parquet as pq
 
     scan_dir = Path(scan_dir)
@@ -129,19 +149,41 @@ def scan_evidence(root: Path, names: list[str], scan_dir: str | Path) -> dict:
     from collapseguard.io.readers import read_json_file
 
     summary = read_json_file(summary_path, "scan summary", "rerun `collapseguard scan`")
+    ours = {sha: name for name, sha in digests.items()}
+    rows = summary.get("shards") if isinstance(summary, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise CollapseguardError(f"{summary_path}: lists no shards; pass the `collapseguard scan --out` folder of this data")
     per_file = {}
-    for name in names:
-        shard = scan_dir / "attributes" / f"{name}.parquet"
+    for row in rows:
+        rel, sha = (row.get("shard"), row.get("input_sha256")) if isinstance(row, dict) else (None, None)
+        name = ours.get(sha) or _saved_dataset_match(root, rel, sha)
+        if name is None:
+            raise CollapseguardError(f"{scan_dir}: scanned {rel!r}, which is not one of the files under {root} "
+                                     "(no file has its sha256); pass the scan of this data, or rescan it")
+        shard = scan_dir / "attributes" / f"{rel}.parquet"
         if not shard.is_file():
-            continue
+            raise CollapseguardError(f"{shard}: missing from the scan folder; rerun `collapseguard scan`")
         counts = {o: 0 for o in ORIGINS}
         for d in pq.read_table(shard, columns=["decision"]).column(0).to_pylist():
             counts[DECISION_ORIGIN.get(d, "unknown")] += 1
-        per_file[name] = counts
+        if name in digests:  # a saved `datasets` folder has no file of its own to count against
+            per_file[name] = counts
     missing = [n for n in names if n not in per_file]
     return {"per_file": per_file, "missing": missing, "synthetic_share": summary.get("synthetic_share"),
             "summary_sha256": sha256_file(summary_path), "max_synthetic_share": summary.get("max_synthetic_share"),
             "over_limit": summary.get("over_limit")}
+
+
+def _saved_dataset_match(root: Path, rel, sha) -> str | None:
+    """`rel` when it names a saved `datasets` folder under `root` whose scan hash is `sha`."""
+    from collapseguard.scan.sources import Shard, is_saved_dataset, shard_sha256
+
+    if not isinstance(rel, str) or ".." in Path(rel).parts or Path(rel).is_absolute():
+        return None
+    folder = root / rel
+    if folder.is_dir() and is_saved_dataset(folder) and shard_sha256(Shard(folder, rel, "datasets")) == sha:
+        return rel
+    return None
 
 
 def policy_evidence(policy) -> dict:
@@ -163,21 +205,59 @@ def policy_evidence(policy) -> dict:
     return out
 
 
-def parent_entry(path: str | Path, root: Path) -> dict:
-    """A parent manifest: its path (relative to `root` when inside it) and the sha256 of its bytes."""
+def relative_to_folder(path: str | Path, folder: str | Path) -> str:
+    """`path` as a POSIX path relative to `folder` (`..` where needed): what a published manifest
+    may say about a local path, never an absolute one."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+
+
+def parent_entry(path: str | Path, manifest_dir: Path) -> dict:
+    """A parent manifest: its path relative to the folder of the manifest that names it (resolve
+    it from there) and the sha256 of its bytes."""
     path = Path(path)
     if not path.is_file():
         raise CollapseguardError(f"{path}: no such parent manifest; pass the manifest.json of the data this came from")
     read_manifest(path)
+    return {"path": relative_to_folder(path, manifest_dir), "sha256": sha256_file(path)}
+
+
+def created_now() -> str:
+    """The creation time, UTC to the second; SOURCE_DATE_EPOCH (reproducible builds) pins it."""
+    from datetime import datetime, timezone
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
     try:
-        shown = path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        shown = str(path)
-    return {"path": shown, "sha256": sha256_file(path)}
+        moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise CollapseguardError(f"SOURCE_DATE_EPOCH={epoch!r}: not a whole number of seconds since 1970") from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dataset_identity(name: str, *, version: str | None = None, previous: str | Path | None = None) -> dict:
+    """The statement's `dataset` field: name, version, creation time and the previous manifest
+    (the sha256 of its bytes, its version and creation time), so that a swap for another dataset
+    and a rollback to an older manifest can be refused (`verify --name`, `--not-older-than`).
+    `version` defaults to the previous version plus one when that is a whole number, else "1"."""
+    if not isinstance(name, str) or not name.strip():
+        raise CollapseguardError("the dataset needs a name; pass --name NAME")
+    before = None
+    if previous is not None and Path(previous).is_file():
+        old = identity_of(statement_of(read_manifest(previous), previous)) or {}
+        before = {"sha256": sha256_file(previous), "version": old.get("version"), "created": old.get("created")}
+    if version is None:
+        last = (before or {}).get("version")
+        version = str(int(last) + 1) if isinstance(last, str) and last.isdigit() else "1"
+    return {"name": name, "version": str(version), "created": created_now(), "previous": before}
+
+
+def identity_of(statement: dict) -> dict | None:
+    """The statement's dataset identity, or None for a manifest built before it was recorded."""
+    ident = statement.get("predicate", {}).get("dataset")
+    return ident if isinstance(ident, dict) else None
 
 
 def build_statement(root, files=None, *, parents=(), policy=None, counts=None, synthetic_share=None,
-                    extra=None, attributes=None, include=()) -> dict:
+                    extra=None, attributes=None, include=(), dataset=None, manifest_dir=None) -> dict:
     """The in-toto Statement for the data files under `root`.
 
     files: names relative to `root` (default: every data file, see `data_files`); parents: paths
@@ -185,7 +265,10 @@ def build_statement(root, files=None, *, parents=(), policy=None, counts=None, s
     the whole set (else summed from the files' own `origin` column or the scan attributes);
     synthetic_share: the scan's estimate dict (else from `attributes`, a `scan --out` folder);
     extra: more predicate fields; include: globs of more data files (e.g. "*.tokens", read as
-    text, one record per non-blank line), recorded so that verify looks for added ones too.
+    text, one record per non-blank line), recorded so that verify looks for added ones too;
+    dataset: the identity (`dataset_identity`; default: named after `root`, version 1);
+    manifest_dir: the folder the manifest will be written to (default `root`), which parent
+    paths are relative to.
     """
     from collapseguard import __version__
 
@@ -212,13 +295,14 @@ def build_statement(root, files=None, *, parents=(), policy=None, counts=None, s
             for k, v in origins.items():
                 declared[k] += v
         entries[name] = entry
-    predicate = {"files": entries, "records": sum(e["records"] or 0 for e in entries.values()),
+    predicate = {"dataset": dataset if dataset is not None else dataset_identity(root.resolve().name),
+                 "files": entries, "records": sum(e["records"] or 0 for e in entries.values()),
                  "origin_counts": counts if counts is not None else (declared if any_declared else None),
                  "synthetic_share": synthetic_share, "policy": None, "scan": None,
-                 "parents": [parent_entry(p, root) for p in parents], "tool": "collapseguard",
+                 "parents": [parent_entry(p, Path(manifest_dir or root)) for p in parents], "tool": "collapseguard",
                  "tool_version": __version__}
     if attributes is not None:
-        evidence = scan_evidence(root, names, attributes)
+        evidence = scan_evidence(root, names, attributes, {s["name"]: s["digest"]["sha256"] for s in subjects})
         for name, detected in evidence.pop("per_file").items():
             entries[name]["detected_counts"] = detected
         if predicate["synthetic_share"] is None:
@@ -290,8 +374,10 @@ def check_envelope(doc: dict, where) -> None:
 
 def decode_payload(doc: dict, where) -> dict:
     """The statement inside an envelope, decoded but not verified."""
+    from collapseguard.provenance.dsse import b64decode
+
     try:
-        raw = base64.b64decode(doc["payload"], validate=True)
+        raw = b64decode(doc["payload"])
         statement = json.loads(raw)
     except (ValueError, TypeError) as exc:
         raise CollapseguardError(f"{where}: the envelope's payload is not base64 JSON ({exc}); sign it again") from None

@@ -59,6 +59,7 @@ def load_guard(policy_file, text_column=None):
 def run_scan(config: ScanConfig, progress=None) -> dict:
     """Scan every shard not already done; write the summary; return it."""
     from collapseguard.io.outputs import check_not_input
+    from collapseguard.scan.distributional import corpus_share, fit_policy_references
     from collapseguard.scan.summary import summarize, write_summary
 
     config.check()
@@ -67,6 +68,7 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
     check_not_input(out, folders)
     shards = discover(config.inputs, exclude=out)
     policy, cal, key = load_guard(config.policy, config.text_column)
+    references = fit_policy_references(policy)  # before scanning: a bad reference fails first
     with claimed_out(out, config, [s.path for s in shards] + folders):
         markers, todo = {}, []
         for shard in shards:
@@ -85,7 +87,8 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
             run = {"local": run_local, "ray": run_ray}[config.engine]
             for marker in run(config, policy, cal, todo, out, progress):
                 markers[marker["shard"]] = marker
-        summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out)
+        summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out,
+                            corpus_share(references, policy, shards) if references else None)
         summary["calibration_drift"] = drift(cal, shards, policy)
         write_summary(summary, policy, cal, out)
     summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),

@@ -1,6 +1,9 @@
 """Split shards into kept and rejected records by their scan decisions, in the input's own format.
 
-`OUT/kept/<rel>` and `OUT/rejected/<rel>` mirror the input layout. Parquet and `datasets` shards
+`OUT/kept/<rel>` and `OUT/rejected/<rel>` mirror the input layout. A record the scan abstained
+on (unreadable, too long, no detector could score it, out of a detector's support) is neither
+human nor machine: with `--keep human` (the default) it goes to `OUT/abstained/<rel>`, neither
+kept nor rejected, for review; `--keep human+abstain` keeps it. The counts say how many. Parquet and `datasets` shards
 keep their schema with `collapseguard_decision` and `collapseguard_reason` appended; jsonl
 records get the same two fields; plain-text lines are copied as they are. Attributes are
 refused unless their marker holds the input's sha256 and their row count matches.
@@ -8,6 +11,7 @@ refused unless their marker holds the input's sha256 and their row count matches
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -51,8 +55,8 @@ def run_filter(config: FilterConfig) -> dict:
     plans = [(s, check_attributes(attrs, s)) for s in shards]
     with claimed(out, config, shards):
         rows = [filter_shard(s, table, columns, out, KEEP[config.keep], config.batch_size) for s, table in plans]
-    return {"kept": sum(r["kept"] for r in rows), "rejected": sum(r["rejected"] for r in rows), "shards": rows,
-            "keep": config.keep}
+    total = {k: sum(r[k] for r in rows) for k in ("kept", "rejected", "abstained", "abstain_kept")}
+    return {**total, "shards": rows, "keep": config.keep}
 
 
 def _text_column(attrs: Path) -> str:
@@ -101,22 +105,28 @@ def claimed(out: Path, config: FilterConfig, shards: list[Shard]):
 
 
 def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch_size: int) -> dict:
+    """Kept records to `kept/`, synthetic ones to `rejected/`, abstentions not kept to `abstained/`."""
     decisions, reasons = table.column("decision").to_pylist(), table.column("reason").to_pylist()
-    kept_path, rej_path = out / "kept" / shard.rel, out / "rejected" / shard.rel
     writer = {"parquet": ParquetSplit, "datasets": DatasetSplit}.get(shard.fmt, LineSplit)
-    with writer(shard, kept_path) as kept, writer(shard, rej_path) as rejected:
+    sides = {"kept": lambda d: d in keep, "rejected": lambda d: d not in keep and d != "abstain",
+             "abstained": lambda d: d not in keep and d == "abstain"}
+    if "abstain" in keep:
+        del sides["abstained"]  # nothing goes there: no empty folder
+    with contextlib.ExitStack() as stack:
+        splits = {name: stack.enter_context(writer(shard, out / name / shard.rel)) for name in sides}
         n = 0
         for chunk in iter_chunks(shard, column, batch_size):
             d, r = decisions[chunk.start:chunk.start + len(chunk)], reasons[chunk.start:chunk.start + len(chunk)]
             if len(d) != len(chunk):
                 raise CollapseguardError(f"{shard.path}: has more records than its attributes ({len(decisions)}); rescan it")
-            mask = [x in keep for x in d]
-            kept.write(chunk, d, r, mask)
-            rejected.write(chunk, d, r, [not m for m in mask])
+            for name, test in sides.items():
+                splits[name].write(chunk, d, r, [test(x) for x in d])
             n += len(chunk)
-    if n != len(decisions):
-        raise CollapseguardError(f"{shard.path}: has {n} records but its attributes {len(decisions)}; rescan it")
-    return {"shard": shard.rel, "kept": kept.count, "rejected": rejected.count}
+        if n != len(decisions):
+            raise CollapseguardError(f"{shard.path}: has {n} records but its attributes {len(decisions)}; rescan it")
+    abstain_kept = sum(x == "abstain" for x in decisions) if "abstain" in keep else 0
+    return {"shard": shard.rel, "kept": splits["kept"].count, "rejected": splits["rejected"].count,
+            "abstained": splits["abstained"].count if "abstained" in splits else 0, "abstain_kept": abstain_kept}
 
 
 class Split:

@@ -32,6 +32,7 @@ import numpy as np
 
 from collapseguard.errors import CollapseguardError, check_choice
 from collapseguard.io.shapes import is_number
+from collapseguard.scan.prevalence import parse_prevalence
 
 DEFAULT_POLICY = "collapseguard.toml"
 DETECTORS = ("minhash_v1", "kgw_v1", "synthid_v1", "gen0_ppl_v1", "combined_v1", "learned_v1")
@@ -40,7 +41,7 @@ SECRET_OPTIONS = ("hashing_key", "keys", "key")
 KGW_KEY_ENV = "COLLAPSEGUARD_WATERMARK_KEY"
 SYNTHETIC, HUMAN, ABSTAIN = "synthetic", "human", "abstain"
 TOP_KEYS = {"text_column", "calibration", "max_synthetic_share", "detectors", "batch_size", "max_chars",
-            "trusted_keys"}
+            "trusted_keys", "prevalence"}
 
 
 @dataclass
@@ -63,6 +64,7 @@ class GuardPolicy:
     batch_size: int = 512
     max_chars: int = 1_000_000
     trusted_keys: list[str] | None = None
+    prevalence: object = None  # scan.prevalence.PrevalenceSpec, from the [prevalence] table
     root: Path = field(default_factory=Path.cwd)
     source: str = "<policy>"
     _built: list | None = field(default=None, repr=False, compare=False)
@@ -265,6 +267,7 @@ def parse_policy(raw: dict, root: Path, source: str) -> GuardPolicy:
         batch_size=_positive(raw, "batch_size", 512, source),
         max_chars=_positive(raw, "max_chars", 1_000_000, source),
         trusted_keys=_key_list(raw, source),
+        prevalence=parse_prevalence(raw.get("prevalence"), source),
         root=root, source=source,
     )
     return policy

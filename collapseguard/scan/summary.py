@@ -14,8 +14,10 @@ from collapseguard.scan.prevalence import synthetic_share
 from collapseguard.scan.shard import attributes_path, write_json
 
 
-def summarize(policy, cal, key: dict, markers: list[dict], out: Path) -> dict:
-    """Totals over `markers`, per-shard rows, and the prevalence estimate."""
+def summarize(policy, cal, key: dict, markers: list[dict], out: Path, distributional: dict | None = None) -> dict:
+    """Totals over `markers`, per-shard rows, and the prevalence estimates: `synthetic_share`
+    (Rogan-Gladen, from the flags) and, when the policy asks for it, `distributional_share`
+    (from word use, `scan.distributional.corpus_share`)."""
     columns = policy.column_names()
     total = {"records": 0, "synthetic": 0, "human": 0, "abstain": 0}
     detectors = {c: {"flagged": 0, "abstained": 0} for c in columns}
@@ -33,24 +35,44 @@ def summarize(policy, cal, key: dict, markers: list[dict], out: Path) -> dict:
     share = synthetic_share(total["synthetic"], total["synthetic"] + total["human"],
                             (fpr.k, fpr.n) if fpr.n else None, (tpr.k, tpr.n) if tpr and tpr.n else None)
     limit = policy.max_synthetic_share
+    method = policy.prevalence.method if policy.prevalence else "rogan_gladen"
+    shares = {"rogan_gladen": share, "distributional": distributional}
+    figures = [over_limit(shares[m], limit) for m in ("rogan_gladen", "distributional")
+               if m == method or method == "both"]
     return {
         "collapseguard_scan_summary": 1, **key, "text_column": policy.text_column, "records": total["records"],
         "decisions": {k: total[k] for k in ("synthetic", "human", "abstain")},
         "detectors": {c: {**detectors[c], "threshold": t} for c, t in zip(columns, cal.thresholds())},
         "fpr_target": None if math.isnan(cal.fpr_target) else cal.fpr_target,
-        "synthetic_share": share, "max_synthetic_share": limit,
-        "over_limit": over_limit(share, limit), "empty_shards": [s["shard"] for s in shards if s["records"] == 0],
+        "synthetic_share": share, "distributional_share": distributional, "prevalence_method": method,
+        "max_synthetic_share": limit, "over_limit": combine_over_limit(figures), "empty_shards": [s["shard"] for s in shards if s["records"] == 0],
         "shards": shards,
     }
 
 
-def over_limit(share: dict, limit: float | None) -> bool | None:
-    """Over the policy's limit: the estimate (or the lower bound, or the flag share when that is all there is)."""
-    if limit is None:
+def over_limit(share: dict | None, limit: float | None) -> bool | None:
+    """Over the policy's limit: the estimate (or the lower bound, or the flag share when that is
+    all there is, as when the calibrated rates failed on this corpus); None when there is no
+    figure (no limit, or a distributional estimate that failed)."""
+    if limit is None or share is None:
         return None
-    figure = {"rogan_gladen": share.get("estimate"), "lower_bound": share.get("low"),
-              "flag_share_only": share.get("flag_share")}.get(share["kind"])
+    figure = {"rogan_gladen": share.get("estimate"), "distributional": share.get("estimate"),
+              "lower_bound": share.get("low"), "flag_share_only": share.get("flag_share"),
+              "assumption_failed": share.get("flag_share")}.get(share["kind"])
     return None if figure is None else bool(figure > limit)
+
+
+def unproven_within(summary: dict) -> bool:
+    """A limit is set and records were scanned, but no estimate can show the share is within it."""
+    return (summary.get("max_synthetic_share") is not None and summary.get("records", 0) > 0
+            and summary.get("over_limit") is None)
+
+
+def combine_over_limit(figures: list[bool | None]) -> bool | None:
+    """With both estimators: over when either is over, within when both have a figure within."""
+    if any(f is True for f in figures):
+        return True
+    return None if not figures or any(f is None for f in figures) else False
 
 
 def write_summary(summary: dict, policy, cal, out: Path) -> None:
@@ -63,7 +85,7 @@ def write_summary(summary: dict, policy, cal, out: Path) -> None:
 
 def fmt_share(share: dict) -> str:
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
-    if share["kind"] == "rogan_gladen":
+    if share["kind"] in ("rogan_gladen", "distributional"):
         return f"{pct(share['estimate'])} (95% interval {pct(share['low'])} – {pct(share['high'])})"
     if share["kind"] == "lower_bound":
         return f"at least {pct(share['low'])} (one-sided 95% bound; no TPR measured)"
@@ -72,12 +94,36 @@ def fmt_share(share: dict) -> str:
     return f"unknown ({share['note']})"
 
 
+def share_lines(s: dict) -> list[str]:
+    """The summary.md lines of the estimates the policy asks for, each saying what it is."""
+    method = s.get("prevalence_method", "rogan_gladen")
+    lines = []
+    if method in ("rogan_gladen", "both"):
+        lines += [f"- synthetic share (Rogan-Gladen, from the flag share and the calibrated FPR/TPR): "
+                  f"{fmt_share(s['synthetic_share'])}", f"  - {s['synthetic_share']['note']}"]
+    if method in ("distributional", "both") and s.get("distributional_share"):
+        d = s["distributional_share"]
+        lines += [f"- synthetic share (distributional, from word use against the references; no per-record "
+                  f"decisions): {fmt_share(d)}", f"  - {d['note']}"]
+    return lines
+
+
+def one_line(s: dict) -> str:
+    """The estimates for the command line, each named."""
+    method = s.get("prevalence_method", "rogan_gladen")
+    parts = []
+    if method in ("rogan_gladen", "both"):
+        parts.append(f"synthetic share (Rogan-Gladen, from flags) {fmt_share(s['synthetic_share'])}")
+    if method in ("distributional", "both") and s.get("distributional_share"):
+        parts.append(f"synthetic share (distributional, from word use) {fmt_share(s['distributional_share'])}")
+    return "; ".join(parts)
+
+
 def markdown(s: dict) -> str:
     lines = ["# Scan summary", "",
              f"- records: {s['records']:,} (synthetic {s['decisions']['synthetic']:,}, human {s['decisions']['human']:,}, "
              f"abstain {s['decisions']['abstain']:,})",
-             f"- synthetic share: {fmt_share(s['synthetic_share'])}",
-             f"- {s['synthetic_share']['note']}"]
+             *share_lines(s)]
     drift = s.get("calibration_drift") or {}
     if drift.get("warning"):
         lines.append(f"- **warning**: {drift['warning']}")
