@@ -168,6 +168,25 @@ def test_a_broken_saved_dataset_is_one_line(world):
         list(iter_records(world / "ds"))
 
 
+def test_a_saved_dataset_offset_past_the_end_is_refused_not_a_crash(world):
+    """The Arrow file is memory-mapped: reading through an offset past its end killed the process (SIGBUS)."""
+    import struct
+
+    datasets = pytest.importorskip("datasets")
+    texts = documents(4, 1)
+    datasets.Dataset.from_dict({"text": texts}).save_to_disk(str(world / "ds"))
+    arrow = world / "ds" / "data-00000-of-00001.arrow"
+    raw = bytearray(arrow.read_bytes())
+    ends = np.cumsum([0] + [len(t.encode()) for t in texts]).tolist()
+    at = raw.find(struct.pack("<5i", *ends))
+    assert at > 0
+    raw[at + 8:at + 12] = struct.pack("<i", 10**6)
+    arrow.write_bytes(bytes(raw))
+    res = run_cli_process(["scan", world / "ds", "--policy", world / "fixed.toml", "--out", world / "scan"])
+    assert res.returncode == 2 and "ds: not a readable saved `datasets` dataset" in res.stderr, (res.returncode, res.stderr)
+    assert "out of bounds" in res.stderr and not (world / "scan").exists()
+
+
 def test_a_byte_order_mark_is_accepted(world):
     raw = (world / "data" / "a.jsonl").read_bytes()
     (world / "bom").mkdir()

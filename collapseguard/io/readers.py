@@ -116,6 +116,11 @@ def load_saved_dataset(path: Path):
         ds = datasets.load_from_disk(str(path))
         if isinstance(ds, datasets.DatasetDict):
             ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+        # the Arrow files are memory-mapped: an offset pointing past the end would crash the process (SIGBUS)
+        # on first read, so every buffer is checked against its data now
+        for table in (ds.data, ds._indices):
+            if table is not None:
+                table.table.validate(full=True)
     except Exception as exc:  # a broken state.json / dataset_info.json / arrow file raises many kinds
         raise CollapseguardError(f"{path}: not a readable saved `datasets` dataset ({type(exc).__name__}: "
                                  f"{str(exc)[:200]}); re-save it with `save_to_disk`") from None
