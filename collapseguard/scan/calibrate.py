@@ -228,7 +228,7 @@ def load_policy_calibration(policy) -> PolicyCalibration:
 def check_calibration(cal: PolicyCalibration, policy) -> None:
     saved = [{k: d[k] for k in ("name", "column", "identity")} for d in cal.detectors]
     current = policy.identities()
-    if saved != current:
+    if json.dumps(saved, sort_keys=True) != json.dumps(current, sort_keys=True):  # exact: true is not 1
         diffs = identity_differences({"detectors": saved}, {"detectors": current}) or ["detectors"]
         raise CollapseguardError(f"{policy.calibration_path}: made for other detectors ({'; '.join(diffs)}); "
                                  "recalibrate with `collapseguard policy calibrate`")
