@@ -178,8 +178,10 @@ def leaves(obj, path=()):
 def kind(value) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    if isinstance(value, bool) or value is None:
-        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
     return "number" if isinstance(value, (int, float)) else type(value).__name__
 
 

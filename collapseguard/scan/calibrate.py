@@ -233,6 +233,9 @@ def check_calibration(cal: PolicyCalibration, policy) -> None:
         raise CollapseguardError(f"{policy.calibration_path}: made for other detectors ({'; '.join(diffs)}); "
                                  "recalibrate with `collapseguard policy calibrate`")
     for d, spec in zip(cal.detectors, policy.detectors):
+        if d["fixed"] != (spec.threshold is not None):
+            raise CollapseguardError(f"{policy.calibration_path}: {d['column']} is {'' if d['fixed'] else 'not '}fixed in "
+                                     "the calibration but the policy says otherwise; recalibrate with `collapseguard policy calibrate`")
         if spec.threshold is not None and d["threshold"] != spec.threshold:
             raise CollapseguardError(f"{policy.calibration_path}: {d['column']} threshold {d['threshold']} differs from "
                                      f"the policy's fixed {spec.threshold}; recalibrate with `collapseguard policy calibrate`")
