@@ -255,7 +255,7 @@ def check(world: Path, reader: Reader, make_bytes, strict: bool):
 
 
 # about 0.1 s of CPU an example; COLLAPSEGUARD_FUZZ_EXAMPLES=2000 for a deeper search
-FUZZ = settings(max_examples=int(os.environ.get("COLLAPSEGUARD_FUZZ_EXAMPLES", "120")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("COLLAPSEGUARD_FUZZ_EXAMPLES", "200")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
