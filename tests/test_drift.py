@@ -34,14 +34,14 @@ def test_same_distribution_does_not_warn_and_a_shifted_one_does():
     cal = calibration_with(record)
     assert drift_warning(cal, corpus(NEWS, 300, 3)) is None
     msg = drift_warning(cal, corpus(CHAT, 300, 4))
-    assert "outside the region" in msg and "0.01" in msg and "\n" not in msg
+    assert "classifier tells them" in msg and "0.01" in msg and "\n" not in msg
 
 
 def test_a_partly_shifted_corpus_warns_with_its_share():
     record = domain_record(corpus(NEWS, 400, 0), embeddings=False)
     mixed = corpus(NEWS, 200, 5) + corpus(CHAT, 100, 6)
     rep = check_texts(record, mixed)
-    assert rep["warn"] and 0.25 < rep["outside_share"] < 0.45  # a third is chat, plus the ~5% tail
+    assert rep["warn"] and 0.25 < rep["outside_share"] < 0.5  # a third is chat, plus the ~5% tail
 
 
 def test_length_shift_alone_warns():
@@ -98,7 +98,14 @@ def test_cli_per_group_calibration_and_warning(tmp_path):
     assert r.exit_code == 0, r.output
     r = run("detect", "evaluate", "--human", h, "--machine", m, *det, "--calibration", tmp_path / "news.json", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["drift_warnings"] == []  # evaluate checks the human texts: news like the calibration
+    # evaluate checks the human texts: news like the calibration, but 60 are too few for a verdict, and it says so
+    (note,) = json.loads(r.stdout)["drift_warnings"]
+    assert "no drift verdict: 60 scored" in note and ">= 100" in note
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus(NEWS, 150, 16)))
+    r = run("detect", "evaluate", "--human", big, "--machine", m, *det, "--calibration", tmp_path / "news.json", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["drift_warnings"] == []
 
 
 @pytest.mark.skipif(not DETECT_DEV.is_dir(), reason="detect-dev data not present (../shared/data/detect-dev)")
@@ -110,3 +117,40 @@ def test_real_held_out_domain_warns_and_held_out_text_of_the_same_domains_does_n
     record = domain_record(humans("xsum", 0, 150) + humans("squad", 0, 150), embeddings=False)
     assert not check_texts(record, humans("xsum", 150, 250) + humans("squad", 150, 250))["warn"]
     assert check_texts(record, humans("writing", 0, 200))["warn"]
+
+
+def test_false_alarms_on_same_distribution_pairs_are_rare_over_40_seeds():
+    from collapseguard.detectors.drift import domain_record_from_features, drift_report
+    from collapseguard.detectors.style import style_features
+
+    texts = corpus(NEWS, 4000, 20) + corpus(NEWS, 4000, 21, lo=60, hi=120)
+    feats = style_features(texts)
+    alarms = 0
+    for seed in range(40):
+        idx = np.random.default_rng(seed).permutation(len(texts))
+        a, b = idx[:300], idx[300:600]
+        rec = domain_record_from_features(feats[a], None, [texts[i] for i in a])
+        alarms += drift_report(rec, feats[b], None, [texts[i] for i in b])["warn"]
+    assert alarms <= 3
+
+
+def test_versions_of_one_article_do_not_fake_a_shift():
+    """Five cuts of each article (as detect-dev's generator files): halves split by source, so a
+    classifier cannot win by recognising the articles it was fitted on."""
+    def versions(seed):
+        out = []
+        for t in corpus(NEWS, 80, seed, lo=150, hi=200):
+            words = t.split()
+            out += [" ".join(words[:k]) for k in (100, 115, 130, 145, 150)]
+        return out
+
+    alarms = [check_texts(domain_record(versions(2 * s), embeddings=False), versions(2 * s + 1)) for s in range(5)]
+    assert not any(r["warn"] for r in alarms) and max(r["auc"] for r in alarms) < 0.65
+
+
+def test_too_few_texts_give_no_verdict_and_say_so():
+    record = domain_record(corpus(NEWS, 400, 0), embeddings=False)
+    rep = check_texts(record, corpus(CHAT, 90, 9))
+    assert rep["verdict"] == "too few texts" and not rep["warn"] and rep["auc"] is None
+    msg = drift_warning(calibration_with(record), corpus(CHAT, 90, 9))
+    assert msg.startswith("no drift verdict: 90 scored and 400 calibration texts") and "untested" in msg

@@ -139,7 +139,13 @@ def test_filter_writes_kept_and_rejected_in_the_input_format(world, scanned):
     assert kept.schema.names == source.schema.names + ["collapseguard_decision", "collapseguard_reason"]
     assert kept.num_rows == decisions["a.parquet"].count("human")
     assert set(kept.column("collapseguard_decision").to_pylist()) == {"human"}
-    assert kept.num_rows + pq.read_table(dest / "rejected" / "a.parquet").num_rows == source.num_rows
+    def rows_of(folder: str, name: str) -> int:
+        path = dest / folder / name
+        return pq.read_table(path).num_rows if path.exists() else 0
+
+    # kept: human; rejected: synthetic; abstained/: outside every calibrated slice (with the reason)
+    assert kept.num_rows + rows_of("rejected", "a.parquet") + rows_of("abstained", "a.parquet") == source.num_rows
+    assert rows_of("abstained", "a.parquet") == decisions["a.parquet"].count("abstain")
     with gzip.open(dest / "rejected" / "sub" / "b.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for line in f]
     assert len(rows) == decisions["sub/b.jsonl.gz"].count("synthetic")

@@ -183,7 +183,7 @@ def all_score_columns(det, texts: list[str]):
 
 def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
     """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
-    from collapseguard.detectors.drift import check_texts, warning_text
+    from collapseguard.detectors.drift import check_texts, speaks, warning_text
 
     if groups is not None and cal.groups:
         out = []
@@ -192,13 +192,13 @@ def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]
             sel = [t for t, x in zip(texts, groups, strict=True) if x == g]
             if record:
                 rep = check_texts(record, sel)
-                if rep["warn"]:
+                if speaks(rep):
                     out.append(warning_text(rep, cal.fpr_target, g))
         return out
     if not cal.domain:
         return []
     rep = check_texts(cal.domain, texts)
-    return [warning_text(rep, cal.fpr_target)] if rep["warn"] else []
+    return [warning_text(rep, cal.fpr_target)] if speaks(rep) else []
 
 
 def emit_warnings(warnings: list[str]) -> None:
@@ -230,7 +230,11 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
     """
     import numpy as np
 
-    from collapseguard.detectors.calibration import check_matches, decide, load_calibration
+    from collapseguard.detectors.calibration import (
+        check_matches,
+        decide_with_reasons,
+        load_calibration,
+    )
     from collapseguard.detectors.detect_inputs import load_records
 
     reads = [*inputs, model_dir, observer_dir, calibration, combined]
@@ -252,7 +256,7 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
         scores, extra_cols = all_score_columns(det, texts)
     else:
         scores, extra_cols = score_with_progress(det, texts), {}
-    decisions = decide(scores, cal, groups) if cal is not None else None
+    decisions, reasons = decide_with_reasons(scores, cal, texts, groups) if cal is not None else (None, None)
     warnings = drift_warnings(cal, texts, groups) if cal is not None else []
     emit_warnings(warnings)
     col = det.name
@@ -267,10 +271,12 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
             table[name] = pa.array(values, type=pa.float64(), from_pandas=True)
         if decisions is not None:
             table[f"{col}_decision"] = [str(d) for d in decisions]
+            table[f"{col}_reason"] = reasons
         write_parquet_atomic(with_settings(pa.table(table), "detect score", settings), out)
         summary = {"records": len(records), "abstained": int(np.isnan(scores).sum()), "out": out}
         if decisions is not None:
             summary["decisions"] = {k: int((decisions == k).sum()) for k in ("machine", "human", "abstain")}
+            summary["abstain_share"] = summary["decisions"]["abstain"] / len(records)
             summary["drift_warnings"] = warnings
         click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
         return
@@ -279,6 +285,8 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
         row.update({name: _clean(float(v[i])) for name, v in extra_cols.items()})
         if decisions is not None:
             row["decision"] = str(decisions[i])
+            if reasons[i]:
+                row["reason"] = reasons[i]
         click.echo(json.dumps(row) if as_json else "\t".join(str(v) for v in row.values()))
 
 
@@ -287,20 +295,26 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 @detector_options
 @click.option("--fpr", type=float, default=0.01, show_default=True, help="Target false-positive rate on human text.")
 @click.option("--group-column", default=None, help=GROUP_HELP)
+@click.option("--slices", "slice_mode", type=click.Choice(["auto", "length", "none"]), default="auto", show_default=True,
+              help="Per-slice thresholds so the FPR holds on every slice: auto = domain (--group-column, else "
+                   "style clusters) x length bucket; length = length buckets only; none = one pooled threshold. "
+                   "Texts outside every calibrated slice (too short, unseen group, out of support) then abstain.")
 @click.option("--domain-embeddings/--no-domain-embeddings", default=True, show_default=True,
               help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
 @overwrite_option
 def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-                  column, fmt, combined, fpr, group_column, domain_embeddings, out, as_json, overwrite):
+                  column, fmt, combined, fpr, group_column, slice_mode, domain_embeddings, out, as_json, overwrite):
     """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
 
     \b
     Use human text the detector will never be evaluated on. The calibration records what the
     text looked like (style, length, language, embedding centroid), so `score` and `evaluate`
     can warn when they meet text it does not cover. With --group-column each group (domain)
-    gets its own threshold. Example:
+    gets its own threshold. With --slices auto (the default) every slice -- domain x length
+    bucket -- gets its own threshold (a slice needs >= 1/FPR - 1 texts; smaller ones merge), and
+    text outside every calibrated slice abstains with its reason. Example:
       collapseguard detect calibrate --human wiki.valid.txt --model runs/gen0 --fpr 0.01 --out cal.json
       collapseguard detect calibrate --human cal.jsonl --detector learned_v1 --model runs/learned \\
           --group-column domain --out cal.json
@@ -308,6 +322,7 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     import numpy as np
 
     from collapseguard.detectors.calibration import (
+        add_slices,
         calibrate_scores,
         detector_identity,
         save_calibration,
@@ -339,6 +354,8 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
                 raise CollapseguardError(f"group {g!r} (--group-column {group_column}): {exc}") from None
             cal.groups[g] = {"threshold": c.threshold, "achieved_fpr": c.achieved_fpr, "fpr_ci95": c.fpr_ci95,
                              "n": c.n, "domain": domain_record(sub, domain_embeddings)}
+    slice_notes = add_slices(cal, scores, texts, groups, slice_mode)
+    emit_warnings(slice_notes)
     if previous is not None:
         check_same_calibration(previous, cal, out)
     save_calibration(cal, out)
@@ -347,6 +364,12 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
                "n_abstained": cal.n_abstained, "texts_sha256": cal.texts_sha256, "out": out}
     if cal.groups:
         summary["groups"] = {g: {k: v for k, v in c.items() if k != "domain"} for g, c in cal.groups.items()}
+    if cal.slices:
+        from collapseguard.detectors.mondrian import slice_rows
+
+        summary["abstain_share"] = cal.slices["calibration_abstain_share"]
+        summary["slices"] = slice_rows(cal.slices)
+    summary["slice_notes"] = slice_notes
     click.echo(json.dumps(summary) if as_json else " ".join(f"{k}={v}" for k, v in summary.items()))
 
 
@@ -372,7 +395,12 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
     """
     import numpy as np
 
-    from collapseguard.detectors.calibration import check_matches, load_calibration
+    from collapseguard.detectors.calibration import (
+        check_matches,
+        decide_with_reasons,
+        decision_rates,
+        load_calibration,
+    )
     from collapseguard.detectors.detect_inputs import load_records
     from collapseguard.detectors.evaluation import evaluate_by
 
@@ -404,12 +432,21 @@ def evaluate_cmd(human, machine, detector, model_dir, observer_dir, score_kind, 
               "abstained_human": overall["abstained_human"], "abstained_machine": overall["abstained_machine"],
               "thresholds_from": "calibration" if reference is not None else "evaluated human scores",
               "drift_warnings": warnings, "slices": rows[1:]}
+    if calibration:  # the calibration's own decisions: per-slice thresholds and abstains when it has them
+        decisions, _ = decide_with_reasons(scores, cal, h + m)
+        result["calibrated"] = {"fpr_target": cal.fpr_target, "per_slice": bool(cal.slices),
+                                **decision_rates(decisions, y)}
     if as_json:
         click.echo(json.dumps(_nan_to_null(result)))
         return
     click.echo(f"auroc={result['auroc']:.4f} n_human={len(h)} n_machine={len(m)}")
     for f, tpr in result["tpr_at_fpr"].items():
         click.echo(f"tpr@fpr={f}: {tpr:.4f} (fpr achieved {result['fpr_achieved'][f]:.4f})")
+    if "calibrated" in result:
+        c = result["calibrated"]
+        click.echo(f"calibration (fpr {c['fpr_target']:g}{', per slice' if c['per_slice'] else ''}): "
+                   f"fpr {c['human']['fpr']} (abstain {c['human']['abstain_share']:.1%}), "
+                   f"tpr {c['machine']['tpr']} (abstain {c['machine']['abstain_share']:.1%})")
 
 
 @detect.command("combine")

@@ -33,9 +33,13 @@ def policy() -> None:
 @click.option("--holdout", type=float, default=0.3, show_default=True, help="Share of human text held out to measure the FPR.")
 @seed_option("Seed of the fit / held-out split.")
 @click.option("--column", default=None, help="Text column of the human/machine files (default: the policy's).")
+@click.option("--slices", "slice_mode", type=click.Choice(["auto", "length", "none"]), default="auto", show_default=True,
+              help="Per-slice thresholds so the FPR holds on every slice: auto = style clusters x length bucket; "
+                   "length = length buckets only; none = pooled. Records outside every calibrated slice "
+                   "(too short, out of the support of the human and --machine texts) then abstain.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
-def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, overwrite, as_json):
+def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, slice_mode, overwrite, as_json):
     """Set every detector's threshold so that the union rule's FPR on held-out human text is at
     most --fpr; report it with its Clopper-Pearson interval, and TPRs with --machine. Name the
     written file in the policy as `calibration = "FILE"`.
@@ -58,19 +62,22 @@ def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, over
     _check_out(out, overwrite, human + machine)
     human_texts = _texts(human, column or pol.text_column, pol.max_chars)
     machine_texts = _texts(machine, column or pol.text_column, pol.max_chars) if machine else None
-    cal = calibrate_policy(pol, human_texts, fpr, machine_texts, holdout, seed)
+    cal = calibrate_policy(pol, human_texts, fpr, machine_texts, holdout, seed, slices=slice_mode)
     save_policy_calibration(cal, out)
     if as_json:
         click.echo(json.dumps(asdict(cal), indent=1))
         return
     f = cal.fpr()
-    click.echo(f"union FPR on {f.n:,} held-out human texts: {f.rate:.4f} (95% CI {f.ci95[0]:.4f}-{f.ci95[1]:.4f}; target {fpr})")
+    abstain = cal.abstain or {}
+    click.echo(f"union FPR on {f.n:,} held-out human texts: {f.rate:.4f} (95% CI {f.ci95[0]:.4f}-{f.ci95[1]:.4f}; target {fpr}"
+               f"{', per slice' if cal.slices else ''}); abstained {abstain.get('human_heldout', 0.0):.1%}")
     for d in cal.detectors:
         tpr = f", TPR {d['tpr']['rate']:.3f}" if d.get("tpr") and d["tpr"]["rate"] is not None else ""
         click.echo(f"  {d['column']}: threshold {d['threshold']:.4g}{' (fixed)' if d['fixed'] else ''}{tpr}")
     if cal.tpr() is not None and cal.tpr().rate is not None:
         t = cal.tpr()
-        click.echo(f"union TPR on {t.n:,} machine texts: {t.rate:.3f} (95% CI {t.ci95[0]:.3f}-{t.ci95[1]:.3f})")
+        click.echo(f"union TPR on {t.n:,} machine texts: {t.rate:.3f} (95% CI {t.ci95[0]:.3f}-{t.ci95[1]:.3f}); "
+                   f"abstained {abstain.get('machine', 0.0):.1%}")
     for note in cal.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"wrote {out}; set calibration = \"{out}\" in the policy (relative to the policy file)")

@@ -5,6 +5,8 @@ order statistic, so at most a share `fpr` of the calibration set lies strictly a
 text is called "machine" when its score is strictly above the threshold. The achieved FPR on
 the calibration set comes with a 95% Clopper-Pearson interval. The calibration records the
 detector's name, fingerprint and identity, so applying it to another configuration is refused.
+`add_slices` adds per-slice (Mondrian) thresholds, and `decide_with_reasons` applies them:
+text outside every calibrated slice abstains with its reason (`collapseguard.detectors.mondrian`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Calibration:
     domain: dict | None = field(default=None, repr=False)
     # Per-group thresholds (--group-column): group -> {threshold, achieved_fpr, fpr_ci95, n, domain}.
     groups: dict | None = field(default=None, repr=False)
+    # Per-slice (Mondrian) thresholds and the support of the human texts (`detectors.mondrian`).
+    slices: dict | None = field(default=None, repr=False)
 
     def threshold_for(self, group) -> float:
         """The group's own threshold when calibrated per group, else the pooled one."""
@@ -190,6 +194,99 @@ def decide(scores, calibration: Calibration, groups=None) -> np.ndarray:
     out = np.where(s > thresholds, MACHINE, HUMAN).astype(object)
     out[np.isnan(s)] = ABSTAIN
     return out
+
+
+def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str = "auto", features=None,
+               sources=None) -> list[str]:
+    """Give `calibration` per-slice thresholds (domain x length, `detectors.mondrian`) from the human
+    `scores` of `texts`; returns notes. Too few texts for even one slice: no slices (a note says so).
+
+    Thresholds are conformal over *sources* (`detectors.grouping.source_groups` unless given):
+    each source counts once, with its highest score, so versions of one article do not pass for
+    independent draws and the promise holds for texts of new articles. A slice with fewer than
+    1/f - 1 sources gets no threshold: its texts abstain."""
+    from collapseguard.detectors import mondrian
+
+    if mode == "none":
+        return []
+    s = np.asarray(scores, dtype=float)
+    keep = ~np.isnan(s)
+    need = mondrian.min_texts(calibration.fpr_target)
+    if keep.sum() < need:
+        return [f"only {int(keep.sum())} scored human texts: fpr {calibration.fpr_target:g} needs >= {need} per "
+                "slice, so no per-slice thresholds (the pooled threshold holds only on average)"]
+    texts = [t for t, k in zip(texts, keep, strict=True) if k]
+    feats = mondrian.text_features(texts) if features is None else np.asarray(features)[keep]
+    g = None if groups is None else [x for x, k in zip(groups, keep, strict=True) if k]
+    s = s[keep]
+    if sources is None:
+        from collapseguard.detectors.grouping import source_groups
+
+        src = source_groups(texts)
+    else:
+        src = np.asarray(sources)[keep]
+
+    def threshold_of(rows):
+        labels, inverse = np.unique(src[rows], return_inverse=True)
+        best = np.full(len(labels), -np.inf)
+        np.maximum.at(best, inverse, s[rows])
+        t = mondrian.conformal_threshold(best, calibration.fpr_target)
+        if t is None:
+            return {"threshold": None, "n_sources": len(labels)}
+        k = int((s[rows] > t).sum())
+        return {"threshold": t, "n_sources": len(labels), "achieved_fpr": k / len(rows),
+                "fpr_ci95": list(clopper_pearson(k, len(rows)))}
+
+    words = mondrian.word_counts(texts)
+    model = mondrian.fit_slices(feats, words, calibration.fpr_target, threshold_of, groups=g, mode=mode)
+    entries, _ = mondrian.assign(model, feats, words, g)
+    model["calibration_abstain_share"] = sum(e is None for e in entries) / len(entries)
+    calibration.slices = model
+    return []
+
+
+def decision_rates(decisions, is_machine) -> dict:
+    """Abstain share, FPR among the decided human texts and TPR among the decided machine texts
+    (with intervals); `tpr_all` counts machine abstains as misses (what the abstains cost)."""
+    d = np.asarray(decisions, dtype=object)
+    y = np.asarray(is_machine, dtype=bool)
+    out = {}
+    for name, sel, rate in (("human", ~y, "fpr"), ("machine", y, "tpr")):
+        if not sel.any():
+            continue
+        decided = d[sel] != ABSTAIN
+        k, n = int((d[sel] == MACHINE).sum()), int(decided.sum())
+        out[name] = {"n": int(sel.sum()), "abstain_share": float(1 - decided.mean()), rate: k / n if n else None,
+                     f"{rate}_ci95": list(clopper_pearson(k, n))}
+        if name == "machine":
+            out[name]["tpr_all"] = k / int(sel.sum())
+    return out
+
+
+def decide_with_reasons(scores, calibration: Calibration, texts=None, groups=None, features=None):
+    """Decisions and, per text, why it abstained ('' otherwise).
+
+    With per-slice thresholds and the texts, each text meets its slice's threshold, and a text
+    outside every calibrated slice (too short, unseen group, out of support) abstains, never
+    'machine'. Without them, `decide`.
+    """
+    s = np.asarray(scores, dtype=float)
+    if not calibration.slices or texts is None:
+        out = decide(s, calibration, groups)
+        return out, ["detector abstained" if d == ABSTAIN else "" for d in out]
+    from collapseguard.detectors import mondrian
+
+    feats = mondrian.text_features(texts) if features is None else np.asarray(features)
+    entries, reasons = mondrian.assign(calibration.slices, feats, mondrian.word_counts(texts), groups)
+    out = np.empty(len(s), dtype=object)
+    for i, e in enumerate(entries):
+        if np.isnan(s[i]):
+            out[i], reasons[i] = ABSTAIN, "detector abstained"
+        elif e is None:
+            out[i] = ABSTAIN
+        else:
+            out[i] = MACHINE if s[i] > e["threshold"] else HUMAN
+    return out, reasons
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> None:

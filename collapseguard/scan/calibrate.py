@@ -6,6 +6,12 @@ for which the union rule's FPR on the fitting part is at most the target F (alph
 Bonferroni floor; correlated detectors allow more). The achieved union FPR is then measured on
 the held-out part, with its Clopper-Pearson interval. With labelled machine text, each
 detector's TPR and the union's TPR are recorded too, with their intervals.
+
+Per slice (`slices="auto"`, the default): the fitting part is cut into domain x length slices
+(`collapseguard.detectors.mondrian`) and each slice gets its own alpha and thresholds, at the
+conformal level (at most (n + 1) F - 1 of its n texts fire), so the promise holds per slice.
+A record outside every calibrated slice abstains with its reason; the held-out FPR and the TPR
+are then among the decided records, each beside its abstain share.
 """
 
 from __future__ import annotations
@@ -61,6 +67,30 @@ class PolicyCalibration:
     seed: int
     notes: list[str] = field(default_factory=list)
     domain: dict | None = None
+    slices: dict | None = None  # per-slice thresholds (`detectors.mondrian`); entries hold `thresholds`
+    abstain: dict | None = None  # abstain shares of the held-out human and the machine texts
+
+    def record_thresholds(self, texts: list) -> tuple[np.ndarray, list[str]]:
+        """Per record: its thresholds (n, detectors) and why it abstains ('' when it has a slice).
+
+        Without slices every record gets the pooled thresholds; `None` texts (unreadable) get them
+        too (the caller abstains on those already)."""
+        pooled = np.asarray(self.thresholds(), dtype=float)
+        out = np.tile(pooled, (len(texts), 1))
+        reasons = [""] * len(texts)
+        idx = [i for i, t in enumerate(texts) if t is not None]
+        if not self.slices or not idx:
+            return out, reasons
+        from collapseguard.detectors.mondrian import assign, text_features, word_counts
+
+        sub = [texts[i] for i in idx]
+        entries, why = assign(self.slices, text_features(sub), word_counts(sub))
+        for i, e, r in zip(idx, entries, why, strict=True):
+            if e is None:
+                out[i], reasons[i] = np.nan, r
+            else:
+                out[i] = e["thresholds"]
+        return out, reasons
 
     def thresholds(self) -> list[float]:
         return [d["threshold"] for d in self.detectors]
@@ -117,7 +147,7 @@ def split_alpha(scores: np.ndarray, fixed: list[float | None], fpr: float) -> fl
 
 
 def calibrate_policy(policy, human: list, fpr: float, machine: list | None = None, holdout: float = 0.3,
-                     seed: int = 0, score=None, record_domain: bool = True) -> PolicyCalibration:
+                     seed: int = 0, score=None, record_domain: bool = True, slices: str = "auto") -> PolicyCalibration:
     """Calibrate `policy` on human texts (and measure TPR on machine texts when given).
 
     The calibration keeps a domain record of its human texts (style, length, language; MiniLM
@@ -153,7 +183,7 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         domain = domain_record([human[i] for i in fit])
     if len(fit) * fpr < 10:
         notes.append(f"only {len(fit)} fitting human texts for fpr {fpr}: thresholds are coarse; use >= {int(np.ceil(10 / fpr))}")
-    return PolicyCalibration(
+    cal = PolicyCalibration(
         fpr_target=fpr, alpha=alpha, detectors=rows,
         union_fpr_fit=asdict(_rate(h_scores[fit], thresholds)),
         union_fpr_heldout=asdict(_rate(h_scores[held], thresholds)),
@@ -161,11 +191,54 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         human_sha256=texts_sha256(human), machine_sha256=texts_sha256(machine) if machine else None,
         holdout=holdout, seed=seed, notes=notes, domain=domain,
     )
+    if slices != "none":
+        add_policy_slices(cal, [human[i] for i in fit], h_scores[fit], fixed, slices, machine)
+    if cal.slices:
+        held_t, _ = cal.record_thresholds([human[i] for i in held])
+        cal.union_fpr_heldout = asdict(_rate(h_scores[held], held_t))
+        cal.abstain = {"human_heldout": 1 - cal.union_fpr_heldout["n"] / len(held)}
+        if m_scores is not None:
+            cal.union_tpr = asdict(_rate(m_scores, cal.record_thresholds(machine)[0]))
+            cal.abstain["machine"] = 1 - cal.union_tpr["n"] / len(machine)
+    return cal
+
+
+def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, fixed: list, mode: str,
+                      machine: list | None = None) -> None:
+    """Per-slice thresholds from the fitting texts: each slice's own alpha at the conformal level;
+    labelled machine texts widen the support (`mondrian.fit_slices`)."""
+    from collapseguard.detectors import mondrian
+
+    need = mondrian.min_texts(cal.fpr_target)
+    ok = decided(scores)
+    if ok.sum() < need:
+        cal.notes.append(f"only {int(ok.sum())} scored fitting human texts: fpr {cal.fpr_target:g} needs >= {need} per "
+                         "slice, so no per-slice thresholds (the pooled ones hold only on average)")
+        return
+    texts = [t for t, k in zip(texts, ok, strict=True) if k]
+    scores = scores[ok]
+
+    def thresholds_of(rows):
+        n = len(rows)
+        level = max(0.0, ((n + 1) * cal.fpr_target - 1) / n)  # at most (n + 1) F - 1 of n may fire
+        alpha = split_alpha(scores[rows], fixed, level)
+        t = thresholds_at(alpha, scores[rows], fixed)
+        return {"threshold": None, "thresholds": t, "alpha": alpha,
+                "achieved_fpr": float(fires(scores[rows], t).mean())}
+
+    cal.slices = mondrian.fit_slices(mondrian.text_features(texts), mondrian.word_counts(texts), cal.fpr_target,
+                                     thresholds_of, mode=mode,
+                                     machine_features=mondrian.text_features(machine) if machine else None)
 
 
 def _rate(scores: np.ndarray, thresholds) -> Rate:
-    ok = decided(scores)
-    return Rate.of(int(fires(scores[ok], thresholds).sum()), int(ok.sum()))
+    """The union rule's rate among the decided records; `thresholds` (detectors,) or per record
+    (n, detectors), a NaN row marking a record that abstains."""
+    t = np.broadcast_to(np.asarray(thresholds, dtype=float), scores.shape)
+    ok = decided(scores) & ~np.isnan(t).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        k = int((scores[ok] > t[ok]).any(axis=1).sum())
+    return Rate.of(k, int(ok.sum()))
 
 
 def save_policy_calibration(cal: PolicyCalibration, path) -> None:

@@ -39,7 +39,7 @@ class GuardTagger(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         from datatrove.utils.batching import batched
 
-        from collapseguard.scan.policy import decide, screen_texts
+        from collapseguard.scan.policy import decide_records, screen_texts
 
         if data is None:
             return
@@ -49,7 +49,7 @@ class GuardTagger(PipelineStep):
             texts, unreadable = screen_texts([d.text for d in docs], policy.max_chars)
             with self.track_time(unit="batch"):
                 scores = policy.score_screened(texts, unreadable)
-            decision, reason = decide(scores, cal.thresholds(), names, unreadable)
+            decision, reason, _ = decide_records(scores, cal, texts, names, unreadable)
             for i, doc in enumerate(docs):
                 for j, name in enumerate(names):
                     doc.metadata[name] = None if scores[i, j] != scores[i, j] else float(scores[i, j])

@@ -101,7 +101,7 @@ def drift(cal, shards: list[Shard], policy) -> dict | None:
     records, taken evenly from the start of every shard); None without a domain record."""
     if not cal.domain:
         return None
-    from collapseguard.detectors.drift import check_texts, warning_text
+    from collapseguard.detectors.drift import check_texts, speaks, warning_text
     from collapseguard.scan.policy import screen_texts
     from collapseguard.scan.sources import iter_chunks
 
@@ -111,7 +111,7 @@ def drift(cal, shards: list[Shard], policy) -> dict | None:
             texts += [t for t in screen_texts(chunk.texts, policy.max_chars)[0] if t]
             break
     report = check_texts(cal.domain, texts)
-    report["warning"] = warning_text(report, cal.fpr_target) if report["warn"] else None
+    report["warning"] = warning_text(report, cal.fpr_target) if speaks(report) else None
     return report
 
 

@@ -16,8 +16,9 @@ options = { tokenizer_dir = "gen0" }
 
 Paths are relative to the policy file. Secrets (watermark keys) come only from the environment.
 Decision rule: a record is ``synthetic`` when any detector's score is above its threshold (the
-``reason`` names every detector that fired), ``abstain`` when every detector abstained or the
-record could not be read, else ``human``.
+``reason`` names every detector that fired), ``abstain`` when every detector abstained, the
+record could not be read, or (with a per-slice calibration) it lies outside every calibrated
+slice -- too short, or out of the support of the calibration's human text -- else ``human``.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class GuardPolicy:
                                      "set text_column in the policy")
         texts, unreadable = screen_texts(batch[self.text_column], self.max_chars)
         scores = self.score_screened(texts, unreadable)
-        decision, reason = decide(scores, calibration.thresholds(), self.column_names(), unreadable)
+        decision, reason, _ = decide_records(scores, calibration, texts, self.column_names(), unreadable)
         out = dict(batch)
         for j, col in enumerate(self.column_names()):
             out[col] = scores[:, j].tolist()
@@ -166,12 +167,26 @@ def screen_texts(values, max_chars: int) -> tuple[list[str | None], list[str | N
     return texts, reasons
 
 
-def decide(scores: np.ndarray, thresholds: list[float], names: list[str],
+def decide_records(scores: np.ndarray, calibration, texts: list, names: list[str],
+                   unreadable: list[str | None]) -> tuple[list[str], list[str], np.ndarray]:
+    """`decide` with the calibration's per-record thresholds (per slice when it has slices): the
+    decisions, reasons, and the (n, detectors) thresholds used (NaN rows: outside every slice)."""
+    thresholds, outside = calibration.record_thresholds(texts)
+    reasons = [u if u is not None else (o or None) for u, o in zip(unreadable, outside, strict=True)]
+    decision, reason = decide(scores, thresholds, names, reasons)
+    return decision, reason, thresholds
+
+
+def decide(scores: np.ndarray, thresholds, names: list[str],
            unreadable: list[str | None] | None = None) -> tuple[list[str], list[str]]:
-    """The union rule: per record a decision and the reason (detectors that fired, or why it abstained)."""
+    """The union rule: per record a decision and the reason (detectors that fired, or why it abstained).
+
+    `thresholds`: one per detector, or one row per record; `unreadable`: per record a reason to
+    abstain (unreadable, outside every calibrated slice) or None."""
     n = scores.shape[0]
     unreadable = unreadable or [None] * n
-    fired = scores > np.asarray(thresholds, dtype=float)[None, :]
+    with np.errstate(invalid="ignore"):
+        fired = scores > np.broadcast_to(np.asarray(thresholds, dtype=float), scores.shape)
     scored = ~np.isnan(scores)
     decisions, reasons = [], []
     for i in range(n):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapseguard.scan.policy import decide, screen_texts
+from collapseguard.scan.policy import decide_records, screen_texts
 from collapseguard.scan.sources import Shard, iter_chunks
 
 MARKER_VERSION = 1
@@ -74,7 +74,7 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
     """Score every record of `shard`, write its attribute shard and marker; return the marker."""
     import pyarrow.parquet as pq
 
-    columns, thresholds = policy.column_names(), calibration.thresholds()
+    columns = policy.column_names()
     schema = attribute_schema(columns)
     final = attributes_path(out, shard.rel)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
             for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
                 texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
                 scores = policy.score_screened(texts, unreadable)
-                decision, reason = decide(scores, thresholds, columns, unreadable)
+                decision, reason, thresholds = decide_records(scores, calibration, texts, columns, unreadable)
                 counts.add(scores, thresholds, decision)
                 writer.write_batch(attribute_batch(schema, shard.rel, chunk.start, texts, scores, decision, reason))
                 if progress is not None:
@@ -145,8 +145,9 @@ class Counts:
         for d in decision:
             self.decisions[d] += 1
         with np.errstate(invalid="ignore"):
+            t = np.broadcast_to(np.asarray(thresholds, dtype=float), scores.shape)
             for j, c in enumerate(self.columns):
-                self.flagged[c] += int((scores[:, j] > thresholds[j]).sum())
+                self.flagged[c] += int((scores[:, j] > t[:, j]).sum())
                 self.abstained[c] += int(np.isnan(scores[:, j]).sum())
 
     def as_dict(self) -> dict:

@@ -42,6 +42,8 @@ def summarize(policy, cal, key: dict, markers: list[dict], out: Path, distributi
     return {
         "collapseguard_scan_summary": 1, **key, "text_column": policy.text_column, "records": total["records"],
         "decisions": {k: total[k] for k in ("synthetic", "human", "abstain")},
+        "abstain_share": total["abstain"] / total["records"] if total["records"] else None,
+        "calibration_abstain": getattr(cal, "abstain", None),
         "detectors": {c: {**detectors[c], "threshold": t} for c, t in zip(columns, cal.thresholds())},
         "fpr_target": None if math.isnan(cal.fpr_target) else cal.fpr_target,
         "synthetic_share": share, "distributional_share": distributional, "prevalence_method": method,
@@ -119,16 +121,28 @@ def one_line(s: dict) -> str:
     return "; ".join(parts)
 
 
+def fmt_abstain(s: dict) -> str:
+    """The scan's abstain share beside the calibration's (the FPR and TPR count decided records only)."""
+    share = "n/a" if s.get("abstain_share") is None else f"{100 * s['abstain_share']:.2f}%"
+    cal = s.get("calibration_abstain") or {}
+    if "human_heldout" in cal:
+        share += f" (calibration: {100 * cal['human_heldout']:.2f}% of held-out human text"
+        share += f", {100 * cal['machine']:.2f}% of machine text)" if "machine" in cal else ")"
+    return share
+
+
 def markdown(s: dict) -> str:
     lines = ["# Scan summary", "",
              f"- records: {s['records']:,} (synthetic {s['decisions']['synthetic']:,}, human {s['decisions']['human']:,}, "
              f"abstain {s['decisions']['abstain']:,})",
+             f"- abstained: {fmt_abstain(s)}",
              *share_lines(s)]
     drift = s.get("calibration_drift") or {}
     if drift.get("warning"):
         lines.append(f"- **warning**: {drift['warning']}")
     if s["max_synthetic_share"] is not None:
-        lines.append(f"- limit: {100 * s['max_synthetic_share']:.2f}% — {'OVER' if s['over_limit'] else 'within'}")
+        verdict = {True: "OVER", False: "within"}.get(s["over_limit"], "not shown within (no estimate)")
+        lines.append(f"- limit: {100 * s['max_synthetic_share']:.2f}% — {verdict}")
     lines += [f"- policy fingerprint: `{s['policy_fingerprint'][:16]}`, calibration: `{s['calibration_hash'][:16]}`", "",
               "| detector | threshold | flagged | abstained |", "|---|---:|---:|---:|"]
     lines += [f"| `{c}` | {d['threshold']:.4g} | {d['flagged']:,} | {d['abstained']:,} |" for c, d in s["detectors"].items()]
