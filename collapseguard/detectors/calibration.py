@@ -303,7 +303,7 @@ def calibration_shape() -> dict:
     return {"detector": str, "fingerprint": str, "identity": dict, "fpr_target": NUMBER, "threshold": NUMBER,
             "achieved_fpr": NUMBER, "fpr_ci95": ListOf(NUMBER, 2), "n": int, "n_abstained": int,
             "texts_sha256": str, "human_scores": Optional(ListOf(NUMBER)), "domain": domain,
-            "groups": Optional(MapOf({"threshold": NUMBER, "domain": domain}))}
+            "groups": Optional(MapOf({"threshold": NUMBER, "domain": domain})), "slices": Optional(dict)}
 
 
 def load_calibration(path: str | Path) -> Calibration:
@@ -315,6 +315,13 @@ def load_calibration(path: str | Path) -> Calibration:
         raise CollapseguardError(f"{path}: not a collapseguard calibration (format {FORMAT_VERSION}); recalibrate")
     check_shape(blob, calibration_shape(), path, "recalibrate with `collapseguard detect calibrate`")
     try:
-        return Calibration(**blob)
+        cal = Calibration(**blob)
     except TypeError as exc:
         raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); recalibrate") from None
+    if cal.slices:
+        try:  # the slices are read where a text meets them: a damaged table must fail here, in one line
+            decide_with_reasons([0.0], cal, texts=["a probe text of a few words"])
+        except Exception as exc:
+            raise CollapseguardError(f"{path}: slices are unreadable ({type(exc).__name__}: {str(exc)[:100]}); "
+                                     "recalibrate with `collapseguard detect calibrate`") from None
+    return cal

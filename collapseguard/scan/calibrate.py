@@ -31,7 +31,7 @@ from collapseguard.detectors.calibration import (
 )
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
-from collapseguard.io.shapes import NUMBER, ListOf, Optional, check_shape, is_version
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape, is_version
 
 FORMAT = "collapseguard_policy_calibration"
 VERSION = 1
@@ -262,7 +262,7 @@ def calibration_shape() -> dict:
                                  "fpr_heldout": Optional(rate), "tpr": Optional(rate)}),
             "union_fpr_fit": rate, "union_fpr_heldout": rate, "union_tpr": Optional(rate), "human_sha256": str,
             "machine_sha256": Optional(str), "holdout": NUMBER, "seed": int, "notes": Optional(ListOf(str)),
-            "domain": Optional(record_shape())}
+            "domain": Optional(record_shape()), "abstain": Optional(MapOf(NUMBER)), "slices": Optional(dict)}
 
 
 def read_policy_calibration(path) -> PolicyCalibration:
@@ -278,9 +278,15 @@ def read_policy_calibration(path) -> PolicyCalibration:
         if rate is not None and not 0 <= rate["k"] <= rate["n"]:
             raise CollapseguardError(f"{path}: {name} needs 0 <= k <= n, got k={rate['k']}, n={rate['n']}; {fix}")
     try:
-        return PolicyCalibration(**blob)
+        cal = PolicyCalibration(**blob)
     except TypeError as exc:
         raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); {fix}") from None
+    if cal.slices:
+        try:  # the slices are read where a record meets them: a damaged table must fail here, in one line
+            cal.record_thresholds(["a probe text of a few words"])
+        except Exception as exc:
+            raise CollapseguardError(f"{path}: slices are unreadable ({type(exc).__name__}: {str(exc)[:100]}); {fix}") from None
+    return cal
 
 
 def load_policy_calibration(policy) -> PolicyCalibration:
