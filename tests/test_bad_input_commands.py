@@ -271,9 +271,10 @@ def test_scan_filter_curate_policy_provenance_leave_an_unrelated_folder_alone(wo
 
 def test_detect_calibrate_reruns_onto_its_own_calibration_only(world, model):
     out = world / "cal.json"
-    args = ["detect", "calibrate", "--human", world / "human.txt", *det(model), "--out", out]
+    # six human texts support an FPR of 1/7 at best (README, Calibration)
+    args = ["detect", "calibrate", "--human", world / "human.txt", *det(model), "--fpr", "0.2", "--out", out]
     assert invoke(args).exit_code == 0
     assert invoke(args).exit_code == 0  # same detector, texts and FPR: a rerun
-    refused([*args, "--fpr", "0.05"], world, "already exists; pass --overwrite")
+    refused([*args, "--fpr", "0.3"], world, "already exists; pass --overwrite")
     refused([*args, "--stride", "4"], world, "another detector, texts or groups; pass --overwrite")
     assert invoke([*args, "--stride", "4", "--overwrite"]).exit_code == 0

@@ -61,7 +61,7 @@ def test_calibrate_then_score_to_parquet_with_decisions(setup):
 
 def test_wrong_calibration_is_one_line_exit_2(setup):
     run("detect", "calibrate", "--human", setup / "human.txt", "--model", setup / "model", "--min-tokens", "4",
-        "--out", setup / "cal4.json")
+        "--fpr", "0.1", "--out", setup / "cal4.json")
     r = run("detect", "score", setup / "human.txt", "--model", setup / "model", "--min-tokens", "5",
             "--calibration", setup / "cal4.json")
     assert r.exit_code == 2

@@ -7,7 +7,7 @@ import math
 
 import click
 
-from collapseguard.cli.options import overwrite_option, parse_key_values
+from collapseguard.cli.options import overwrite_option, parse_key_values, seed_option
 from collapseguard.cli.preflight import (
     check_out_file,
     check_paths,
@@ -360,7 +360,10 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
         for g in sorted(set(groups)):
             sel = np.array([x == g for x in groups])
             sub = [t for t, k in zip(texts, sel, strict=True) if k]
-            c = calibrate_scores(scores[sel], fpr, **ident, sha256=texts_sha256(sub))
+            try:
+                c = calibrate_scores(scores[sel], fpr, **ident, sha256=texts_sha256(sub))
+            except CollapseguardError as exc:
+                raise CollapseguardError(f"group {g!r} (--group-column {group_column}): {exc}") from None
             cal.groups[g] = {"threshold": c.threshold, "achieved_fpr": c.achieved_fpr, "fpr_ci95": c.fpr_ci95,
                              "n": c.n, "domain": domain_record(sub, domain_embeddings)}
     slice_notes = add_slices(cal, scores, texts, groups, slice_mode)
@@ -560,7 +563,7 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
                    "source group); 0 = no selection, the class's default setting.")
 @click.option("--select-by", "criterion", type=click.Choice(["auroc", "tpr_at_1pct"]), default="auroc",
               show_default=True, help="What the grouped cross-validation maximises (mean over folds).")
-@click.option("--seed", default=0, show_default=True, help="Random seed (gbm, mlp, fold assignment).")
+@seed_option("Random seed (gbm, mlp, fold assignment).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda for the feature models.")
 @click.option("--column", default=None, help="Text column/field (default: text).")
 @click.option("--format", "fmt", default=None, help="Force the input format: text, jsonl, parquet, datasets.")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from collapseguard.cli.options import overwrite_option
+from collapseguard.cli.options import overwrite_option, seed_option
 
 
 @click.group()
@@ -37,7 +37,7 @@ def gen0() -> None:
 @click.option("--epochs", default=5, show_default=True, help="Passes over the training blocks.")
 @click.option("--batch-size", default=16, show_default=True, help="Training batch size (blocks).")
 @click.option("--lr", default=3e-3, show_default=True, help="AdamW learning rate (use ~5e-5 to fine-tune a pretrained base).")
-@click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, order, synthetic sample).")
+@seed_option("Random seed (initialisation, order, synthetic sample).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
 @click.option("--threads", default=0, show_default=True, help="CPU threads for torch (0: torch's default; 1 is fastest on a busy machine).")
 @click.option("--json", "json_out", is_flag=True, help="Print a JSON summary.")

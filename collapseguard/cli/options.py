@@ -21,6 +21,14 @@ def parse_key_values(pairs: tuple[str, ...], what: str, example: str) -> dict:
     return out
 
 
+def seed_option(help_text: str, default: int | None = 0):
+    """`--seed`: a whole number from 0 to 2**32 - 1 (what numpy and torch seeding accept)."""
+    import click
+
+    return click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=default,
+                        show_default=default is not None, help=help_text)
+
+
 def overwrite_option(f):
     """`--overwrite`: let a command replace or write into an output it did not make (see README,
     "Outputs: what a command may overwrite")."""

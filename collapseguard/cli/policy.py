@@ -6,6 +6,8 @@ import json
 
 import click
 
+from collapseguard.cli.options import seed_option
+
 POLICY_OPTION = click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
                              help="Guard policy TOML (default: collapseguard.toml here).")
 
@@ -29,7 +31,7 @@ def policy() -> None:
 @click.option("--fpr", type=float, required=True, help="The promised false-positive rate of the union rule.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Calibration JSON to write.")
 @click.option("--holdout", type=float, default=0.3, show_default=True, help="Share of human text held out to measure the FPR.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fit / held-out split.")
+@seed_option("Seed of the fit / held-out split.")
 @click.option("--column", default=None, help="Text column of the human/machine files (default: the policy's).")
 @click.option("--slices", "slice_mode", type=click.Choice(["auto", "length", "none"]), default="auto", show_default=True,
               help="Per-slice thresholds so the FPR holds on every slice: auto = style clusters x length bucket; "
@@ -53,12 +55,14 @@ def calibrate(policy_file, human, machine, fpr, out, holdout, seed, column, slic
     """
     from dataclasses import asdict
 
+    from collapseguard.cli.preflight import check_paths
     from collapseguard.detectors.calibration import check_fpr
     from collapseguard.detectors.learned import training_overlap
     from collapseguard.scan.calibrate import calibrate_policy, save_policy_calibration
     from collapseguard.scan.policy import load_policy
 
     check_fpr(fpr)
+    check_paths(human=human, machine=machine)
     pol = load_policy(policy_file)
     _check_out(out, overwrite, human + machine)
     human_texts = _texts(human, column or pol.text_column, pol.max_chars)

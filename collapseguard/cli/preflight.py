@@ -15,6 +15,8 @@ SETTINGS_KEY = b"collapseguard"
 def check_exists(paths: Iterable, flag: str = "INPUT") -> None:
     """Refuse the first path in `paths` (None skipped) that does not exist, naming its option."""
     for p in paths:
+        if p is not None and not str(p).strip():
+            raise CollapseguardError(f"an empty path {str(p)!r} ({flag}); pass a file or folder, or leave the option out")
         if p is not None and not Path(p).exists():
             kind = "not a model directory (no such path)" if flag in ("--model", "--observer") else "no such file or directory"
             raise CollapseguardError(f"{p}: {kind} ({flag}); check the path")

@@ -78,8 +78,12 @@ class RateLog:
         line = f"{self.label}: {self.done:,} records, {self.done / max(now - self.start, 1e-9):,.0f} records/s"
         click.echo(f"\r{line}{end}" if self.tty else line, err=True, nl=not self.tty)
 
-    def close(self) -> None:
-        if self.done:
+    def close(self, failed: bool = False) -> None:
+        """The last line; after a failure only the end of a live line (the error is the one line to say)."""
+        if self.done and failed:
+            if self.tty:
+                click.echo("", err=True)
+        elif self.done:
             self._show(time.monotonic(), end="\n" if self.tty else "")
 
 

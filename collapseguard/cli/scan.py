@@ -49,8 +49,10 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
     progress = RateLog("scan")
     try:
         summary = run_scan(config, progress)
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(failed=True)
+        raise
+    progress.close()
     drift = summary.get("calibration_drift") or {}
     if drift.get("warning"):
         click.echo(f"warning: {drift['warning']}", err=True)

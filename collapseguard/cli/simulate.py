@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from collapseguard.cli.options import overwrite_option, parse_key_values
+from collapseguard.cli.options import overwrite_option, parse_key_values, seed_option
 from collapseguard.cli.simulate_lm import lm_options, run_lm
 from collapseguard.errors import check_choice
 
@@ -31,7 +31,7 @@ def simulate() -> None:
 @click.option("--generations", default=100, show_default=True, help="Generations after generation 0.")
 @click.option("--samples", default=100, show_default=True, help="Samples M per generation (before the schedule).")
 @click.option("--seeds", default=100, show_default=True, help="Independent runs (vectorised where the world allows).")
-@click.option("--seed", default=0, show_default=True, help="The random seed all runs derive from.")
+@seed_option("The random seed all runs derive from.")
 @click.option("--policy", "workflow", default="replace", show_default=True, help="replace, accumulate or subsample.")
 @click.option("--human-fraction", default=0.0, show_default=True, help="c: share of each generation's data drawn fresh from the truth.")
 @click.option("--prev-fraction", default=0.0, show_default=True, help="b: share drawn from the previous generation's data.")
@@ -95,7 +95,7 @@ def run_command(**params) -> None:
 @click.option("--generations", type=int, help="Generations for every world (overrides the grid).")
 @click.option("--samples", type=int, help="Samples per generation for every world.")
 @click.option("--seeds", type=int, help="Seeds for every world.")
-@click.option("--seed", type=int, help="Random seed.")
+@seed_option("Random seed (default: the grid's).", default=None)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory.")
 @click.option("--json", "json_out", is_flag=True, help="Print final medians per cell as JSON.")
 @click.option("--guard", "guards", multiple=True,

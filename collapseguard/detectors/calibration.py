@@ -22,6 +22,7 @@ import numpy as np
 from collapseguard.detectors.base import config_dict
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape, is_version
 
 FORMAT_VERSION = 1
 MACHINE, HUMAN, ABSTAIN = "machine", "human", "abstain"
@@ -104,6 +105,23 @@ def threshold_for_fpr(human_scores, fpr: float) -> float:
     return float(np.quantile(s, 1.0 - fpr, method="higher"))
 
 
+def min_calibration_size(fpr: float) -> int:
+    """The fewest scored human texts that can support `fpr`: with n exchangeable human scores a new
+    human text lies above the largest of them with probability 1/(n + 1), so no threshold set on
+    them promises an FPR below 1/(n + 1); `fpr` needs n >= 1/fpr - 1."""
+    return max(1, math.ceil(1.0 / fpr - 1.0 - 1e-9))
+
+
+def check_calibration_size(n: int, fpr: float, what: str = "scored human texts") -> None:
+    """Refuse a calibration on fewer texts than `fpr` needs (min_calibration_size), with the numbers."""
+    need = min_calibration_size(fpr)
+    if n < need:
+        raise CollapseguardError(
+            f"{n} {what} cannot support fpr {fpr:g}: even the largest score as threshold leaves an FPR of "
+            f"1/(n+1) = {1 / (n + 1):.3g}; pass at least {need} human texts (>= {math.ceil(10 / fpr)} advised) "
+            f"or a larger --fpr (>= {1 / (n + 1):.3g})")
+
+
 def check_fpr(fpr: float) -> float:
     if not 0.0 < fpr < 1.0:
         raise CollapseguardError(f"fpr must be between 0 and 1 (exclusive), got {fpr}; e.g. --fpr 0.01")
@@ -118,6 +136,7 @@ def calibrate_scores(scores, fpr: float, *, detector: str, fingerprint: str, ide
     valid = s[~np.isnan(s)]
     threshold = threshold_for_fpr(valid, fpr)
     k, n = int((valid > threshold).sum()), len(valid)
+    check_calibration_size(n, fpr)
     if n < math.ceil(10.0 / fpr):
         import logging
 
@@ -278,14 +297,33 @@ def save_calibration(calibration: Calibration, path: str | Path) -> None:
     write_text_atomic(path, json.dumps(blob, indent=1, sort_keys=True) + "\n")
 
 
+def calibration_shape() -> dict:
+    """The fields `load_calibration` needs, with their types (io.shapes)."""
+    from collapseguard.detectors.drift import record_shape
+
+    domain = Optional(record_shape())
+    return {"detector": str, "fingerprint": str, "identity": dict, "fpr_target": NUMBER, "threshold": NUMBER,
+            "achieved_fpr": NUMBER, "fpr_ci95": ListOf(NUMBER, 2), "n": int, "n_abstained": int,
+            "texts_sha256": str, "human_scores": Optional(ListOf(NUMBER)), "domain": domain,
+            "groups": Optional(MapOf({"threshold": NUMBER, "domain": domain})), "slices": Optional(dict)}
+
+
 def load_calibration(path: str | Path) -> Calibration:
     """Read a calibration JSON written by `save_calibration`."""
     from collapseguard.io.readers import read_json_file
 
     blob = read_json_file(path, "calibration", "make one with `collapseguard detect calibrate`")
-    if not isinstance(blob, dict) or blob.pop("collapseguard_calibration", None) != FORMAT_VERSION:
+    if not isinstance(blob, dict) or not is_version(blob.pop("collapseguard_calibration", None), FORMAT_VERSION):
         raise CollapseguardError(f"{path}: not a collapseguard calibration (format {FORMAT_VERSION}); recalibrate")
+    check_shape(blob, calibration_shape(), path, "recalibrate with `collapseguard detect calibrate`")
     try:
-        return Calibration(**blob)
+        cal = Calibration(**blob)
     except TypeError as exc:
         raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); recalibrate") from None
+    if cal.slices:
+        try:  # the slices are read where a text meets them: a damaged table must fail here, in one line
+            decide_with_reasons([0.0], cal, texts=["a probe text of a few words"])
+        except Exception as exc:
+            raise CollapseguardError(f"{path}: slices are unreadable ({type(exc).__name__}: {str(exc)[:100]}); "
+                                     "recalibrate with `collapseguard detect calibrate`") from None
+    return cal

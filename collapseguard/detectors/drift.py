@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapseguard.io.shapes import NUMBER, ListOf, Optional
+
 RECORD_VERSION = 2
 MAX_TEXTS = 1000  # texts sampled for a record or a check (seeded, so reruns agree)
 SAMPLE_ROWS = 500  # calibration feature rows kept in the record for the two-sample test
@@ -31,6 +33,18 @@ MIN_TEXTS = 100  # fewest texts on each side for a verdict
 CLIP = 10.0
 ALPHA = 1e-3
 OUTSIDE_MIN = 0.3  # share of new texts beyond the calibration's 95th percentile (5% with no shift)
+
+
+def record_shape() -> dict:
+    """The shape of a domain record (io.shapes), checked when a calibration file is read."""
+    from collapseguard.detectors.style import FEATURE_NAMES
+
+    k = len(FEATURE_NAMES)
+    return {"version": int, "n": int,
+            "style": {"mean": ListOf(NUMBER, k), "std": ListOf(NUMBER, k), "distance_median": NUMBER,
+                      "sample": Optional(ListOf(ListOf(NUMBER, k))), "sample_sources": Optional(ListOf(int))},
+            "words": {"median": NUMBER, "p05": NUMBER, "p95": NUMBER}, "english_share": NUMBER,
+            "embeddings": Optional({"centroid": ListOf(NUMBER), "cos_median": NUMBER})}
 
 
 def sample(texts: list[str], k: int = MAX_TEXTS, seed: int = 0) -> list[str]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from collapseguard.detectors.base import Detector
 from collapseguard.errors import CollapseguardError
+from collapseguard.io.shapes import ListOf, MapOf, Optional, check_shape, is_version
 
 FEATURE_SETS = ("gen0", "embeddings", "style")
 MODEL_CLASSES = ("logistic", "gbm", "mlp")
@@ -254,6 +255,16 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def load_arrays(path: Path) -> dict:
+    """The arrays of a model.npz (no pickles); a corrupt file is one line naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError, OSError ... for a corrupt file
+        raise CollapseguardError(f"{path}: not a readable model.npz ({type(exc).__name__}: {str(exc)[:100]}); "
+                                 "retrain with `collapseguard detect train`") from None
+
+
 class LearnedDetector(Detector):
     """Scores texts with a trained `learned_v1` folder (higher = more machine; NaN = abstain)."""
 
@@ -269,10 +280,21 @@ class LearnedDetector(Detector):
         from collapseguard.io.readers import read_json_file
 
         self.meta = read_json_file(meta_path, "learned_v1 metadata", "retrain with `collapseguard detect train`")
-        if not isinstance(self.meta, dict) or self.meta.get("collapseguard_learned") != FORMAT_VERSION:
+        if not isinstance(self.meta, dict) or not is_version(self.meta.get("collapseguard_learned"), FORMAT_VERSION):
             raise CollapseguardError(f"{meta_path}: not a learned_v1 file (format {FORMAT_VERSION}); retrain")
-        with np.load(arrays_path, allow_pickle=False) as z:
-            self.params = {k: z[k] for k in z.files}
+        self.params = load_arrays(arrays_path)
+        fix = "retrain with `collapseguard detect train`"
+        check_shape(self.meta, {"features": ListOf(str), "model": str, "feature_names": ListOf(str),
+                                "digests": MapOf(str), "gen0_dir": Optional(str)}, meta_path, fix)
+        try:  # the arrays must fit the model class and the number of features
+            if self.meta["model"] not in MODEL_CLASSES:
+                raise ValueError(f"not one of {', '.join(MODEL_CLASSES)}")
+            probe = decision(np.zeros((1, len(self.meta["feature_names"]))), self.params, self.meta["model"])
+            if np.shape(probe) != (1,):
+                raise ValueError(f"one text gives scores of shape {np.shape(probe)}")
+        except Exception as exc:
+            raise CollapseguardError(f"{arrays_path}: does not fit {meta_path.name} (model {self.meta['model']!r}, "
+                                     f"{len(self.meta['feature_names'])} features: {type(exc).__name__} {exc}); {fix}") from None
         self.digest = hashlib.sha256((file_sha256(meta_path) + file_sha256(arrays_path)).encode()).hexdigest()
         gen0_dir = config.gen0_dir or self.meta.get("gen0_dir")
         self.extractor = FeatureExtractor(self.meta["features"], gen0_dir, None, config.device)

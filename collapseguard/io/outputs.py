@@ -131,21 +131,62 @@ def claim_output_dir(path: str | Path, *, command: str, settings: dict, overwrit
 
 
 @contextmanager
-def claimed_output_dir(path: str | Path, **claim) -> Iterator[Path]:
-    """claim_output_dir for the length of a `with` block; if the block fails before writing
-    anything but the marker, the marker and every folder the claim created are removed again,
-    so a failed run leaves nothing that blocks the corrected rerun."""
+def claimed_output_dir(path: str | Path, lock: bool = False, **claim) -> Iterator[Path]:
+    """claim_output_dir for the length of a `with` block; if the block fails, the empty folders
+    it made are removed, and if it wrote nothing but the marker, the marker and every folder the
+    claim created are removed too, so a failed run leaves nothing that blocks the corrected rerun.
+    With `lock`, a second run into the same folder at the same time is refused (flock)."""
     path = Path(path)
     created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     had_marker = (path / MARKER).exists()
+    folders = _folders(path)
     claim_output_dir(path, **claim)
+    held = _lock(path, claim.get("command", "")) if lock else None
     try:
         yield path
     except BaseException:
+        remove_empty_folders_below(path, keep=folders)
         if not had_marker and path.is_dir() and not _holds_output(path):
             (path / MARKER).unlink(missing_ok=True)
             remove_empty_folders(created)
         raise
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def _lock(path: Path, command: str) -> int | None:
+    """An exclusive advisory lock on the folder (released when the process ends, even when killed);
+    refused in one line while another run holds it. None where flock is missing (not POSIX)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise CollapseguardError(f"{path}: another `collapseguard {command}` is writing into this folder now; "
+                                 "wait for it to finish, or choose another output folder") from None
+    return fd
+
+
+def _folders(path: Path) -> set[str]:
+    """Every folder under `path` (relative paths), as it is now."""
+    return {os.path.relpath(os.path.join(top, d), path) for top, dirs, _ in os.walk(path) for d in dirs}
+
+
+def remove_empty_folders_below(path: Path, keep: set[str]) -> None:
+    """Remove the empty folders under `path` that are not in `keep` (those a failed run made), deepest first."""
+    for top, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            folder = os.path.join(top, d)
+            if os.path.relpath(folder, path) not in keep:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
 
 
 def remove_empty_folders(created: list[Path]) -> None:

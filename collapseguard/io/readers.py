@@ -48,11 +48,17 @@ def _decode(path: Path, index: int, raw: bytes) -> str:
         ) from None
 
 
+def _lines(f) -> Iterator[bytes]:
+    """The lines of a binary file, a leading UTF-8 byte-order mark dropped."""
+    for number, raw in enumerate(f):
+        yield raw.removeprefix(b"\xef\xbb\xbf") if number == 0 else raw
+
+
 def read_text_lines(path: Path) -> Iterator[Record]:
     """One record per non-empty line."""
     with open(path, "rb") as f:
         index = 0
-        for raw in f:
+        for raw in _lines(f):
             text = _decode(path, index, raw).rstrip("\r\n")
             if text.strip():
                 yield Record(str(path), index, text)
@@ -62,7 +68,7 @@ def read_text_lines(path: Path) -> Iterator[Record]:
 def read_jsonl(path: Path, column: str, flag: str = "--column") -> Iterator[Record]:
     """One JSON object per line; the text is in `column`."""
     with open(path, "rb") as f:
-        for index, raw in enumerate(f):
+        for index, raw in enumerate(_lines(f)):
             line = _decode(path, index, raw).strip()
             if not line:
                 continue
@@ -106,9 +112,18 @@ def load_saved_dataset(path: Path):
         import datasets
     except ImportError:
         raise CollapseguardError("reading a saved dataset needs `datasets`: pip install 'collapseguard[lm]'") from None
-    ds = datasets.load_from_disk(str(path))
-    if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    try:
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+        # the Arrow files are memory-mapped: an offset pointing past the end would crash the process (SIGBUS)
+        # on first read, so every buffer is checked against its data now
+        for table in (ds.data, ds._indices):
+            if table is not None:
+                table.table.validate(full=True)
+    except Exception as exc:  # a broken state.json / dataset_info.json / arrow file raises many kinds
+        raise CollapseguardError(f"{path}: not a readable saved `datasets` dataset ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); re-save it with `save_to_disk`") from None
     return ds
 
 
@@ -125,19 +140,32 @@ def iter_records(path: str | Path, column: str = "text", fmt: str | None = None,
                  flag: str = "--column") -> Iterator[Record]:
     """Records of one shard, in order; `fmt` overrides the format guessed from the name; `flag`
     is the command's option for the text column, named in fix hints."""
+    if not str(path).strip():
+        raise CollapseguardError(f"an empty input path {str(path)!r}; pass a file or folder")
     path = Path(path)
     if not path.exists():
         raise CollapseguardError(f"{path}: no such file or directory")
+    if not (path.is_file() or path.is_dir()):
+        raise CollapseguardError(f"{path}: not a regular file (a pipe, socket or device); pass a regular file")
     fmt = fmt or detect_format(path)
-    if fmt == "text":
-        return read_text_lines(path)
-    if fmt == "jsonl":
-        return read_jsonl(path, column, flag)
-    if fmt == "parquet":
-        return read_parquet(path, column, flag=flag)
-    if fmt == "datasets":
-        return read_saved_dataset(path, column, flag)
-    raise CollapseguardError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    readers = {"text": lambda: read_text_lines(path), "jsonl": lambda: read_jsonl(path, column, flag),
+               "parquet": lambda: read_parquet(path, column, flag=flag),
+               "datasets": lambda: read_saved_dataset(path, column, flag)}
+    if fmt not in readers:
+        raise CollapseguardError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    return _one_line_errors(path, readers[fmt]())
+
+
+def _one_line_errors(path: Path, records: Iterator[Record]) -> Iterator[Record]:
+    """`records`, with any failure of the underlying library (a corrupt Arrow column, a truncated
+    compressed stream) turned into one CollapseguardError naming the file."""
+    try:
+        yield from records
+    except CollapseguardError:
+        raise
+    except Exception as exc:
+        raise CollapseguardError(f"{path}: cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                                 "check the file (truncated or corrupt?)") from None
 
 
 def read_texts(paths, column: str = "text", fmt: str | None = None) -> list[Record]:

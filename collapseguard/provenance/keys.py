@@ -99,11 +99,13 @@ def load_private_key(path):
         check_private_mode(path)
     if b"PUBLIC KEY" in data:
         raise CollapseguardError(f"{path}: a public key; sign with the private key (the file without .pub)")
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise CollapseguardError(f"{path}: the private key is encrypted; {KEYGEN} (stored 0600, unencrypted)") from None
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):  # a damaged key can name an unknown algorithm
         raise CollapseguardError(f"{path}: not a PEM private key; {KEYGEN}") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise CollapseguardError(f"{path}: a {type(key).__name__.lstrip('_')} key, not Ed25519; {KEYGEN}")
@@ -116,9 +118,11 @@ def load_public_key(path):
     data = _read(path, "public")
     if b"PRIVATE KEY" in data:
         raise CollapseguardError(f"{path}: a private key; pass its public key (the .pub file) and keep this one secret")
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         key = serialization.load_pem_public_key(data)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):  # a damaged key can name an unknown algorithm
         raise CollapseguardError(f"{path}: not a PEM public key; pass the .pub file from `collapseguard provenance keygen`") from None
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise CollapseguardError(f"{path}: a {type(key).__name__.lstrip('_')} public key, not Ed25519; {KEYGEN}")

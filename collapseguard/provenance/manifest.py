@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://collapseguard.dev/provenance/v1"
@@ -367,6 +368,8 @@ def check_envelope(doc: dict, where) -> None:
     for i, sig in enumerate(doc["signatures"]):
         if not isinstance(sig, dict) or not isinstance(sig.get("sig"), str):
             raise CollapseguardError(f"{where}: signatures[{i}] lacks 'sig'; sign the statement again")
+        if not isinstance(sig.get("keyid", ""), str):
+            raise CollapseguardError(f"{where}: signatures[{i}].keyid is not a string; sign the statement again")
 
 
 def decode_payload(doc: dict, where) -> dict:
@@ -399,6 +402,16 @@ def check_statement(doc: dict, where) -> None:
             raise CollapseguardError(f"{where}: subject[{i}] needs a name and digest.sha256; {FIX}")
     if not isinstance(doc.get("predicate"), dict):
         raise CollapseguardError(f"{where}: no 'predicate' object; {FIX}")
+    check_shape(doc["predicate"], PREDICATE_SHAPE, where, FIX, "predicate")
+
+
+# the predicate fields the readers (verify, card, croissant, hooks) use, with their types
+PREDICATE_SHAPE = {
+    "files": Optional(MapOf(dict)), "records": Optional(int), "tool_version": Optional(str),
+    "parents": Optional(ListOf({"path": str, "sha256": str})), "include": Optional(ListOf(str)),
+    "policy": Optional({"calibration": Optional(dict)}), "origin_counts": Optional(MapOf(int)),
+    "synthetic_share": Optional({"low": Optional(NUMBER)}),
+}
 
 
 def statement_of(doc: dict, where="manifest") -> dict:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from collapseguard.detectors.calibration import (
+    check_calibration_size,
     check_fpr,
     clopper_pearson,
     identity_differences,
@@ -30,6 +31,7 @@ from collapseguard.detectors.calibration import (
 )
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.atomic import write_text_atomic
+from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional, check_shape, is_version
 
 FORMAT = "collapseguard_policy_calibration"
 VERSION = 1
@@ -156,10 +158,11 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         raise CollapseguardError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
     if len(human) < 2:
         raise CollapseguardError(f"{len(human)} human text(s); calibration needs held-out human text (hundreds at least)")
+    n_held = max(1, int(round(holdout * len(human))))
+    check_calibration_size(len(human) - n_held, fpr, f"fitting human texts (of {len(human)}, --holdout {holdout:g})")
     score = score or (lambda texts: policy.score(texts))
     h_scores = score(human)
     order = np.random.default_rng(seed).permutation(len(human))
-    n_held = max(1, int(round(holdout * len(human))))
     held, fit = order[:n_held], order[n_held:]
     fixed = [spec.threshold for spec in policy.detectors]
     alpha = split_alpha(h_scores[fit], fixed, fpr)
@@ -249,17 +252,41 @@ def calibration_hash(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def calibration_shape() -> dict:
+    """The fields `read_policy_calibration` needs, with their types (io.shapes)."""
+    from collapseguard.detectors.drift import record_shape
+
+    rate = {"k": int, "n": int, "rate": Optional(NUMBER), "ci95": ListOf(NUMBER, 2)}
+    return {"fpr_target": NUMBER, "alpha": NUMBER,
+            "detectors": ListOf({"name": str, "column": str, "identity": dict, "threshold": NUMBER, "fixed": bool,
+                                 "fpr_heldout": Optional(rate), "tpr": Optional(rate)}),
+            "union_fpr_fit": rate, "union_fpr_heldout": rate, "union_tpr": Optional(rate), "human_sha256": str,
+            "machine_sha256": Optional(str), "holdout": NUMBER, "seed": int, "notes": Optional(ListOf(str)),
+            "domain": Optional(record_shape()), "abstain": Optional(MapOf(NUMBER)), "slices": Optional(dict)}
+
+
 def read_policy_calibration(path) -> PolicyCalibration:
     from collapseguard.io.readers import read_json_file
 
     fix = "make one with `collapseguard policy calibrate`"
     blob = read_json_file(path, "policy calibration", fix)
-    if not isinstance(blob, dict) or blob.pop(FORMAT, None) != VERSION:
+    if not isinstance(blob, dict) or not is_version(blob.pop(FORMAT, None), VERSION):
         raise CollapseguardError(f"{path}: not a policy calibration (version {VERSION}); {fix}")
+    check_shape(blob, calibration_shape(), path, fix)
+    for name in ("union_fpr_fit", "union_fpr_heldout", "union_tpr"):
+        rate = blob.get(name)
+        if rate is not None and not 0 <= rate["k"] <= rate["n"]:
+            raise CollapseguardError(f"{path}: {name} needs 0 <= k <= n, got k={rate['k']}, n={rate['n']}; {fix}")
     try:
-        return PolicyCalibration(**blob)
+        cal = PolicyCalibration(**blob)
     except TypeError as exc:
         raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); {fix}") from None
+    if cal.slices:
+        try:  # the slices are read where a record meets them: a damaged table must fail here, in one line
+            cal.record_thresholds(["a probe text of a few words"])
+        except Exception as exc:
+            raise CollapseguardError(f"{path}: slices are unreadable ({type(exc).__name__}: {str(exc)[:100]}); {fix}") from None
+    return cal
 
 
 def load_policy_calibration(policy) -> PolicyCalibration:
@@ -280,11 +307,14 @@ def load_policy_calibration(policy) -> PolicyCalibration:
 def check_calibration(cal: PolicyCalibration, policy) -> None:
     saved = [{k: d[k] for k in ("name", "column", "identity")} for d in cal.detectors]
     current = policy.identities()
-    if saved != current:
+    if json.dumps(saved, sort_keys=True) != json.dumps(current, sort_keys=True):  # exact: true is not 1
         diffs = identity_differences({"detectors": saved}, {"detectors": current}) or ["detectors"]
         raise CollapseguardError(f"{policy.calibration_path}: made for other detectors ({'; '.join(diffs)}); "
                                  "recalibrate with `collapseguard policy calibrate`")
     for d, spec in zip(cal.detectors, policy.detectors):
+        if d["fixed"] != (spec.threshold is not None):
+            raise CollapseguardError(f"{policy.calibration_path}: {d['column']} is {'' if d['fixed'] else 'not '}fixed in "
+                                     "the calibration but the policy says otherwise; recalibrate with `collapseguard policy calibrate`")
         if spec.threshold is not None and d["threshold"] != spec.threshold:
             raise CollapseguardError(f"{policy.calibration_path}: {d['column']} threshold {d['threshold']} differs from "
                                      f"the policy's fixed {spec.threshold}; recalibrate with `collapseguard policy calibrate`")

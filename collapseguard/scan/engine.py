@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError, check_choice
-from collapseguard.scan.shard import is_done, scan_shard
-from collapseguard.scan.sources import Shard, discover, shard_sha256
+from collapseguard.scan.shard import is_done, other_input, read_marker, scan_shard
+from collapseguard.scan.sources import Shard, discover, input_folders, shard_sha256
 
 log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
@@ -58,34 +58,39 @@ def load_guard(policy_file, text_column=None):
 
 def run_scan(config: ScanConfig, progress=None) -> dict:
     """Scan every shard not already done; write the summary; return it."""
+    from collapseguard.io.outputs import check_not_input
     from collapseguard.scan.distributional import corpus_share, fit_policy_references
     from collapseguard.scan.summary import summarize, write_summary
 
     config.check()
     out = Path(config.out)
+    folders = input_folders(config.inputs)
+    check_not_input(out, folders)
     shards = discover(config.inputs, exclude=out)
     policy, cal, key = load_guard(config.policy, config.text_column)
     references = fit_policy_references(policy)  # before scanning: a bad reference fails first
-    claim_out(out, config, shards)
-    markers, todo = {}, []
-    for shard in shards:
-        shard_key = {"input_sha256": shard_sha256(shard), **key}
-        marker = None if config.overwrite else is_done(out, shard, shard_key)
-        if marker is not None:
-            markers[shard.rel] = marker
-        else:
-            todo.append((shard, shard_key))
-    if markers:
-        log.info("%d shard(s) already done, %d to scan", len(markers), len(todo))
-    started = time.perf_counter()
-    if todo:
-        run = {"local": run_local, "ray": run_ray}[config.engine]
-        for marker in run(config, policy, cal, todo, out, progress):
-            markers[marker["shard"]] = marker
-    summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out,
-                        corpus_share(references, policy, shards) if references else None)
-    summary["calibration_drift"] = drift(cal, shards, policy)
-    write_summary(summary, policy, cal, out)
+    with claimed_out(out, config, [s.path for s in shards] + folders):
+        markers, todo = {}, []
+        for shard in shards:
+            shard_key = {"input_sha256": shard_sha256(shard), **key}
+            if not config.overwrite:
+                check_name_free(out, shard, shard_key["input_sha256"])
+            marker = None if config.overwrite else is_done(out, shard, shard_key)
+            if marker is not None:
+                markers[shard.rel] = marker
+            else:
+                todo.append((shard, shard_key))
+        if markers:
+            log.info("%d shard(s) already done, %d to scan", len(markers), len(todo))
+        started = time.perf_counter()
+        if todo:
+            run = {"local": run_local, "ray": run_ray}[config.engine]
+            for marker in run(config, policy, cal, todo, out, progress):
+                markers[marker["shard"]] = marker
+        summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out,
+                            corpus_share(references, policy, shards) if references else None)
+        summary["calibration_drift"] = drift(cal, shards, policy)
+        write_summary(summary, policy, cal, out)
     summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),
                       "shards_skipped": len(shards) - len(todo)}
     return {**summary, "run": summary_timing}
@@ -110,12 +115,24 @@ def drift(cal, shards: list[Shard], policy) -> dict | None:
     return report
 
 
-def claim_out(out: Path, config: ScanConfig, shards: list[Shard]) -> None:
-    """Make the output folder ours (or refuse it), never one of the inputs or inside one."""
-    from collapseguard.io.outputs import claim_output_dir
+def claimed_out(out: Path, config: ScanConfig, inputs: list[Path]):
+    """The output folder made ours (or refused) for the run, never one of the inputs, inside one or
+    holding one; a failed run leaves no empty folders and, when it wrote nothing, no marker."""
+    from collapseguard.io.outputs import claimed_output_dir
 
-    claim_output_dir(out, command="scan", settings={"layout": 1}, overwrite=config.overwrite,
-                     inputs=[s.path for s in shards])
+    return claimed_output_dir(out, lock=True, command="scan", settings={"layout": 1}, overwrite=config.overwrite,
+                              inputs=inputs)
+
+
+def check_name_free(out: Path, shard: Shard, sha256: str) -> None:
+    """Refuse a shard whose output name holds the scan of another input file with other bytes (two
+    scans of different inputs into one --out would otherwise replace each other's attributes)."""
+    marker = read_marker(out, shard)
+    other = other_input(marker, shard)
+    if other is not None and marker.get("input_sha256") != sha256:
+        raise CollapseguardError(
+            f"{out}: already holds the scan of {other} under the name {shard.rel!r}, not of {shard.path}; "
+            "scan these inputs into another --out (or pass --overwrite to replace it)")
 
 
 def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):

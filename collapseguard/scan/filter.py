@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError, check_choice
-from collapseguard.scan.shard import attributes_path, read_marker
-from collapseguard.scan.sources import Shard, discover, iter_chunks, shard_sha256
+from collapseguard.scan.shard import attributes_path, other_input, read_marker
+from collapseguard.scan.sources import Shard, discover, input_folders, iter_chunks, shard_sha256
 
 KEEP = {"human": ("human",), "human+abstain": ("human", "abstain")}
 DECISION, REASON = "collapseguard_decision", "collapseguard_reason"
@@ -45,22 +45,28 @@ class FilterConfig:
 
 def run_filter(config: FilterConfig) -> dict:
     """Write kept and rejected shards; return per-shard and total counts."""
+    from collapseguard.io.outputs import check_not_input
+
     config.check()
     out, attrs = Path(config.out), Path(config.attributes)
+    check_not_input(out, [*input_folders(config.inputs), attrs])
     shards = discover(config.inputs, exclude=out)
     columns = _text_column(attrs)
     plans = [(s, check_attributes(attrs, s)) for s in shards]
-    claim(out, config, shards)
-    rows = [filter_shard(s, table, columns, out, KEEP[config.keep], config.batch_size) for s, table in plans]
+    with claimed(out, config, shards):
+        rows = [filter_shard(s, table, columns, out, KEEP[config.keep], config.batch_size) for s, table in plans]
     total = {k: sum(r[k] for r in rows) for k in ("kept", "rejected", "abstained", "abstain_kept")}
     return {**total, "shards": rows, "keep": config.keep}
 
 
 def _text_column(attrs: Path) -> str:
     try:
-        return json.loads((attrs / "summary.json").read_text(encoding="utf-8"))["text_column"]
-    except (OSError, ValueError, KeyError):
-        raise CollapseguardError(f"{attrs}: no summary.json from `collapseguard scan`; pass the scan's --out folder") from None
+        column = json.loads((attrs / "summary.json").read_text(encoding="utf-8"))["text_column"]
+        if isinstance(column, str):
+            return column
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    raise CollapseguardError(f"{attrs}: no readable summary.json from `collapseguard scan`; pass the scan's --out folder")
 
 
 def check_attributes(attrs: Path, shard: Shard):
@@ -68,20 +74,34 @@ def check_attributes(attrs: Path, shard: Shard):
     import pyarrow.parquet as pq
 
     marker = read_marker(attrs, shard)
-    if marker is None or not attributes_path(attrs, shard.rel).exists():
+    if not isinstance(marker, dict) or not attributes_path(attrs, shard.rel).exists():
         raise CollapseguardError(f"{shard.path}: no attributes in {attrs} (looked for {attributes_path(attrs, shard.rel)}); "
                                  "scan it first with the same inputs")
-    if marker["input_sha256"] != shard_sha256(shard):
+    if marker.get("input_sha256") != shard_sha256(shard):
+        other = other_input(marker, shard)
+        if other is not None:
+            raise CollapseguardError(f"{shard.path}: changed since it was scanned, or is another file than the one "
+                                     f"{attrs} holds the scan of ({other}, other bytes); scan it into its own --out")
         raise CollapseguardError(f"{shard.path}: changed since it was scanned (sha256 differs from {attrs}'s marker); "
                                  "rescan it with `collapseguard scan`")
-    return pq.read_table(attributes_path(attrs, shard.rel), columns=["decision", "reason"])
+    path = attributes_path(attrs, shard.rel)
+    try:
+        table = pq.read_table(path, columns=["decision", "reason"])
+    except Exception as exc:  # truncated or corrupt parquet, or columns missing: pyarrow raises several kinds
+        raise CollapseguardError(f"{path}: not a readable attribute shard ({type(exc).__name__}: {str(exc)[:120]}); "
+                                 f"rescan {shard.path} with `collapseguard scan`") from None
+    if not all(isinstance(v, str) for c in ("decision", "reason") for v in table.column(c).to_pylist()):
+        raise CollapseguardError(f"{path}: decision and reason must be text in every row; rescan {shard.path}")
+    return table
 
 
-def claim(out: Path, config: FilterConfig, shards: list[Shard]) -> None:
-    from collapseguard.io.outputs import claim_output_dir
+def claimed(out: Path, config: FilterConfig, shards: list[Shard]):
+    """The output folder for the run (io.outputs.claimed_output_dir: a failed run leaves no empty folders)."""
+    from collapseguard.io.outputs import claimed_output_dir
 
-    claim_output_dir(out, command="filter", settings={"keep": config.keep}, overwrite=config.overwrite,
-                     inputs=[s.path for s in shards] + [Path(config.attributes)])
+    inputs = [s.path for s in shards] + [Path(config.attributes), *input_folders(config.inputs)]
+    return claimed_output_dir(out, lock=True, command="filter", settings={"keep": config.keep},
+                              overwrite=config.overwrite, inputs=inputs)
 
 
 def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch_size: int) -> dict:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.io.shapes import is_number
 from collapseguard.scan.prevalence import parse_prevalence
 
 DEFAULT_POLICY = "collapseguard.toml"
@@ -280,7 +281,7 @@ def parse_policy(raw: dict, root: Path, source: str) -> GuardPolicy:
         max_synthetic_share=_share(raw.get("max_synthetic_share"), source),
         batch_size=_positive(raw, "batch_size", 512, source),
         max_chars=_positive(raw, "max_chars", 1_000_000, source),
-        trusted_keys=_typed(raw, "trusted_keys", list, None, source),
+        trusted_keys=_key_list(raw, source),
         prevalence=parse_prevalence(raw.get("prevalence"), source),
         root=root, source=source,
     )
@@ -306,8 +307,8 @@ def parse_spec(table, i: int, source: str) -> DetectorSpec:
         raise CollapseguardError(f"{where}: {', '.join(secret)} must not be in the policy file; secrets come from the "
                                  f"environment ({KGW_KEY_ENV} for kgw_v1, COLLAPSEGUARD_SYNTHID_KEYS for synthid_v1)")
     threshold = table.get("threshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-        raise CollapseguardError(f"{where}: threshold must be a number, got {threshold!r}")
+    if threshold is not None and not is_number(threshold):
+        raise CollapseguardError(f"{where}: threshold must be a number (not NaN), got {threshold!r}")
     return DetectorSpec(table["name"], dict(options), None if threshold is None else float(threshold))
 
 
@@ -316,6 +317,14 @@ def _typed(raw: dict, key: str, kind, default, source: str):
     if value is not None and not isinstance(value, kind):
         raise CollapseguardError(f"{source}: {key} must be a {kind.__name__}, got {value!r}")
     return value
+
+
+def _key_list(raw: dict, source: str) -> list[str] | None:
+    keys = _typed(raw, "trusted_keys", list, None, source)
+    if keys is not None and not all(isinstance(k, str) and k for k in keys):
+        raise CollapseguardError(f"{source}: trusted_keys must list public key files as strings, got {keys!r}; "
+                                 "e.g. trusted_keys = [\".collapseguard/keys/ci.pub\"]")
+    return keys
 
 
 def _positive(raw: dict, key: str, default: int, source: str) -> int:

@@ -34,9 +34,19 @@ def marker_path(out: Path, rel: str) -> Path:
 
 def read_marker(out: Path, shard: Shard) -> dict | None:
     try:
-        return json.loads(marker_path(out, shard.rel).read_text(encoding="utf-8"))
+        marker = json.loads(marker_path(out, shard.rel).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return marker if isinstance(marker, dict) else None
+
+
+def other_input(marker: dict | None, shard: Shard) -> str | None:
+    """The input file a marker under `shard`'s name was written for, when that is another existing
+    file (two inputs of one name scanned into one --out); else None."""
+    other = (marker or {}).get("input")
+    if not isinstance(other, str) or not os.path.exists(other) or os.path.samefile(other, shard.path):
+        return None
+    return other
 
 
 def is_done(out: Path, shard: Shard, key: dict) -> dict | None:
@@ -84,7 +94,8 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, final)
-    marker = {"collapseguard_scan_marker": MARKER_VERSION, "shard": shard.rel, **key, **counts.as_dict()}
+    marker = {"collapseguard_scan_marker": MARKER_VERSION, "shard": shard.rel, "input": str(shard.path.resolve()),
+              **key, **counts.as_dict()}
     write_json(marker_path(out, shard.rel), marker)
     return marker
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from collapseguard.errors import CollapseguardError
 from collapseguard.scan.policy import Unreadable
 
+BOM = b"\xef\xbb\xbf"
 SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl",
             ".ndjson.gz": "jsonl", ".jsonl.zst": "jsonl", ".ndjson.zst": "jsonl", ".txt": "text"}
 
@@ -90,6 +91,8 @@ def _expand(item: str, exclude: Path | None) -> Iterator[Shard]:
         for m in matches:
             yield from _expand_path(Path(m), base, exclude)
         return
+    if not item.strip():
+        raise CollapseguardError(f"an empty input path {item!r}; pass files, folders or globs")
     path = Path(item)
     if not path.exists():
         raise CollapseguardError(f"{path}: no such file or directory")
@@ -99,12 +102,11 @@ def _expand(item: str, exclude: Path | None) -> Iterator[Shard]:
 def _expand_path(path: Path, base: Path, exclude: Path | None) -> Iterator[Shard]:
     fmt = format_of(path)
     if fmt is not None:
-        yield Shard(path, path.relative_to(base).as_posix(), fmt)
+        yield _shard(path, base, fmt)
         return
     if not path.is_dir():
-        if path.is_file():
-            yield Shard(path, path.relative_to(base).as_posix(), "text")
-        return
+        raise CollapseguardError(f"{path}: unsupported format; pass files ending in {', '.join(SUFFIXES)} or a saved "
+                                 "`datasets` folder (convert other formats, e.g. CSV, to jsonl with a text field)")
     datasets_dirs = [d for d in sorted(path.rglob("*")) if d.is_dir() and is_saved_dataset(d)]
     for child in sorted(path.rglob("*")):
         hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
@@ -112,7 +114,19 @@ def _expand_path(path: Path, base: Path, exclude: Path | None) -> Iterator[Shard
             continue
         fmt = format_of(child)
         if fmt is not None:
-            yield Shard(child, child.relative_to(base).as_posix(), fmt)
+            yield _shard(child, base, fmt)
+
+
+def _shard(path: Path, base: Path, fmt: str) -> Shard:
+    """A Shard, refused when it is not a regular file or folder (a FIFO or device would block the read)."""
+    if not (path.is_file() or path.is_dir()):
+        raise CollapseguardError(f"{path}: not a regular file (a pipe, socket or device); pass regular files")
+    return Shard(path, path.relative_to(base).as_posix(), fmt)
+
+
+def input_folders(inputs) -> list[Path]:
+    """The folders among `inputs` (not globs): an output must not lie inside one of them."""
+    return [Path(i) for i in map(str, inputs) if i.strip() and not glob.has_magic(i) and Path(i).is_dir()]
 
 
 def _inside(child: Path, folder: Path | None) -> bool:
@@ -160,8 +174,11 @@ def iter_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
             yield from _arrow_chunks(shard, _saved_dataset_table(shard.path), column, batch_size)
         else:
             yield from _line_chunks(shard, column, batch_size)
-    except (OSError, EOFError) as exc:
-        raise CollapseguardError(f"{shard.path}: cannot be read ({exc}); check the file (truncated or corrupt?)") from None
+    except CollapseguardError:
+        raise
+    except Exception as exc:  # OSError, EOFError, zlib/zstd errors, Arrow errors, bad UTF-8 in an Arrow string column
+        raise CollapseguardError(f"{shard.path}: cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                                 "check the file (truncated or corrupt?)") from None
 
 
 def _parquet_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
@@ -216,7 +233,9 @@ def _line_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
     """jsonl and text: one record per non-blank line, raw lines kept byte for byte."""
     texts, raw, start = [], [], 0
     with open_binary(shard) as f:
-        for line in f:
+        for number, line in enumerate(f):
+            if number == 0:
+                line = line.removeprefix(BOM)  # a UTF-8 byte-order mark is not part of the first record
             if not line.strip():
                 continue
             raw.append(line)

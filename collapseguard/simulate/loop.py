@@ -35,6 +35,8 @@ class SimConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise CollapseguardError(f"--{name} must be a positive whole number, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise CollapseguardError(f"seed {self.seed!r}: must be a whole number from 0 to {2**32 - 1}; e.g. --seed 0")
         check_choice("world", self.world, WORLDS)
         object.__setattr__(self, "options", check_world_options(self.world, self.options))
 

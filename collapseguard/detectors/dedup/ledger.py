@@ -46,6 +46,7 @@ SCHEME = "minhash_v1"
 FORMAT = "collapseguard-ledger"
 HEADER = store.HEADER
 MODES = ("containment", "jaccard", "paraphrase")
+MAX_NUM_PERM = 4096
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,15 @@ class SketchConfig:
     lsh_threshold: float = 0.8  # bands/rows are chosen for recall at this Jaccard
     bands: int | None = None
     rows: int | None = None
+
+    def __post_init__(self):
+        for name, low, high, why in (("num_perm", 1, MAX_NUM_PERM, "each permutation costs 4 bytes per text; default 128"),
+                                     ("seed", 0, 2**32 - 1, "a permutation seed; default 1"),
+                                     ("ngram", 1, 64, "words per shingle; default 5")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise CollapseguardError(f"{name} {value!r}: must be a whole number from {low} to {high} ({why}); "
+                                         f"pass e.g. --{name.replace('_', '-')} {getattr(SketchConfig, name)}")
 
     def resolved(self) -> SketchConfig:
         """The config with bands and rows filled in (recall-weighted choice when not given)."""
