@@ -13,6 +13,7 @@ from collapseguard.detectors.calibration import (
     load_calibration,
     save_calibration,
 )
+from collapseguard.errors import CollapseguardError
 
 NEWS = ("the council said on tuesday that the plan which was approved in march would cost more than expected "
         "and that the minister had been told of the delay by officials from the department").split()
@@ -87,10 +88,10 @@ def test_group_column_slices_and_unseen_or_small_groups_abstain():
     assert "group 'tiny' not calibrated (only 50" in reasons[1] and "group 'other' not calibrated" in reasons[2]
 
 
-def test_too_few_texts_for_a_slice_keeps_the_pooled_threshold_with_a_note(tmp_path):
+def test_too_few_texts_for_any_threshold_are_refused_and_one_slice_round_trips(tmp_path):
     texts, scores = two_domain_world(3, 60, 0)
-    cal, notes = calibration(scores, texts)
-    assert cal.slices is None and "needs >= 99" in notes[0]
+    with pytest.raises(CollapseguardError, match="99"):  # 60 texts cannot support 1%, pooled or per slice
+        calibration(scores, texts)
     texts, scores = two_domain_world(3, 400, 0)
     cal, _ = calibration(scores, texts, mode="length")
     save_calibration(cal, tmp_path / "c.json")
@@ -179,8 +180,9 @@ def test_detect_cli_reports_abstain_shares_beside_fpr_and_tpr(tmp_path):
     assert out["slices"] and 0 <= out["abstain_share"] < 0.1 and out["slice_notes"] == []
     jsonl(tmp_path / "th.jsonl", corpus(NEWS, 100, 4) + corpus(NEWS, 20, 5, lo=3, hi=8))
     jsonl(tmp_path / "tm.jsonl", machine(100, 6))
+    # the machine texts repeat the training template (one source): allowed here, the abstains are the point
     ev = json.loads(run("detect", "evaluate", "--human", tmp_path / "th.jsonl", "--machine", tmp_path / "tm.jsonl",
-                        *det, "--calibration", tmp_path / "cal.json", "--json").stdout)["calibrated"]
+                        *det, "--calibration", tmp_path / "cal.json", "--allow-overlap", "--json").stdout)["calibrated"]
     assert ev["per_slice"] and ev["human"]["abstain_share"] >= 20 / 120 - 1e-9 and ev["human"]["fpr"] <= 0.1
     # this machine text is unlike any human calibration text: outside the support, it abstains (the cost,
     # reported as tpr_all), where a pooled threshold would have called it machine
