@@ -64,7 +64,8 @@ def test_flagged_records_never_count_as_human(scanned):
     root = scanned["root"]
     flagged = scanned["decisions"].count("synthetic")
     assert flagged >= 8  # the ledger catches (nearly) every planted entry
-    eligible = 50 - flagged
+    eligible = scanned["decisions"].count("human")  # abstentions are not human either (without --keep)
+    left_out = 50 - eligible
     out = root / "mix"
     res = run("curate", "--allow-unsigned", "--human", scanned["pool"], "--attributes", root / "scan", "--synthetic", scanned["synth"],
               "--human-fraction", "0.5", "--size", 2 * eligible, "--seed", 1, "--out", out, "--json")
@@ -80,7 +81,7 @@ def test_flagged_records_never_count_as_human(scanned):
     # one more human record than the unflagged ones is refused, and the message says why
     res = run("curate", "--allow-unsigned", "--human", scanned["pool"], "--attributes", root / "scan", "--synthetic", scanned["synth"],
               "--human-fraction", "1", "--size", eligible + 1, "--out", root / "mix2", code=2)
-    assert f"hold {eligible} eligible records (50 records read, {flagged} left out: {flagged} flagged synthetic by scan)" \
+    assert f"hold {eligible} eligible records (50 records read, {left_out} left out: {flagged} flagged synthetic by scan" \
         in res.output
     # without the attributes the same request goes through: the flag is what keeps them out
     run("curate", "--allow-unsigned", "--human", scanned["pool"], "--human-fraction", "1", "--size", eligible + 1, "--out", root / "mix3")

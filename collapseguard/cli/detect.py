@@ -305,6 +305,9 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
               help="Per-slice thresholds so the FPR holds on every slice: auto = domain (--group-column, else "
                    "style clusters) x length bucket; length = length buckets only; none = one pooled threshold. "
                    "Texts outside every calibrated slice (too short, unseen group, out of support) then abstain.")
+@click.option("--machine", multiple=True, type=click.Path(),
+              help="Labelled machine text (repeatable; not scored): widens each style cluster's support so machine "
+                   "text unlike the human text is not abstained merely for being machine-like.")
 @click.option("--domain-embeddings/--no-domain-embeddings", default=True, show_default=True,
               help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
@@ -312,8 +315,8 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 @ALLOW_OVERLAP
 @overwrite_option
 def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-                  column, fmt, combined, fpr, group_column, slice_mode, domain_embeddings, out, as_json, allow_overlap,
-                  overwrite):
+                  column, fmt, combined, fpr, group_column, slice_mode, machine, domain_embeddings, out, as_json,
+                  allow_overlap, overwrite):
     """Set the detector's threshold at the (1 - FPR) quantile of held-out human scores.
 
     \b
@@ -327,6 +330,8 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
       collapseguard detect calibrate --human wiki.valid.txt --model runs/gen0 --fpr 0.01 --out cal.json
       collapseguard detect calibrate --human cal.jsonl --detector learned_v1 --model runs/learned \\
           --group-column domain --out cal.json
+      collapseguard detect calibrate --human cal_h.jsonl --machine cal_m.jsonl --detector learned_v1 \\
+          --model runs/learned --fpr 0.05 --out cal.json
     """
     import numpy as np
 
@@ -341,8 +346,8 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     from collapseguard.detectors.drift import domain_record
     from collapseguard.detectors.learned import training_overlap
 
-    reads = [*human, model_dir, observer_dir, combined]
-    check_paths(human=human, model=model_dir, observer=observer_dir, combined=combined)
+    reads = [*human, *machine, model_dir, observer_dir, combined]
+    check_paths(human=human, machine=machine, model=model_dir, observer=observer_dir, combined=combined)
     check_rates([fpr])
     previous = previous_calibration(out, overwrite=overwrite, fpr=fpr, inputs=reads)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
@@ -366,7 +371,12 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
                 raise CollapseguardError(f"group {g!r} (--group-column {group_column}): {exc}") from None
             cal.groups[g] = {"threshold": c.threshold, "achieved_fpr": c.achieved_fpr, "fpr_ci95": c.fpr_ci95,
                              "n": c.n, "domain": domain_record(sub, domain_embeddings)}
-    slice_notes = add_slices(cal, scores, texts, groups, slice_mode)
+    machine_texts = None
+    if machine:
+        m_records = require_records(load_records(machine, column, fmt, raw_default="sampled"), machine, "--machine")
+        machine_texts = [r.text for r in m_records]
+        training_overlap([det], machine_texts, "calibration", allow_overlap)
+    slice_notes = add_slices(cal, scores, texts, groups, slice_mode, machine_texts=machine_texts)
     emit_warnings(slice_notes)
     if previous is not None:
         check_same_calibration(previous, cal, out)

@@ -199,7 +199,7 @@ def decide(scores, calibration: Calibration, groups=None) -> np.ndarray:
 
 
 def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str = "auto", features=None,
-               sources=None) -> list[str]:
+               sources=None, machine_texts=None) -> list[str]:
     """Give `calibration` per-slice thresholds (domain x length, `detectors.mondrian`) from the human
     `scores` of `texts`; returns notes. Too few texts for even one slice: no slices (a note says so).
 
@@ -240,7 +240,9 @@ def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str =
                 "fpr_ci95": list(clopper_pearson(k, len(rows)))}
 
     words = mondrian.word_counts(texts)
-    model = mondrian.fit_slices(feats, words, calibration.fpr_target, threshold_of, groups=g, mode=mode)
+    machine = mondrian.text_features(list(machine_texts)) if machine_texts else None
+    model = mondrian.fit_slices(feats, words, calibration.fpr_target, threshold_of, groups=g, mode=mode,
+                                machine_features=machine)
     entries, _ = mondrian.assign(model, feats, words, g)
     model["calibration_abstain_share"] = sum(e is None for e in entries) / len(entries)
     calibration.slices = model
