@@ -3,6 +3,9 @@ curate) between each generation's crawl and the next model's training data."""
 
 import json
 import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -185,3 +188,28 @@ def test_guarded_sweep_writes_paired_comparison_report_and_plots(tmp_path):
     assert "kl rise prevented" in report.lower() and "filter model" in report.lower()
     for png in ("collapse_curves.png", "degradation.png"):
         assert (tmp_path / "sweep" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_sweep_worker_dies_with_its_parent():
+    """A killed sweep leaves no cell running behind it: a worker is sent SIGTERM when its parent dies."""
+    child = ("from collapseguard.simulate.lm.guard_sweep import die_with_parent; die_with_parent(); "
+             "import time; print('ready', flush=True); time.sleep(60)")
+    parent = ("import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', sys.argv[1]], "
+              "stdout=subprocess.PIPE, text=True); c.stdout.readline(); print(c.pid, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", parent, child], stdout=subprocess.PIPE, text=True)
+    pid = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(pid)
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

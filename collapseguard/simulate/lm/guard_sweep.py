@@ -78,6 +78,22 @@ def _run_cell(cfg: LMConfig, folder: str) -> str:
     return folder
 
 
+def die_with_parent() -> None:
+    """In a worker (Linux): be sent SIGTERM when the sweep's process dies, however it dies, so a
+    killed sweep leaves no cell running on behind it (Ctrl-C reaches the workers anyway)."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def run_cells(cells: list[tuple[dict, LMConfig]], out: Path, workers: int, progress) -> None:
     """Every cell's loop, `workers` at a time in separate processes (one torch thread each)."""
     import multiprocessing
@@ -90,7 +106,8 @@ def run_cells(cells: list[tuple[dict, LMConfig]], out: Path, workers: int, progr
             _run_cell(cfg, folder)
             say(f"cell {i + 1}/{len(jobs)} done: {Path(folder).name}")
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent) as pool:
         futures = [pool.submit(_run_cell, cfg, folder) for cfg, folder in jobs]
         for k, fut in enumerate(as_completed(futures)):
             say(f"cell {k + 1}/{len(jobs)} done: {Path(fut.result()).name}")
