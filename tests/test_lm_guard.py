@@ -213,3 +213,20 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def test_a_guard_folder_the_run_did_not_write_is_refused_never_deleted(tmp_path):
+    from collapseguard.errors import CollapseguardError
+    from collapseguard.simulate.lm.guard import start_attempt
+
+    theirs = tmp_path / "guard"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(CollapseguardError, match="not written by a guarded run"):
+        start_attempt(theirs)
+    assert (theirs / "notes.txt").read_text() == "mine"
+    ours = tmp_path / "ours"
+    start_attempt(ours)
+    (ours / "half-written.parquet").write_text("x")
+    start_attempt(ours)  # a killed attempt of ours: started afresh
+    assert [p.name for p in ours.iterdir()] == [".collapseguard-guard-attempt"]

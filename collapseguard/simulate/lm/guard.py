@@ -38,6 +38,21 @@ GUARD_METRICS = ("guard_tpr", "guard_fpr", "share_before", "share_after", "share
 MINHASH_THRESHOLD = 0.5  # containment of a logged output in the record (fixed: human text scores ~0)
 
 
+ATTEMPT_MARKER = ".collapseguard-guard-attempt"
+
+
+def start_attempt(folder: Path) -> None:
+    """An empty `folder` for this generation's guard. A folder left by a killed attempt carries
+    the marker written here and is removed; any other existing folder is refused, never deleted."""
+    if folder.exists():
+        if not (folder / ATTEMPT_MARKER).is_file():
+            raise CollapseguardError(f"{folder}: exists but was not written by a guarded run; move it away "
+                                     "or choose another --out")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / ATTEMPT_MARKER).write_text("written by `simulate run --guard`; removed when the attempt restarts\n")
+
+
 @dataclass(frozen=True)
 class GuardConfig:
     """The guard of a guarded LM loop.
@@ -192,9 +207,7 @@ class LoopGuard:
         from collapseguard.scan.filter import FilterConfig, run_filter
 
         folder = gdir / "guard"
-        if folder.exists():  # a killed attempt of this generation (the run made it): start it afresh
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        start_attempt(folder)
         texts = self.tok.batch_decode(fresh.ids.tolist())
         crawl = folder / "crawl"
         import pyarrow as pa
