@@ -19,22 +19,17 @@ pytest.importorskip("cryptography")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pyarrow.parquet as pq  # noqa: E402
+from lm_loop_helpers import kill_at_third_training, values  # noqa: E402
 
 from collapseguard.simulate.lm.generate import DecodingConfig  # noqa: E402
 from collapseguard.simulate.lm.guard import GUARD_METRICS, GuardConfig  # noqa: E402
-from collapseguard.simulate.lm.loop import THROUGHPUT_METRICS, LMConfig, run_lm_loop  # noqa: E402
+from collapseguard.simulate.lm.loop import LMConfig, run_lm_loop  # noqa: E402
 from collapseguard.simulate.lm.train import TrainConfig  # noqa: E402
 
 KEY = 987654321
 TINY = dict(block_size=12, max_blocks=16, test_blocks=20, generations=2, human_fraction=0.5, device="cpu", threads=1,
             train=TrainConfig(epochs=1, batch_size=8), decoding=DecodingConfig("beam", num_beams=2))
 GUARD = GuardConfig("default", watermark_share=0.5, ledger_share=0.5, fpr=0.1)
-
-
-def _values(out: Path):
-    t = pq.read_table(out / "results.parquet").to_pandas()
-    t = t[~t["metric"].isin(THROUGHPUT_METRICS)]
-    return t.sort_values(["seed", "generation", "metric"]).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def guarded(tmp_path_factory):
 
 
 def test_per_generation_rates_are_the_truth_recounted_from_the_files(guarded):
-    df = _values(guarded)
+    df = values(guarded)
     for g in (1, 2):
         gdir = guarded / "seed_0" / f"gen_{g:03d}"
         m = json.loads((gdir / "metrics.json").read_text())
@@ -104,20 +99,10 @@ def test_the_watermark_key_stays_out_of_outputs(tmp_path):
 
 
 def test_guarded_resume_after_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    from collapseguard.simulate.lm import train as train_mod
-
     config = LMConfig(guard=replace(GUARD, restore_human=0.0), watermark_key=KEY, **TINY)
     full = tmp_path / "full"
     run_lm_loop(config, full)
-    calls, real_train = [], train_mod.train_model
-
-    def killed_at_third(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("simulated kill")
-        return real_train(*a, **k)
-
-    monkeypatch.setattr(train_mod, "train_model", killed_at_third)
+    calls = kill_at_third_training(monkeypatch)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         run_lm_loop(config, out)
@@ -125,7 +110,7 @@ def test_guarded_resume_after_kill_matches_an_uninterrupted_run(tmp_path, monkey
     calls.clear()
     run_lm_loop(config, out)
     assert len(calls) == 1  # only generation 2 was trained again
-    np.testing.assert_array_equal(_values(full)["value"], _values(out)["value"])
+    np.testing.assert_array_equal(values(full)["value"], values(out)["value"])
     # restore: curate refills the crawl to its full size with verified human blocks
     for g in (1, 2):
         m = json.loads((out / "seed_0" / f"gen_{g:03d}" / "metrics.json").read_text())

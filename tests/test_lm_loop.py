@@ -12,19 +12,14 @@ pytest.importorskip("transformers")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pyarrow.parquet as pq  # noqa: E402
+from lm_loop_helpers import kill_at_third_training, values  # noqa: E402
 
 from collapseguard.simulate.lm.generate import DecodingConfig  # noqa: E402
-from collapseguard.simulate.lm.loop import THROUGHPUT_METRICS, LMConfig, run_lm_loop  # noqa: E402
+from collapseguard.simulate.lm.loop import LMConfig, run_lm_loop  # noqa: E402
 from collapseguard.simulate.lm.train import TrainConfig  # noqa: E402
 
 TINY = dict(block_size=12, max_blocks=8, test_blocks=4, train=TrainConfig(epochs=1, batch_size=4),
             decoding=DecodingConfig("beam", num_beams=2), device="cpu", threads=1)
-
-
-def _values(out: Path):
-    t = pq.read_table(out / "results.parquet").to_pandas()
-    t = t[~t["metric"].isin(THROUGHPUT_METRICS)]
-    return t.sort_values(["seed", "generation", "metric"]).reset_index(drop=True)
 
 
 def test_cli_loop_writes_files_and_schema(tmp_path):
@@ -74,8 +69,6 @@ def test_cli_loop_writes_files_and_schema(tmp_path):
 
 
 def test_resume_after_kill_skips_finished_generations_and_is_deterministic(tmp_path, monkeypatch):
-    from collapseguard.simulate.lm import train as train_mod
-
     config = LMConfig(generations=2, human_fraction=0.5, workflow="accumulate", **TINY)
     full = tmp_path / "full"
     run_lm_loop(config, full)
@@ -83,17 +76,9 @@ def test_resume_after_kill_skips_finished_generations_and_is_deterministic(tmp_p
     ext = tmp_path / "extended"
     run_lm_loop(replace(config, generations=1), ext)
     run_lm_loop(config, ext)
-    np.testing.assert_array_equal(_values(full)["value"], _values(ext)["value"])
+    np.testing.assert_array_equal(values(full)["value"], values(ext)["value"])
 
-    calls, real_train = [], train_mod.train_model
-
-    def killed_at_third(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("simulated kill")
-        return real_train(*a, **k)
-
-    monkeypatch.setattr(train_mod, "train_model", killed_at_third)
+    calls = kill_at_third_training(monkeypatch)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         run_lm_loop(config, out)
@@ -102,7 +87,7 @@ def test_resume_after_kill_skips_finished_generations_and_is_deterministic(tmp_p
     run_lm_loop(config, out)
     assert len(calls) == 1  # only generation 2 was trained again
     # a fresh CPU run and a killed-then-resumed run with the same seed agree exactly
-    np.testing.assert_array_equal(_values(full)["value"], _values(out)["value"])
+    np.testing.assert_array_equal(values(full)["value"], values(out)["value"])
     for g in (1, 2):
         f = Path("seed_0") / f"gen_{g:03d}" / "samples.parquet"
         assert pq.read_table(full / f).column("token_ids").to_pylist() == pq.read_table(out / f).column("token_ids").to_pylist()

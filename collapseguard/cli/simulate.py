@@ -9,7 +9,7 @@ import click
 
 from collapseguard.cli.options import overwrite_option, parse_key_values, seed_option
 from collapseguard.cli.simulate_lm import lm_options, run_lm
-from collapseguard.errors import check_choice
+from collapseguard.errors import CollapseguardError, check_choice
 
 STAT_WORLDS = ("gaussian", "mvgaussian", "discrete", "gmm", "vae")
 
@@ -134,16 +134,12 @@ def sweep_command(config_path, worlds, workflows, fractions, generations, sample
 
     if "lm" in worlds:
         if len(worlds) > 1 or config_path or workflows or fractions:
-            from collapseguard.errors import CollapseguardError
-
             raise CollapseguardError("--world lm sweeps alone, over --contamination, --guard, --watermark-share and "
                                      "--ledger-share (no --config, --policy or --human-fraction); drop the other options")
         return _lm_sweep(out, overwrite, json_out, generations=generations, seeds=seeds, seed=seed, max_blocks=samples,
                          guards=guards, contaminations=contaminations, watermark_shares=watermark_shares,
                          ledger_shares=ledger_shares, restore_human=restore_human, workers=workers)
     if guards or contaminations or watermark_shares or ledger_shares or restore_human != "0":
-        from collapseguard.errors import CollapseguardError
-
         raise CollapseguardError("--guard, --contamination, --watermark-share, --ledger-share and --restore-human "
                                  "belong to the guarded LM sweep; add --world lm")
 
@@ -174,7 +170,6 @@ def _lm_sweep(out, overwrite: bool, json_out: bool, **opts) -> None:
     import dataclasses
 
     from collapseguard.cli.progress import Heartbeat
-    from collapseguard.errors import CollapseguardError
     from collapseguard.io.outputs import claimed_output_dir
     from collapseguard.simulate.lm.guard_sweep import GuardSweepConfig, run_guard_sweep
 

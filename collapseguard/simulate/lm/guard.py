@@ -92,7 +92,7 @@ def document_marks(n: int, share: float, rng: np.random.Generator) -> np.ndarray
 
 def run_keys(out: Path, need_watermark: bool) -> dict:
     """The run's KGW key (made once, kept in `out/keys/watermark.key`) and pool signing key."""
-    from collapseguard.provenance.keys import generate_keypair
+    from collapseguard.provenance.keys import _write_private, generate_keypair
 
     folder = out / "keys"
     folder.mkdir(exist_ok=True)
@@ -102,11 +102,7 @@ def run_keys(out: Path, need_watermark: bool) -> dict:
     if need_watermark:
         path = folder / "watermark.key"
         if not path.exists():
-            tmp = folder / ".watermark.key.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(str(int.from_bytes(os.urandom(7), "big")))
-            tmp.replace(path)
+            _write_private(path, str(int.from_bytes(os.urandom(7), "big")).encode())
         keys["watermark"] = int(path.read_text().strip())
     return keys
 

@@ -29,6 +29,7 @@ from collapseguard.simulate.lm.generate import DecodingConfig
 from collapseguard.simulate.lm.guard import GuardConfig
 from collapseguard.simulate.lm.loop import LMConfig
 from collapseguard.simulate.lm.train import TrainConfig
+from collapseguard.simulate.plots import _pyplot, _save
 
 COLLAPSE_METRICS = ("kl_to_truth", "test_perplexity", "tail_mass")
 # The embedded grid's model and data: ~0.4M-parameter GPT-2, 128 blocks of 32 tokens, 3-way beam search,
@@ -297,22 +298,6 @@ def report(summary: list[dict], config: GuardSweepConfig) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    from collapseguard.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
 def collapse_plot(df, path: Path) -> None:
     """KL to the truth by generation, one line per cell (mean over seeds); dashed = no guard."""
     plt = _pyplot()
@@ -325,8 +310,7 @@ def collapse_plot(df, path: Path) -> None:
     ax.set_xlabel("generation")
     ax.set_ylabel("KL(truth || model), nats/token")
     ax.legend(fontsize=6)
-    _save(fig, path)
-    plt.close(fig)
+    _save(fig, path)  # closes the figure
 
 
 def degradation_plot(df, n: int, path: Path) -> None:
@@ -344,5 +328,4 @@ def degradation_plot(df, n: int, path: Path) -> None:
     ax.set_xlabel("contamination (machine share of the crawl)")
     ax.set_ylabel(f"KL rise by generation {n}")
     ax.legend(fontsize=7)
-    _save(fig, path)
-    plt.close(fig)
+    _save(fig, path)  # closes the figure
