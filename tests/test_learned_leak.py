@@ -9,10 +9,9 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from click.testing import CliRunner  # noqa: E402
+from bad_input import invoke, jsonl  # noqa: E402
 
 import collapseguard.detectors.learned as learned  # noqa: E402
-from collapseguard.cli.main import cli  # noqa: E402
 from collapseguard.detectors.learned import grouped_cv  # noqa: E402
 
 VOCAB = [f"w{i}" for i in range(4000)]
@@ -33,13 +32,8 @@ def detect_dev_like(n_articles: int, seed: int):
     return human_a, human_b, machine
 
 
-def jsonl(path, texts):
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    return path
-
-
 def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+    return invoke(args)
 
 
 @pytest.fixture(scope="module")

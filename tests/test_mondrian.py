@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from bad_input import invoke, jsonl
 
 from collapseguard.detectors import mondrian
 from collapseguard.detectors.calibration import (
@@ -18,6 +19,13 @@ from collapseguard.errors import CollapseguardError
 NEWS = ("the council said on tuesday that the plan which was approved in march would cost more than expected "
         "and that the minister had been told of the delay by officials from the department").split()
 CHAT = "lol i know right ! you did what ? no way i was like omg haha you should totally come too ! what do you think".split()
+
+
+def run(*args):
+    """Run the CLI and require success."""
+    res = invoke(args)
+    assert res.exit_code == 0, (res.output, repr(res.exception))
+    return res
 
 
 def corpus(words, n, seed, lo=60, hi=200):
@@ -112,17 +120,6 @@ def test_scan_abstains_on_short_and_unsupported_records_with_their_reason(tmp_pa
     import json
 
     import pyarrow.parquet as pq
-    from click.testing import CliRunner
-
-    from collapseguard.cli.main import cli
-
-    def jsonl(path, texts):
-        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-
-    def run(*args):
-        res = CliRunner().invoke(cli, [str(a) for a in args])
-        assert res.exit_code == 0, (res.output, repr(res.exception))
-        return res
 
     jsonl(tmp_path / "h.jsonl", corpus(NEWS, 60, 1))
     jsonl(tmp_path / "m.jsonl", [" ".join(["the plan would cost more ."] * 12) for _ in range(60)])
@@ -154,18 +151,6 @@ def test_scan_abstains_on_short_and_unsupported_records_with_their_reason(tmp_pa
 
 def test_detect_cli_reports_abstain_shares_beside_fpr_and_tpr(tmp_path):
     import json
-
-    from click.testing import CliRunner
-
-    from collapseguard.cli.main import cli
-
-    def jsonl(path, texts):
-        path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-
-    def run(*args):
-        res = CliRunner().invoke(cli, [str(a) for a in args])
-        assert res.exit_code == 0, (res.output, repr(res.exception))
-        return res
 
     machine = lambda n, s: [" ".join(["the plan would cost more ."] * int(k)) for k in  # noqa: E731
                             np.random.default_rng(s).integers(12, 30, n)]

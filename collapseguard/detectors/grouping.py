@@ -136,15 +136,21 @@ def shared_shingle_pairs(hashes: np.ndarray, offsets: np.ndarray, max_df: int):
     return shared.row, shared.col, shared.data
 
 
-def source_groups(texts, config: GroupingConfig = GroupingConfig()) -> np.ndarray:
-    """A group label per text (the index of the group's first text); shape (n,)."""
+def source_parts(texts, config: GroupingConfig = GroupingConfig()) -> tuple[list, np.ndarray, np.ndarray]:
+    """What both rules read of `texts`: opening keys, and shingle hashes with their offsets.
+    Pass it to `source_groups` and `SourceRecord.of` of the same texts to compute it once."""
     texts = list(texts)
-    uf = UnionFind(len(texts))
+    return (opening_keys(texts, config.prefix_words, config.max_branches), *shingle_sets(texts, config.ngram))
+
+
+def source_groups(texts, config: GroupingConfig = GroupingConfig(), parts=None) -> np.ndarray:
+    """A group label per text (the index of the group's first text); shape (n,)."""
+    keys, hashes, offsets = parts if parts is not None else source_parts(texts, config)
+    uf = UnionFind(len(keys))
     first_of: dict[str, int] = {}
-    for i, key in enumerate(opening_keys(texts, config.prefix_words, config.max_branches)):
+    for i, key in enumerate(keys):
         if key is not None:
             uf.union(first_of.setdefault(key, i), i)
-    hashes, offsets = shingle_sets(texts, config.ngram)
     sizes = np.diff(offsets)
     a, b, shared = shared_shingle_pairs(hashes, offsets, config.max_df)
     smaller = np.maximum(np.minimum(sizes[a], sizes[b]), 1)
@@ -194,12 +200,12 @@ class SourceRecord:
     config: GroupingConfig
 
     @classmethod
-    def of(cls, texts, config: GroupingConfig = GroupingConfig()) -> SourceRecord:
-        texts = list(texts)
-        keys = {key_hash(k) for k in opening_keys(texts, config.prefix_words, config.max_branches) if k is not None}
-        hashes, _ = shingle_sets(texts, config.ngram)
+    def of(cls, texts, config: GroupingConfig = GroupingConfig(), parts=None) -> SourceRecord:
+        """The record of `texts` (`parts`: their `source_parts`, when already computed)."""
+        openings, hashes, _ = parts if parts is not None else source_parts(texts, config)
+        keys = {key_hash(k) for k in openings if k is not None}
         sampled = np.unique(hashes[hashes % SAMPLE == 0])
-        return cls(np.array(sorted(keys), dtype=np.int64), sampled, len(texts), config)
+        return cls(np.array(sorted(keys), dtype=np.int64), sampled, len(openings), config)
 
     def save(self, folder: str | Path) -> Path:
         """Write sources.npz into `folder` atomically."""

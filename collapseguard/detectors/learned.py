@@ -418,7 +418,12 @@ def train_learned(human_texts, machine_texts, out_dir, features="embeddings,styl
     regularisation (and with model='auto' its class) is chosen by grouped cross-validation, and
     the folder keeps a `SourceRecord` (sources.npz) so calibrate and evaluate can refuse text
     that shares a source with the training text."""
-    from collapseguard.detectors.grouping import RECORD_FILE, SourceRecord, source_groups
+    from collapseguard.detectors.grouping import (
+        RECORD_FILE,
+        SourceRecord,
+        source_groups,
+        source_parts,
+    )
 
     human, machine = list(human_texts), list(machine_texts)
     if len(human) < 10 or len(machine) < 10:
@@ -432,12 +437,13 @@ def train_learned(human_texts, machine_texts, out_dir, features="embeddings,styl
     keep = ~np.isnan(x).any(axis=1)
     if keep.sum() < 20:
         raise CollapseguardError(f"only {int(keep.sum())} texts have every feature (the rest are too short); pass longer texts")
-    groups = source_groups(human + machine)
+    parts = source_parts(human + machine)  # read once: for the CV groups and for the folder's source record
+    groups = source_groups(human + machine, parts=parts)
     chosen, strength, cv = select_model(x[keep], y[keep], groups[keep], model, cv_folds, criterion, seed)
     params = fit_model(x[keep], y[keep], chosen, seed, strength)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record_path = SourceRecord.of(human + machine).save(out)
+    record_path = SourceRecord.of(human + machine, parts=parts).save(out)
     meta = {"features": list(ext.features), "model": chosen, "strength": {STRENGTH[chosen]: strength},
             "feature_names": ext.names(), "seed": seed,
             "gen0_dir": str(Path(gen0_dir).resolve()) if gen0_dir else None, "digests": ext.digests(),

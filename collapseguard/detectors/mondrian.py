@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+# The fewest human texts whose conformal (1 - fpr) threshold exists: ceil(1/fpr - 1).
+from collapseguard.detectors.calibration import min_calibration_size as min_texts
 from collapseguard.errors import CollapseguardError
 
 VERSION = 1
@@ -38,11 +40,6 @@ MAX_CLUSTERS = 8
 SLICE_TARGET = 3  # slices aim at this many times min_texts (texts of one source are correlated)
 LENGTH_EDGES = (50, 100, 200)  # word-count bucket edges, as evaluation.LENGTH_BUCKETS
 MODES = ("auto", "length", "none")
-
-
-def min_texts(fpr: float) -> int:
-    """The fewest human texts whose conformal (1 - fpr) threshold exists: ceil(1/fpr - 1)."""
-    return max(1, math.ceil(1.0 / fpr - 1.0 - 1e-9))
 
 
 def conformal_threshold(scores, fpr: float) -> float | None:
