@@ -139,8 +139,6 @@ def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool
                                  "or pass --allow-unsigned to check the files only")
     warnings = check_identity(statement, manifest, name, not_older_than)
     entries = statement["predicate"].get("files") or {}
-    if not isinstance(entries, dict):
-        raise VerificationFailed(f"{manifest}: predicate.files is not an object; rebuild the manifest")
     listed = set()
     for subject in statement["subject"]:
         check_subject(root, subject, entries.get(subject["name"]))
