@@ -209,16 +209,14 @@ def verify(manifest, public_keys, policy_file, root, allow_unsigned, name, not_o
 
 def verified_statement(manifest, public_keys, policy_file, allow_unsigned) -> dict:
     """MANIFEST's statement once it verifies (signature, paths inside its folder, files); exit 1 otherwise."""
-    from collapseguard.provenance.manifest import read_manifest, statement_of
-    from collapseguard.provenance.verify import VerificationFailed, verify_manifest
+    from collapseguard.provenance.verify import VerificationFailed, verify_statement
 
     try:
-        verify_manifest(manifest, trusted_keys(public_keys, policy_file), allow_unsigned=allow_unsigned)
+        return verify_statement(manifest, trusted_keys(public_keys, policy_file), allow_unsigned=allow_unsigned)[0]
     except VerificationFailed as exc:
         click.echo(f"verification failed: {exc}; nothing written (an export states only a verified manifest)",
                    err=True)
         sys.exit(1)
-    return statement_of(read_manifest(manifest), manifest)
 
 
 def verify_options(command):

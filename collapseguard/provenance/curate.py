@@ -201,8 +201,7 @@ def verify_pool(path: Path, manifest: Path | None, shards, config: CurateConfig)
     """Verify a pool against its manifest (trusted signature, every file listed and unchanged) and
     return what was verified; refuse a pool that does not verify, or has no manifest or an unsigned
     one without `allow_unsigned`."""
-    from collapseguard.provenance.manifest import read_manifest, statement_of
-    from collapseguard.provenance.verify import VerificationFailed, verify_manifest
+    from collapseguard.provenance.verify import VerificationFailed, verify_statement
 
     if manifest is None:
         if not config.allow_unsigned:
@@ -211,11 +210,11 @@ def verify_pool(path: Path, manifest: Path | None, shards, config: CurateConfig)
                                      "--allow-unsigned (recorded in the output's manifest)")
         return {"manifest": None, "signed": False, "keyids": []}
     try:
-        report = verify_manifest(manifest, config.public_keys, allow_unsigned=config.allow_unsigned)
+        statement, report = verify_statement(manifest, config.public_keys, allow_unsigned=config.allow_unsigned)
     except VerificationFailed as exc:
         keys = "; pass the signer's key with --public-key" if "no trusted public key" in str(exc) else ""
         raise CollapseguardError(f"{path}: the pool does not verify against {manifest}: {exc}{keys}") from None
-    listed = {s["name"] for s in statement_of(read_manifest(manifest), manifest)["subject"]}
+    listed = {s["name"] for s in statement["subject"]}
     root = os.path.abspath(manifest.parent)
     for shard in shards:
         name = Path(os.path.relpath(os.path.abspath(shard.path), root)).as_posix()
