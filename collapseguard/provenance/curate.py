@@ -39,6 +39,7 @@ from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
 from collapseguard.provenance import columns as pc
+from collapseguard.provenance.manifest import relative_to_folder  # a local path as published
 
 TOKENIZER = "whitespace words (len(text.split()))"
 KEEP = ("human", "human+abstain")
@@ -136,21 +137,14 @@ class Pool:
     def report(self, out: Path) -> dict:
         trust = dict(self.trust or {})
         if trust.get("manifest"):
-            trust["manifest"] = relative_path(trust["manifest"], out)
-        return {"path": relative_path(self.path, out), "kind": self.kind, "shards": len(self.shards),
+            trust["manifest"] = relative_to_folder(trust["manifest"], out)
+        return {"path": relative_to_folder(self.path, out), "kind": self.kind, "shards": len(self.shards),
                 "records": self.read, "eligible": self.eligible, "eligible_tokens": self.eligible_tokens,
                 "no_text": self.no_text, "unreadable": self.unreadable, "origin_disagrees": self.declared_other,
                 "flagged_synthetic": self.flagged,
                 "abstained_left_out": 0 if self.keep_abstained else self.abstained,
                 "abstained_eligible_as_human": self.abstained if self.keep_abstained else 0,
                 "without_scan": self.unscanned if self.attributes_given else None, "trust": trust}
-
-
-def relative_path(path, out: Path) -> str:
-    """A local path as published: relative to the output folder."""
-    from collapseguard.provenance.manifest import relative_to_folder
-
-    return relative_to_folder(path, out)
 
 
 def open_pools(config: CurateConfig) -> list[Pool]:
@@ -434,7 +428,7 @@ def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig, ou
         att = read_attributes(pool.attributes[shard.rel], shard, texts) if shard.rel in pool.attributes else None
         if att is not None:
             score_names |= set(att["scores"])
-        where = relative_path(shard.path, out)
+        where = relative_to_folder(shard.path, out)
         for pos in positions:
             _, _, kept, _, _, row, cut = chosen[pos]
             rows[pos] = output_row(pool.kind, where, row, texts[row], prov, att, kept if cut else None)
@@ -475,7 +469,7 @@ def published_request(config: CurateConfig, out: Path) -> dict:
     """The request as the outputs state it: local paths relative to `out`."""
     request = asdict(config)
     for field in ("human", "synthetic", "attributes", "public_keys"):
-        request[field] = [relative_path(p, out) for p in request[field]]
+        request[field] = [relative_to_folder(p, out) for p in request[field]]
     return request
 
 
@@ -535,7 +529,7 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
     naming the dataset `name` (default: the folder's name). Returns the curation summary. `extra`
     adds fields to it (e.g. how the fraction was chosen)."""
     from collapseguard.io.outputs import claim_output_dir, read_marker
-    from collapseguard.provenance.manifest import build_statement, write_manifest
+    from collapseguard.provenance.manifest import build_statement, dataset_identity, write_manifest
 
     out = Path(out)
     config.check()
@@ -545,13 +539,11 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
         load_private_key(key)  # a wrong key fails before any work
     pools, chosen = plan(config)
     table = materialise(pools, chosen, config, out)
-    from collapseguard.provenance.manifest import dataset_identity
-
     manifest = out / "manifest.json"  # the identity first: an unreadable earlier manifest stops before any write
     identity = dataset_identity(name or out.resolve().name, previous=manifest if manifest.is_file() else None)
     previous = read_marker(out) if out.is_dir() else None
     if extra and extra.get("file"):
-        extra = {**extra, "file": relative_path(extra["file"], out)}
+        extra = {**extra, "file": relative_to_folder(extra["file"], out)}
     settings = {**published_request(config, out), "signed": key is not None, **({"chosen_by": extra} if extra else {})}
     claim_output_dir(out, command="curate", settings=settings, overwrite=overwrite,
                      inputs=[*config.human, *config.synthetic, *config.attributes])
