@@ -130,9 +130,12 @@ class Pool:
     attributes_given: bool = False
     keep_abstained: bool = False
 
+    @property
+    def abstained_left_out(self) -> int:
+        return 0 if self.keep_abstained else self.abstained
+
     def left_out(self) -> int:
-        return self.no_text + self.unreadable + self.declared_other + self.flagged + \
-            (0 if self.keep_abstained else self.abstained)
+        return self.no_text + self.unreadable + self.declared_other + self.flagged + self.abstained_left_out
 
     def report(self, out: Path) -> dict:
         trust = dict(self.trust or {})
@@ -142,8 +145,8 @@ class Pool:
                 "records": self.read, "eligible": self.eligible, "eligible_tokens": self.eligible_tokens,
                 "no_text": self.no_text, "unreadable": self.unreadable, "origin_disagrees": self.declared_other,
                 "flagged_synthetic": self.flagged,
-                "abstained_left_out": 0 if self.keep_abstained else self.abstained,
-                "abstained_eligible_as_human": self.abstained if self.keep_abstained else 0,
+                "abstained_left_out": self.abstained_left_out,
+                "abstained_eligible_as_human": self.abstained - self.abstained_left_out,
                 "without_scan": self.unscanned if self.attributes_given else None, "trust": trust}
 
 
@@ -380,7 +383,7 @@ def refuse_short(kind: str, pools: list[Pool], need: int, config: CurateConfig) 
         return
     left = sum(p.left_out() for p in pools)
     read = sum(p.read for p in pools)
-    abstained = sum(0 if p.keep_abstained else p.abstained for p in pools)
+    abstained = sum(p.abstained_left_out for p in pools)
     why = (f" ({read} records read, {left} left out: " + ", ".join(
         f"{n} {what}" for n, what in ((sum(p.flagged for p in pools), "flagged synthetic by scan"),
                                       (abstained, "the scan abstained on (--keep human+abstain takes them)"),
