@@ -249,7 +249,7 @@ def card(manifest, pretty_name, license_, out, public_keys, policy_file, allow_u
     statement = verified_statement(manifest, public_keys, policy_file, allow_unsigned)
     check_export_out(out, manifest, statement)
     block = card_block(statement, pretty_name=pretty_name, license=license_)
-    _emit(block, out, overwrite, manifest)
+    _emit(block, out, overwrite)
 
 
 @provenance.command("croissant")
@@ -284,7 +284,7 @@ def croissant(manifest, name, description, url, base_url, license_, version, tex
     check_export_out(out, manifest, statement)
     doc = to_croissant(statement, name=name, description=description, url=url, base_url=base_url,
                        license=license_, version=version, text_column=text_column)
-    _emit(json.dumps(doc, indent=2) + "\n", out, overwrite, manifest)
+    _emit(json.dumps(doc, indent=2) + "\n", out, overwrite)
 
 
 def check_export_out(out, manifest, statement: dict) -> None:
@@ -304,13 +304,14 @@ def check_export_out(out, manifest, statement: dict) -> None:
                                  "flags: choose another --out")
 
 
-def _emit(text: str, out, overwrite: bool, manifest) -> None:
+def _emit(text: str, out, overwrite: bool) -> None:
+    """Print `text`, or write it to `out` (already checked by `check_export_out`)."""
     if out is None:
         click.echo(text, nl=False)
         return
     from collapseguard.io.atomic import write_text_atomic
     from collapseguard.io.outputs import check_output_file
 
-    check_output_file(out, overwrite=overwrite, inputs=[manifest])
+    check_output_file(out, overwrite=overwrite)
     write_text_atomic(out, text)
     click.echo(f"wrote {out}", err=True)
