@@ -8,6 +8,17 @@ import json
 from pathlib import Path
 
 
+def run(*args, code=0):
+    """`collapseguard ARGS...` in-process; asserts the exit code and returns the click result."""
+    from click.testing import CliRunner
+
+    from collapseguard.cli.main import cli
+
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert res.exit_code == code, (res.output, repr(res.exception))
+    return res
+
+
 def write_tree(root: Path) -> Path:
     """A folder with parquet, jsonl, jsonl.gz and txt shards, plus files a manifest must skip."""
     import pyarrow as pa

@@ -12,17 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
-
-from collapseguard.cli.main import cli
+from provenance_data import run
 
 WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
-
-
-def run(*args, code=0):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert res.exit_code == code, (res.output, repr(res.exception))
-    return res
 
 
 def texts(n: int, seed: int, prefix: str) -> list[str]:

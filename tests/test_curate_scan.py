@@ -10,19 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
-
-from collapseguard.cli.main import cli
+from provenance_data import run
 
 pytest.importorskip("numba")  # the dedup extra: minhash_v1 ledger
 
 WORDS = [a + b for a in "klmnprst" for b in "aeiou"]
-
-
-def run(*args, code=0):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert res.exit_code == code, (res.output, repr(res.exception))
-    return res
 
 
 def documents(n: int, seed: int) -> list[str]:

@@ -8,18 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-
-from collapseguard.cli.main import cli
+from provenance_data import run
 
 FRACTIONS = ("0", "0.1", "0.3", "0.6", "1")
 G = 8
-
-
-def run(*args, code=0):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert res.exit_code == code, (res.output, repr(res.exception))
-    return res
 
 
 @pytest.fixture(scope="module")

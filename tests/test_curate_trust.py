@@ -11,15 +11,7 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
-
-from collapseguard.cli.main import cli
-
-
-def run(*args, code=0):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert res.exit_code == code, (res.output, repr(res.exception))
-    return res
+from provenance_data import run
 
 
 def jsonl(path, texts):

@@ -9,17 +9,11 @@ import stat
 
 import pytest
 from click.testing import CliRunner
-from provenance_data import tree_digest, write_tree
+from provenance_data import run, tree_digest, write_tree
 
 pytest.importorskip("cryptography")
 
 from collapseguard.cli.main import cli  # noqa: E402
-
-
-def run(*args, code=0):
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert res.exit_code == code, (res.output, repr(res.exception))
-    return res
 
 
 @pytest.fixture

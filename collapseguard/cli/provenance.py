@@ -209,16 +209,14 @@ def verify(manifest, public_keys, policy_file, root, allow_unsigned, name, not_o
 
 def verified_statement(manifest, public_keys, policy_file, allow_unsigned) -> dict:
     """MANIFEST's statement once it verifies (signature, paths inside its folder, files); exit 1 otherwise."""
-    from collapseguard.provenance.manifest import read_manifest, statement_of
-    from collapseguard.provenance.verify import VerificationFailed, verify_manifest
+    from collapseguard.provenance.verify import VerificationFailed, verify_statement
 
     try:
-        verify_manifest(manifest, trusted_keys(public_keys, policy_file), allow_unsigned=allow_unsigned)
+        return verify_statement(manifest, trusted_keys(public_keys, policy_file), allow_unsigned=allow_unsigned)[0]
     except VerificationFailed as exc:
         click.echo(f"verification failed: {exc}; nothing written (an export states only a verified manifest)",
                    err=True)
         sys.exit(1)
-    return statement_of(read_manifest(manifest), manifest)
 
 
 def verify_options(command):
@@ -251,7 +249,7 @@ def card(manifest, pretty_name, license_, out, public_keys, policy_file, allow_u
     statement = verified_statement(manifest, public_keys, policy_file, allow_unsigned)
     check_export_out(out, manifest, statement)
     block = card_block(statement, pretty_name=pretty_name, license=license_)
-    _emit(block, out, overwrite, manifest)
+    _emit(block, out, overwrite)
 
 
 @provenance.command("croissant")
@@ -286,7 +284,7 @@ def croissant(manifest, name, description, url, base_url, license_, version, tex
     check_export_out(out, manifest, statement)
     doc = to_croissant(statement, name=name, description=description, url=url, base_url=base_url,
                        license=license_, version=version, text_column=text_column)
-    _emit(json.dumps(doc, indent=2) + "\n", out, overwrite, manifest)
+    _emit(json.dumps(doc, indent=2) + "\n", out, overwrite)
 
 
 def check_export_out(out, manifest, statement: dict) -> None:
@@ -306,13 +304,14 @@ def check_export_out(out, manifest, statement: dict) -> None:
                                  "flags: choose another --out")
 
 
-def _emit(text: str, out, overwrite: bool, manifest) -> None:
+def _emit(text: str, out, overwrite: bool) -> None:
+    """Print `text`, or write it to `out` (already checked by `check_export_out`)."""
     if out is None:
         click.echo(text, nl=False)
         return
     from collapseguard.io.atomic import write_text_atomic
     from collapseguard.io.outputs import check_output_file
 
-    check_output_file(out, overwrite=overwrite, inputs=[manifest])
+    check_output_file(out, overwrite=overwrite)
     write_text_atomic(out, text)
     click.echo(f"wrote {out}", err=True)

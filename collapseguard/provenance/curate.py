@@ -39,6 +39,7 @@ from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
 from collapseguard.provenance import columns as pc
+from collapseguard.provenance.manifest import relative_to_folder  # a local path as published
 
 TOKENIZER = "whitespace words (len(text.split()))"
 KEEP = ("human", "human+abstain")
@@ -129,28 +130,24 @@ class Pool:
     attributes_given: bool = False
     keep_abstained: bool = False
 
+    @property
+    def abstained_left_out(self) -> int:
+        return 0 if self.keep_abstained else self.abstained
+
     def left_out(self) -> int:
-        return self.no_text + self.unreadable + self.declared_other + self.flagged + \
-            (0 if self.keep_abstained else self.abstained)
+        return self.no_text + self.unreadable + self.declared_other + self.flagged + self.abstained_left_out
 
     def report(self, out: Path) -> dict:
         trust = dict(self.trust or {})
         if trust.get("manifest"):
-            trust["manifest"] = relative_path(trust["manifest"], out)
-        return {"path": relative_path(self.path, out), "kind": self.kind, "shards": len(self.shards),
+            trust["manifest"] = relative_to_folder(trust["manifest"], out)
+        return {"path": relative_to_folder(self.path, out), "kind": self.kind, "shards": len(self.shards),
                 "records": self.read, "eligible": self.eligible, "eligible_tokens": self.eligible_tokens,
                 "no_text": self.no_text, "unreadable": self.unreadable, "origin_disagrees": self.declared_other,
                 "flagged_synthetic": self.flagged,
-                "abstained_left_out": 0 if self.keep_abstained else self.abstained,
-                "abstained_eligible_as_human": self.abstained if self.keep_abstained else 0,
+                "abstained_left_out": self.abstained_left_out,
+                "abstained_eligible_as_human": self.abstained - self.abstained_left_out,
                 "without_scan": self.unscanned if self.attributes_given else None, "trust": trust}
-
-
-def relative_path(path, out: Path) -> str:
-    """A local path as published: relative to the output folder."""
-    from collapseguard.provenance.manifest import relative_to_folder
-
-    return relative_to_folder(path, out)
 
 
 def open_pools(config: CurateConfig) -> list[Pool]:
@@ -201,8 +198,7 @@ def verify_pool(path: Path, manifest: Path | None, shards, config: CurateConfig)
     """Verify a pool against its manifest (trusted signature, every file listed and unchanged) and
     return what was verified; refuse a pool that does not verify, or has no manifest or an unsigned
     one without `allow_unsigned`."""
-    from collapseguard.provenance.manifest import read_manifest, statement_of
-    from collapseguard.provenance.verify import VerificationFailed, verify_manifest
+    from collapseguard.provenance.verify import VerificationFailed, verify_statement
 
     if manifest is None:
         if not config.allow_unsigned:
@@ -211,11 +207,11 @@ def verify_pool(path: Path, manifest: Path | None, shards, config: CurateConfig)
                                      "--allow-unsigned (recorded in the output's manifest)")
         return {"manifest": None, "signed": False, "keyids": []}
     try:
-        report = verify_manifest(manifest, config.public_keys, allow_unsigned=config.allow_unsigned)
+        statement, report = verify_statement(manifest, config.public_keys, allow_unsigned=config.allow_unsigned)
     except VerificationFailed as exc:
         keys = "; pass the signer's key with --public-key" if "no trusted public key" in str(exc) else ""
         raise CollapseguardError(f"{path}: the pool does not verify against {manifest}: {exc}{keys}") from None
-    listed = {s["name"] for s in statement_of(read_manifest(manifest), manifest)["subject"]}
+    listed = {s["name"] for s in statement["subject"]}
     root = os.path.abspath(manifest.parent)
     for shard in shards:
         name = Path(os.path.relpath(os.path.abspath(shard.path), root)).as_posix()
@@ -387,7 +383,7 @@ def refuse_short(kind: str, pools: list[Pool], need: int, config: CurateConfig) 
         return
     left = sum(p.left_out() for p in pools)
     read = sum(p.read for p in pools)
-    abstained = sum(0 if p.keep_abstained else p.abstained for p in pools)
+    abstained = sum(p.abstained_left_out for p in pools)
     why = (f" ({read} records read, {left} left out: " + ", ".join(
         f"{n} {what}" for n, what in ((sum(p.flagged for p in pools), "flagged synthetic by scan"),
                                       (abstained, "the scan abstained on (--keep human+abstain takes them)"),
@@ -435,7 +431,7 @@ def materialise(pools: list[Pool], chosen: list[tuple], config: CurateConfig, ou
         att = read_attributes(pool.attributes[shard.rel], shard, texts) if shard.rel in pool.attributes else None
         if att is not None:
             score_names |= set(att["scores"])
-        where = relative_path(shard.path, out)
+        where = relative_to_folder(shard.path, out)
         for pos in positions:
             _, _, kept, _, _, row, cut = chosen[pos]
             rows[pos] = output_row(pool.kind, where, row, texts[row], prov, att, kept if cut else None)
@@ -476,7 +472,7 @@ def published_request(config: CurateConfig, out: Path) -> dict:
     """The request as the outputs state it: local paths relative to `out`."""
     request = asdict(config)
     for field in ("human", "synthetic", "attributes", "public_keys"):
-        request[field] = [relative_path(p, out) for p in request[field]]
+        request[field] = [relative_to_folder(p, out) for p in request[field]]
     return request
 
 
@@ -536,7 +532,7 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
     naming the dataset `name` (default: the folder's name). Returns the curation summary. `extra`
     adds fields to it (e.g. how the fraction was chosen)."""
     from collapseguard.io.outputs import claim_output_dir, read_marker
-    from collapseguard.provenance.manifest import build_statement, write_manifest
+    from collapseguard.provenance.manifest import build_statement, dataset_identity, write_manifest
 
     out = Path(out)
     config.check()
@@ -546,13 +542,11 @@ def curate(config: CurateConfig, out, *, key=None, overwrite: bool = False, extr
         load_private_key(key)  # a wrong key fails before any work
     pools, chosen = plan(config)
     table = materialise(pools, chosen, config, out)
-    from collapseguard.provenance.manifest import dataset_identity
-
     manifest = out / "manifest.json"  # the identity first: an unreadable earlier manifest stops before any write
     identity = dataset_identity(name or out.resolve().name, previous=manifest if manifest.is_file() else None)
     previous = read_marker(out) if out.is_dir() else None
     if extra and extra.get("file"):
-        extra = {**extra, "file": relative_path(extra["file"], out)}
+        extra = {**extra, "file": relative_to_folder(extra["file"], out)}
     settings = {**published_request(config, out), "signed": key is not None, **({"chosen_by": extra} if extra else {})}
     claim_output_dir(out, command="curate", settings=settings, overwrite=overwrite,
                      inputs=[*config.human, *config.synthetic, *config.attributes])

@@ -18,6 +18,7 @@ with its signed manifest cannot be waived.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -228,19 +229,13 @@ def check_group(manifest: Path, members: list[Path], public_keys, allow_unsigned
     statement = statement_of(doc, manifest)
     subjects = {s["name"]: s for s in statement["subject"]}
     include = statement["predicate"].get("include") or []
-    under_root: list[str] | None = None
-
-    def is_data(rel: str) -> bool:
-        nonlocal under_root
-        if under_root is None:
-            under_root = data_files(root, (MANIFEST_NAME,), include)
-        return rel in under_root
+    under_root = functools.cache(lambda: data_files(root, (MANIFEST_NAME,), include))  # walked once, when needed
 
     data = []
     for member in members:
         rel = _member_name(member, root)
         present = member.is_file() or member.is_symlink()
-        if rel in subjects or (present and is_data(rel)):
+        if rel in subjects or (present and rel in under_root()):
             data.append((member, rel))
     if not data and not full:
         return [], 0
@@ -260,10 +255,9 @@ def check_group(manifest: Path, members: list[Path], public_keys, allow_unsigned
     checked = {rel: posix(member) for member, rel in data if rel in subjects}
     if full:
         checked = {name: checked.get(name, posix(root / name)) for name in subjects}
-        listed = {n for n in subjects}
+        reported = {f.path for f in findings}
         findings += [Finding(posix(root / name), "verify", f"added: not listed in {posix(manifest)}; rebuild and sign it")
-                     for name in data_files(root, (MANIFEST_NAME,), include) if name not in listed
-                     and posix(root / name) not in {f.path for f in findings}]
+                     for name in under_root() if name not in subjects and posix(root / name) not in reported]
     for name, shown in checked.items():
         try:
             check_subject(root, subjects[name], entries.get(name))

@@ -26,7 +26,7 @@ from collapseguard.provenance.manifest import (
     statement_of,
 )
 
-__all__ = ["VerificationFailed", "verify_manifest", "check_subject_path"]
+__all__ = ["VerificationFailed", "verify_manifest", "verify_statement", "check_subject_path"]
 
 
 def check_subject_name(name: str) -> PurePosixPath:
@@ -120,10 +120,16 @@ def check_fresh(statement: dict, manifest: Path, older: Path) -> None:
                                  "statement; one of them was altered")
 
 
-def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool = False,
-                    check_added: bool = True, name: str | None = None, not_older_than=None) -> dict:
+def verify_manifest(manifest, public_keys=(), **options) -> dict:
     """Verify `manifest` (a path); return a report dict, or raise VerificationFailed naming the
-    first problem. `name`: the dataset it must be; `not_older_than`: a manifest of the same dataset
+    first problem (options and errors as `verify_statement`)."""
+    return verify_statement(manifest, public_keys, **options)[1]
+
+
+def verify_statement(manifest, public_keys=(), *, root=None, allow_unsigned: bool = False,
+                     check_added: bool = True, name: str | None = None, not_older_than=None) -> tuple[dict, dict]:
+    """Verify `manifest` (a path); return (the statement it verified, a report dict), or raise
+    VerificationFailed naming the first problem. `name`: the dataset it must be; `not_older_than`: a manifest of the same dataset
     it must not be older than. Usage errors (no such file, a key file that is not an Ed25519 key)
     are CollapseguardError."""
     manifest = Path(manifest)
@@ -139,8 +145,6 @@ def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool
                                  "or pass --allow-unsigned to check the files only")
     warnings = check_identity(statement, manifest, name, not_older_than)
     entries = statement["predicate"].get("files") or {}
-    if not isinstance(entries, dict):
-        raise VerificationFailed(f"{manifest}: predicate.files is not an object; rebuild the manifest")
     listed = set()
     for subject in statement["subject"]:
         check_subject(root, subject, entries.get(subject["name"]))
@@ -153,6 +157,6 @@ def verify_manifest(manifest, public_keys=(), *, root=None, allow_unsigned: bool
         if added:
             more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
             raise VerificationFailed(f"{added[0]}: added (a data file under {root} that the manifest does not list){more}")
-    return {"manifest": str(manifest), "root": str(root), "signed": is_envelope(doc),
-            "keyids": signed_by, "files": len(statement["subject"]), "dataset": identity_of(statement),
-            "records": statement["predicate"].get("records"), "warnings": warnings, "ok": True}
+    return statement, {"manifest": str(manifest), "root": str(root), "signed": is_envelope(doc),
+                       "keyids": signed_by, "files": len(statement["subject"]), "dataset": identity_of(statement),
+                       "records": statement["predicate"].get("records"), "warnings": warnings, "ok": True}
