@@ -103,9 +103,10 @@ class PolicyCalibration:
 
 
 def fires(scores: np.ndarray, thresholds) -> np.ndarray:
-    """(n,) True where any detector's score is above its threshold (NaN never fires)."""
+    """(n,) True where any detector's score is above its threshold (NaN never fires); `thresholds`
+    (detectors,) or per record (n, detectors)."""
     with np.errstate(invalid="ignore"):
-        return (scores > np.asarray(thresholds, dtype=float)[None, :]).any(axis=1)
+        return (scores > np.broadcast_to(np.asarray(thresholds, dtype=float), scores.shape)).any(axis=1)
 
 
 def decided(scores: np.ndarray) -> np.ndarray:
@@ -236,9 +237,7 @@ def _rate(scores: np.ndarray, thresholds) -> Rate:
     (n, detectors), a NaN row marking a record that abstains."""
     t = np.broadcast_to(np.asarray(thresholds, dtype=float), scores.shape)
     ok = decided(scores) & ~np.isnan(t).all(axis=1)
-    with np.errstate(invalid="ignore"):
-        k = int((scores[ok] > t[ok]).any(axis=1).sum())
-    return Rate.of(k, int(ok.sum()))
+    return Rate.of(int(fires(scores[ok], t[ok]).sum()), int(ok.sum()))
 
 
 def save_policy_calibration(cal: PolicyCalibration, path) -> None:

@@ -73,10 +73,9 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
         markers, todo = {}, []
         for shard in shards:
             shard_key = {"input_sha256": shard_sha256(shard), **key}
-            if not config.overwrite:
-                check_name_free(out, shard, shard_key["input_sha256"])
-            marker = None if config.overwrite else is_done(out, shard, shard_key)
-            if marker is not None:
+            marker = None if config.overwrite else read_marker(out, shard)
+            check_name_free(out, shard, marker, shard_key["input_sha256"])
+            if is_done(marker, out, shard, shard_key):
                 markers[shard.rel] = marker
             else:
                 todo.append((shard, shard_key))
@@ -124,10 +123,10 @@ def claimed_out(out: Path, config: ScanConfig, inputs: list[Path]):
                               inputs=inputs)
 
 
-def check_name_free(out: Path, shard: Shard, sha256: str) -> None:
-    """Refuse a shard whose output name holds the scan of another input file with other bytes (two
-    scans of different inputs into one --out would otherwise replace each other's attributes)."""
-    marker = read_marker(out, shard)
+def check_name_free(out: Path, shard: Shard, marker: dict | None, sha256: str) -> None:
+    """Refuse a shard whose output name holds (per its `marker`) the scan of another input file with
+    other bytes (two scans of different inputs into one --out would otherwise replace each other's
+    attributes)."""
     other = other_input(marker, shard)
     if other is not None and marker.get("input_sha256") != sha256:
         raise CollapseguardError(

@@ -108,10 +108,11 @@ def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch
     """Kept records to `kept/`, synthetic ones to `rejected/`, abstentions not kept to `abstained/`."""
     decisions, reasons = table.column("decision").to_pylist(), table.column("reason").to_pylist()
     writer = {"parquet": ParquetSplit, "datasets": DatasetSplit}.get(shard.fmt, LineSplit)
-    sides = {"kept": lambda d: d in keep, "rejected": lambda d: d not in keep and d != "abstain",
-             "abstained": lambda d: d not in keep and d == "abstain"}
-    if "abstain" in keep:
-        del sides["abstained"]  # nothing goes there: no empty folder
+    sides = ("kept", "rejected") if "abstain" in keep else ("kept", "rejected", "abstained")  # no empty folder
+
+    def side(d: str) -> str:
+        return "kept" if d in keep else "abstained" if d == "abstain" else "rejected"
+
     with contextlib.ExitStack() as stack:
         splits = {name: stack.enter_context(writer(shard, out / name / shard.rel)) for name in sides}
         n = 0
@@ -119,8 +120,9 @@ def filter_shard(shard: Shard, table, column: str, out: Path, keep: tuple, batch
             d, r = decisions[chunk.start:chunk.start + len(chunk)], reasons[chunk.start:chunk.start + len(chunk)]
             if len(d) != len(chunk):
                 raise CollapseguardError(f"{shard.path}: has more records than its attributes ({len(decisions)}); rescan it")
-            for name, test in sides.items():
-                splits[name].write(chunk, d, r, [test(x) for x in d])
+            where = [side(x) for x in d]
+            for name in sides:
+                splits[name].write(chunk, d, r, [w == name for w in where])
             n += len(chunk)
         if n != len(decisions):
             raise CollapseguardError(f"{shard.path}: has {n} records but its attributes {len(decisions)}; rescan it")

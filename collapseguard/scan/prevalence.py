@@ -57,16 +57,14 @@ def synthetic_share(flagged: int, decided: int, fpr: tuple[int, int] | None, tpr
                 "note": "no TPR measured (calibrate with --machine): one-sided 95% lower bound, assuming TPR <= 1"}
     t_d = _beta(rng, tpr[0], tpr[1], DRAWS)
     t_hat = tpr[0] / tpr[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pi = np.where(t_d > f_d, np.clip((p_d - f_d) / (t_d - f_d), 0.0, 1.0), np.nan)
-        raw = (p_d - f_d) / (t_d - f_d)
     ok = t_d > f_d
-    pi = pi[~np.isnan(pi)]
+    raw = (p_d[ok] - f_d[ok]) / (t_d[ok] - f_d[ok])  # unclipped, over the draws where TPR is above FPR
+    pi = np.clip(raw, 0.0, 1.0)
     est = rogan_gladen(p, f_hat, t_hat)
     if len(pi) < DRAWS // 2 or np.isnan(est):
         return {**out, "estimate": None, "low": None, "high": None, "kind": "unidentified", "fpr": f_hat,
                 "tpr": t_hat, "note": "TPR is not clearly above FPR: the share cannot be estimated"}
-    failed = assumption_failure(p, f_hat, t_hat, np.mean(raw[ok] > 1.0), np.mean(raw[ok] < 0.0))
+    failed = assumption_failure(p, f_hat, t_hat, np.mean(raw > 1.0), np.mean(raw < 0.0))
     if failed:
         return {**out, "estimate": None, "low": None, "high": None, "kind": "assumption_failed", "fpr": f_hat,
                 "tpr": t_hat, "note": failed}

@@ -49,12 +49,10 @@ def other_input(marker: dict | None, shard: Shard) -> str | None:
     return other
 
 
-def is_done(out: Path, shard: Shard, key: dict) -> dict | None:
-    """The shard's marker when it matches `key` (input sha256, policy fingerprint, calibration hash)."""
-    marker = read_marker(out, shard)
-    if marker and all(marker.get(k) == v for k, v in key.items()) and attributes_path(out, shard.rel).exists():
-        return marker
-    return None
+def is_done(marker: dict | None, out: Path, shard: Shard, key: dict) -> bool:
+    """Whether the shard's `marker` (`read_marker`) matches `key` (input sha256, policy fingerprint,
+    calibration hash) and its attributes are there."""
+    return bool(marker) and all(marker.get(k) == v for k, v in key.items()) and attributes_path(out, shard.rel).exists()
 
 
 def text_sha256(texts) -> list[str | None]:

@@ -13,6 +13,9 @@ from pathlib import Path
 from collapseguard.scan.prevalence import synthetic_share
 from collapseguard.scan.shard import attributes_path, write_json
 
+ESTIMATORS = {"rogan_gladen": ("rogan_gladen",), "distributional": ("distributional",),
+              "both": ("rogan_gladen", "distributional")}  # per [prevalence] method: the estimates reported
+
 
 def summarize(policy, cal, key: dict, markers: list[dict], out: Path, distributional: dict | None = None) -> dict:
     """Totals over `markers`, per-shard rows, and the prevalence estimates: `synthetic_share`
@@ -37,8 +40,7 @@ def summarize(policy, cal, key: dict, markers: list[dict], out: Path, distributi
     limit = policy.max_synthetic_share
     method = policy.prevalence.method if policy.prevalence else "rogan_gladen"
     shares = {"rogan_gladen": share, "distributional": distributional}
-    figures = [over_limit(shares[m], limit) for m in ("rogan_gladen", "distributional")
-               if m == method or method == "both"]
+    figures = [over_limit(shares[m], limit) for m in ESTIMATORS[method]]
     return {
         "collapseguard_scan_summary": 1, **key, "text_column": policy.text_column, "records": total["records"],
         "decisions": {k: total[k] for k in ("synthetic", "human", "abstain")},
@@ -98,12 +100,12 @@ def fmt_share(share: dict) -> str:
 
 def share_lines(s: dict) -> list[str]:
     """The summary.md lines of the estimates the policy asks for, each saying what it is."""
-    method = s.get("prevalence_method", "rogan_gladen")
+    shown = ESTIMATORS[s.get("prevalence_method", "rogan_gladen")]
     lines = []
-    if method in ("rogan_gladen", "both"):
+    if "rogan_gladen" in shown:
         lines += [f"- synthetic share (Rogan-Gladen, from the flag share and the calibrated FPR/TPR): "
                   f"{fmt_share(s['synthetic_share'])}", f"  - {s['synthetic_share']['note']}"]
-    if method in ("distributional", "both") and s.get("distributional_share"):
+    if "distributional" in shown and s.get("distributional_share"):
         d = s["distributional_share"]
         lines += [f"- synthetic share (distributional, from word use against the references; no per-record "
                   f"decisions): {fmt_share(d)}", f"  - {d['note']}"]
@@ -112,11 +114,11 @@ def share_lines(s: dict) -> list[str]:
 
 def one_line(s: dict) -> str:
     """The estimates for the command line, each named."""
-    method = s.get("prevalence_method", "rogan_gladen")
+    shown = ESTIMATORS[s.get("prevalence_method", "rogan_gladen")]
     parts = []
-    if method in ("rogan_gladen", "both"):
+    if "rogan_gladen" in shown:
         parts.append(f"synthetic share (Rogan-Gladen, from flags) {fmt_share(s['synthetic_share'])}")
-    if method in ("distributional", "both") and s.get("distributional_share"):
+    if "distributional" in shown and s.get("distributional_share"):
         parts.append(f"synthetic share (distributional, from word use) {fmt_share(s['distributional_share'])}")
     return "; ".join(parts)
 
