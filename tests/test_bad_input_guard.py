@@ -294,3 +294,13 @@ def test_a_second_scan_into_a_busy_folder_is_refused(world):
     finally:
         os.close(fd)
     assert invoke([*args, "--overwrite"]).exit_code == 0
+
+
+def test_slice_thresholds_of_the_wrong_type_are_refused_when_read():
+    from collapseguard.scan.calibrate import check_slice_thresholds
+
+    good = {"domains": {"c0": {"slices": [{"thresholds": [0.5, None]}, {"thresholds": None}]}}}
+    check_slice_thresholds(good, 2)
+    for bad in (["x", 0.1], [0.5], [True, 0.1], "0.5"):
+        with pytest.raises(ValueError, match="domain 'c0'"):
+            check_slice_thresholds({"domains": {"c0": {"slices": [{"thresholds": bad}]}}}, 2)
