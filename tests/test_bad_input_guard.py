@@ -296,11 +296,28 @@ def test_a_second_scan_into_a_busy_folder_is_refused(world):
     assert invoke([*args, "--overwrite"]).exit_code == 0
 
 
-def test_slice_thresholds_of_the_wrong_type_are_refused_when_read():
-    from collapseguard.scan.calibrate import check_slice_thresholds
+def test_a_damaged_slice_model_is_refused_when_read():
+    import copy
 
-    good = {"domains": {"c0": {"slices": [{"thresholds": [0.5, None]}, {"thresholds": None}]}}}
-    check_slice_thresholds(good, 2)
-    for bad in (["x", 0.1], [0.5], [True, 0.1], "0.5"):
-        with pytest.raises(ValueError, match="domain 'c0'"):
-            check_slice_thresholds({"domains": {"c0": {"slices": [{"thresholds": bad}]}}}, 2)
+    from collapseguard.detectors import mondrian
+
+    rng = np.random.default_rng(0)
+    words = rng.integers(20, 400, 600)
+    model = mondrian.fit_slices(rng.normal(size=(600, 3)), words, 0.05, lambda rows: {"thresholds": [0.5, 1.0]},
+                                mode="length")
+    mondrian.check_model(model, "cal.json", "recalibrate", per_detector=2)
+    assert len(model["domains"]["all"]["slices"]) > 1
+    damage = {
+        "thresholds.0": lambda m: m["domains"]["all"]["slices"][0].update(thresholds=["x", 0.1]),
+        "thresholds": lambda m: m["domains"]["all"]["slices"][0].update(thresholds=[0.5]),
+        "words ranges": lambda m: m["domains"]["all"]["slices"][0].update(words=[0, None]),
+        "words ranges must": lambda m: m["domains"]["all"]["slices"].pop(),
+        "centroid": lambda m: m["domains"]["all"].update(centroid=[0.0]),
+        "has no radius": lambda m: m["domains"]["all"].update(radius=None),
+        "std": lambda m: m.update(std=[1.0, 0.0, 1.0]),
+    }
+    for what, hurt in damage.items():
+        bad = copy.deepcopy(model)
+        hurt(bad)
+        with pytest.raises(CollapseguardError, match=f"cal.json: slices.*{what}"):
+            mondrian.check_model(bad, "cal.json", "recalibrate", per_detector=2)

@@ -226,6 +226,51 @@ def assign(model: dict, features: np.ndarray, words: np.ndarray, groups=None) ->
     return entries, reasons
 
 
+def model_shape(per_detector: int | None = None) -> dict:
+    """The slice model's fields with their types (io.shapes): a slice holds `threshold` (one
+    detector) or `thresholds` (`per_detector` numbers, policy calibrations)."""
+    from collapseguard.io.shapes import NUMBER, ListOf, MapOf, Optional
+
+    cut = {"words": ListOf(Optional(int), 2), "n": int, "threshold": Optional(NUMBER), "n_sources": Optional(int),
+           "achieved_fpr": Optional(NUMBER), "fpr_ci95": Optional(ListOf(NUMBER, 2)), "alpha": Optional(NUMBER)}
+    if per_detector is not None:
+        cut["thresholds"] = ListOf(NUMBER, per_detector)
+    domain = {"n": int, "unsupported": Optional(str), "centroid": Optional(ListOf(NUMBER)), "radius": Optional(NUMBER),
+              "min_words": Optional(int), "slices": Optional(ListOf(cut)), "n_machine": Optional(int)}
+    return {"version": int, "fpr": NUMBER, "min_texts": int, "mode": str, "by": str, "support": NUMBER,
+            "mean": ListOf(NUMBER), "std": ListOf(NUMBER), "min_words": int, "domains": MapOf(domain),
+            "calibration_abstain_share": Optional(NUMBER)}
+
+
+def check_model(model: dict, source, fix: str, per_detector: int | None = None) -> None:
+    """Raise CollapseguardError (naming `source`, the field and `fix`) unless `model` is a slice
+    model `assign` can read: typed fields, one centre size, and length slices that tile [0, inf)."""
+    from collapseguard.io.shapes import check_shape
+
+    check_shape(model, model_shape(per_detector), source, fix, "slices")
+
+    def bad(field, why):
+        return CollapseguardError(f"{source}: slices.{field} {why}; {fix}")
+
+    if model["version"] != VERSION or model["mode"] not in MODES or model["by"] not in ("group", "cluster"):
+        raise bad("version", f"/mode/by must be {VERSION}, one of {'/'.join(MODES)} and group or cluster")
+    if len(model["mean"]) != len(model["std"]) or any(v <= 0 for v in model["std"]):
+        raise bad("std", "must be positive numbers, one per entry of mean")
+    for name, dom in model["domains"].items():
+        if dom.get("unsupported") is not None:
+            continue
+        missing = [k for k in ("centroid", "radius", "min_words", "slices") if dom.get(k) is None]
+        if missing:
+            raise bad(f"domains.{name}", f"has no {missing[0]} and is not marked unsupported")
+        if len(dom["centroid"]) != len(model["mean"]):
+            raise bad(f"domains.{name}.centroid", f"must hold {len(model['mean'])} numbers, one per feature")
+        edges = [e for cut in dom["slices"] for e in cut["words"]]
+        tiled = edges[:1] == [0] and edges[-1:] == [None] and all(
+            edges[i] == edges[i + 1] for i in range(1, len(edges) - 1, 2)) and None not in edges[:-1]
+        if not tiled or any(lo >= hi for lo, hi in zip(edges[0:-2:2], edges[1:-1:2], strict=True)):
+            raise bad(f"domains.{name}.slices", "words ranges must run from 0 to null, each starting where the last ended")
+
+
 def slice_rows(model: dict) -> list[dict]:
     """One summary row per slice (domain, words, n, threshold, achieved FPR) for reports."""
     rows = []

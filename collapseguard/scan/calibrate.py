@@ -280,25 +280,11 @@ def read_policy_calibration(path) -> PolicyCalibration:
         cal = PolicyCalibration(**blob)
     except TypeError as exc:
         raise CollapseguardError(f"{path}: calibration fields do not match ({exc}); {fix}") from None
-    if cal.slices:
-        try:  # the slices are read where a record meets them: a damaged table must fail here, in one line
-            cal.record_thresholds(["a probe text of a few words"])
-            check_slice_thresholds(cal.slices, len(cal.thresholds()))
-        except Exception as exc:
-            raise CollapseguardError(f"{path}: slices are unreadable ({type(exc).__name__}: {str(exc)[:100]}); {fix}") from None
+    if cal.slices is not None:
+        from collapseguard.detectors.mondrian import check_model
+
+        check_model(cal.slices, path, fix, per_detector=len(cal.detectors))
     return cal
-
-
-def check_slice_thresholds(slices: dict, n_detectors: int) -> None:
-    """Every slice's thresholds: one number (or null) per detector; raises ValueError otherwise."""
-    for name, dom in slices["domains"].items():
-        for entry in dom["slices"]:
-            t = entry.get("thresholds")
-            if t is None:
-                continue
-            if not isinstance(t, list) or len(t) != n_detectors or not all(
-                    v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in t):
-                raise ValueError(f"domain {name!r}: thresholds {str(t)[:40]} are not {n_detectors} numbers")
 
 
 def load_policy_calibration(policy) -> PolicyCalibration:
