@@ -233,3 +233,16 @@ def test_source_maxima_ignore_missing_scores():
     scores = np.array([[0.1, np.nan], [0.5, np.nan], [np.nan, 0.2], [0.3, 0.4]])
     out = source_maxima(scores, np.array([7, 7, 3, 3]))
     np.testing.assert_array_equal(out, [[0.3, 0.4], [0.5, np.nan]])
+
+
+def test_detect_score_on_drift_abstain_touches_only_the_flagged_group():
+    from collapseguard.cli.detect import abstain_on_drift
+
+    decisions = ["machine", "human", "human", "machine"]
+    reasons = ["", "", "", ""]
+    checks = [("a", {"warn": True}), ("b", {"warn": False, "verdict": "too few texts"})]
+    abstain_on_drift(checks, decisions, reasons, ["a", "b", "a", "b"])
+    assert decisions == ["abstain", "human", "abstain", "machine"]
+    assert reasons[0].startswith("drift:") and reasons[1] == ""
+    abstain_on_drift([(None, {"warn": True})], decisions, reasons, None)
+    assert set(decisions) == {"abstain"}

@@ -187,24 +187,41 @@ def all_score_columns(det, texts: list[str]):
     return main, {}
 
 
-def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
-    """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
-    from collapseguard.detectors.drift import check_texts, speaks, warning_text
+def drift_checks(cal, texts: list[str], groups: list[str] | None) -> list[tuple[str | None, dict]]:
+    """(group, report) for every drift check with something to say against the calibration (per
+    group when it has groups; group None = all the texts)."""
+    from collapseguard.detectors.drift import check_texts, speaks
 
     if groups is not None and cal.groups:
         out = []
         for g in sorted(set(groups)):
             record = (cal.groups.get(g) or {}).get("domain") or cal.domain
-            sel = [t for t, x in zip(texts, groups, strict=True) if x == g]
             if record:
-                rep = check_texts(record, sel)
-                if speaks(rep):
-                    out.append(warning_text(rep, cal.fpr_target, g))
+                rep = check_texts(record, [t for t, x in zip(texts, groups, strict=True) if x == g])
+                out += [(g, rep)] if speaks(rep) else []
         return out
     if not cal.domain:
         return []
     rep = check_texts(cal.domain, texts)
-    return [warning_text(rep, cal.fpr_target)] if speaks(rep) else []
+    return [(None, rep)] if speaks(rep) else []
+
+
+def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
+    """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
+    from collapseguard.detectors.drift import warning_text
+
+    return [warning_text(rep, cal.fpr_target, g) for g, rep in drift_checks(cal, texts, groups)]
+
+
+def abstain_on_drift(checks, decisions, reasons, groups) -> None:
+    """Every record of a text set the drift test flags (all, or its group) abstains, in place."""
+    from collapseguard.detectors.calibration import ABSTAIN
+
+    for g, rep in checks:
+        if rep["warn"]:
+            for i in range(len(decisions)):
+                if g is None or groups[i] == g:
+                    decisions[i], reasons[i] = ABSTAIN, "drift: unlike the calibration's human text; recalibrate on text like it"
 
 
 def emit_warnings(warnings: list[str]) -> None:
@@ -217,12 +234,15 @@ def emit_warnings(warnings: list[str]) -> None:
 @detector_options
 @click.option("--calibration", type=click.Path(), help="Calibration JSON: adds a machine/human/abstain decision column.")
 @click.option("--group-column", default=None, help=GROUP_HELP + " Needs a per-group calibration.")
+@click.option("--on-drift", type=click.Choice(["warn", "abstain"]), default="warn", show_default=True,
+              help="With a calibration: when the texts (or a group) look unlike its human text, warn, or make "
+                   "every such record abstain (the promised FPR has nothing to stand on there).")
 @click.option("--all-scores", is_flag=True, help="Also write every score the detector offers (gen0_ppl_v1: all four), one pass.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
 @overwrite_option
 def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-              column, fmt, combined, calibration, group_column, all_scores, out, as_json, overwrite):
+              column, fmt, combined, calibration, group_column, on_drift, all_scores, out, as_json, overwrite):
     """Score each record of INPUT...; the score goes into a new column named after the detector.
 
     \b
@@ -242,13 +262,14 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
         load_calibration,
     )
     from collapseguard.detectors.detect_inputs import load_records
+    from collapseguard.detectors.drift import warning_text
 
     reads = [*inputs, model_dir, observer_dir, calibration, combined]
     check_paths(INPUT=inputs, model=model_dir, observer=observer_dir, calibration=calibration, combined=combined)
     settings = {"inputs": list(inputs), "detector": detector, "model": model_dir, "observer": observer_dir,
                 "score": score_kind, "min_tokens": min_tokens, "stride": stride, "options": list(extra),
                 "column": column, "format": fmt, "combined": combined, "calibration": calibration,
-                "group_column": group_column, "all_scores": all_scores}
+                "group_column": group_column, "all_scores": all_scores, "on_drift": on_drift}
     check_out_file(out, overwrite=overwrite, inputs=reads, command="detect score", settings=settings)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     cal = None
@@ -263,7 +284,10 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
     else:
         scores, extra_cols = score_with_progress(det, texts), {}
     decisions, reasons = decide_with_reasons(scores, cal, texts, groups) if cal is not None else (None, None)
-    warnings = drift_warnings(cal, texts, groups) if cal is not None else []
+    checks = drift_checks(cal, texts, groups) if cal is not None else []
+    if on_drift == "abstain":
+        abstain_on_drift(checks, decisions, reasons, groups)
+    warnings = [warning_text(rep, cal.fpr_target, g) for g, rep in checks]
     emit_warnings(warnings)
     col = det.name
     if out:
