@@ -35,8 +35,11 @@ class StaticEmbedder:
     """Token table (V, d) float32 + per-token weights (V,) + a `tokenizers` tokenizer."""
 
     def __init__(self, table: np.ndarray, weights: np.ndarray, tokenizer_json: str, source: str = ""):
-        from tokenizers import Tokenizer
-
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise CollapseguardError("static embeddings need the tokenizers package: "
+                                     "pip install 'collapseguard[lm]' (or pip install tokenizers)") from None
         if table.ndim != 2 or weights.shape != (len(table),):
             raise CollapseguardError(f"static embeddings: table {table.shape} and weights {weights.shape} do not fit")
         self.table = np.ascontiguousarray(table, dtype=np.float32)
