@@ -4,7 +4,7 @@ Features (any subset, in this order; all computed on whitespace-normalised text)
 - ``gen0``: the Gen-0 model's four signed scores (Fast-DetectGPT, log-prob, log-rank, entropy);
 - ``embeddings``: mean-pooled all-MiniLM-L6-v2 sentence embeddings (the ``embeddings`` extra);
 - ``static``: static embeddings distilled from that model (`collapseguard.detectors.static_embeddings`:
-  one vector per vocabulary token, a Zipf-weighted mean per text), ~100x faster to score, no torch;
+  one vector per vocabulary token, a Zipf-weighted mean per text), ~190x faster to score, no torch;
 - ``style``: stylometric features (`collapseguard.detectors.style`).
 Model classes: ``logistic`` (L2 logistic regression on standardised features), ``gbm``
 (gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer); each class's regularisation
@@ -14,14 +14,15 @@ chosen on detect-dev and detect-dev-gpt3to4 with folds that keep every source ar
 side -- unseen generators, unseen domains and fresh articles together, never one split
 (`benchmarks/eval_detect_dev.py`, BENCHMARKS.md): there they reach AUROC ~0.82 on fresh
 articles and ~0.77 on unseen generators, as good as ``embeddings,style`` (MiniLM itself) at
-~50x its speed on one CPU core (`benchmarks/bench_learned.py`). Scores are the model's
+~190x its speed on one CPU core (`benchmarks/bench_learned.py`). Scores are the model's
 log-odds of "machine"; a text abstains (NaN) when any of its features does.
 
 A detector folder holds ``learned.json`` (features, model class and regularisation, the
 grouped-CV figures, feature names, the Gen-0 and embedding models' weight digests, training
 counts), ``sources.npz`` (the training texts' `SourceRecord`, checked by calibrate and
-evaluate), with ``static`` the token table (``static.npz``, its sha256 in learned.json) and ``model.npz`` (standardisation and
-the model as plain arrays: coefficients, tree node tables, layer weights). Nothing is pickled;
+evaluate), with ``static`` the token table (``static.npz``, its sha256 in learned.json), and
+``model.npz`` (standardisation and the model as plain arrays: coefficients, tree node tables,
+layer weights). Nothing is pickled;
 the fingerprint carries the sha256 of the model files, so a retrained folder needs a new calibration.
 """
 
