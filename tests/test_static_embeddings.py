@@ -69,6 +69,18 @@ def test_encoding_is_deterministic_and_equals_whole_text_tokenization(static):
     np.testing.assert_allclose(np.linalg.norm(a[[0, 1, 2, 4]], axis=1), 1.0, rtol=1e-6)
 
 
+def test_word_cache_eviction_changes_nothing(static, monkeypatch):
+    import collapseguard.detectors.static_embeddings as se
+
+    full = static.encode(TEXTS)
+    monkeypatch.setattr(se, "CACHE_WORDS", 3)
+    static._cache.clear()
+    np.testing.assert_array_equal(static.encode(TEXTS), full)
+    assert len(static._cache) <= 3
+    assert static.encode([]).shape == (0, static.dim)
+    static._cache.clear()
+
+
 def test_real_texts_tokenize_as_whole_texts(static):
     from pathlib import Path
 
