@@ -332,8 +332,10 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 @click.option("--machine", multiple=True, type=click.Path(),
               help="Labelled machine text (repeatable; not scored): widens each style cluster's support so machine "
                    "text unlike the human text is not abstained merely for being machine-like.")
-@click.option("--domain-embeddings/--no-domain-embeddings", default=True, show_default=True,
-              help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
+@click.option("--domain-embeddings/--no-domain-embeddings", default=False, show_default=True,
+              help="Also record the MiniLM centroid of the human texts (needs the embeddings extra): every drift "
+                   "check then reports their cosine to it, at the cost of a MiniLM pass over up to 1,000 texts "
+                   "(about a minute on one CPU core); the verdict does not use it.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
 @ALLOW_OVERLAP
