@@ -8,8 +8,8 @@ articles, machine texts continue the human opening); plus WikiText-2 valid/test 
 (>= 40 words, no headings) as unseen human text.
 
 Detector: learned_v1's own model (`learned.fit_model` / `decision`, --model class) on
---features (embeddings,style from the --cache npz of precomputed features; style alone is
-computed here when no cache is given).
+--features (embeddings and style from the --cache npz of precomputed features, static distilled
+and computed here; style alone is computed here when no cache is given).
 
 Scenarios (every split by source-article group, seeded):
 - seen: train on 50% of the detect-dev article groups, calibrate on 25%, test on the other 25%
@@ -84,7 +84,12 @@ def features(texts: list[str], cache: Path | None, kinds: list[str]) -> dict[str
         if missing:
             sys.exit(f"error: {missing} texts are not in {cache}; rebuild the cache")
         rows = np.array([index[s] for s in shas])
-        return {k: np.asarray(z[k][rows], dtype=np.float64) for k in ("embeddings", "style")}
+        out = {k: np.asarray(z[k][rows], dtype=np.float64) for k in ("embeddings", "style")}
+    if "static" in kinds:  # the token table is distilled here (~25 s), then thousands of texts/s
+        from collapseguard.detectors.learned import FeatureExtractor
+
+        out["static"] = FeatureExtractor("static").static_embedder().encode(texts).astype(np.float64)
+    return out
 
 
 def rate(k: int, n: int) -> dict:
@@ -262,7 +267,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--cache", type=Path, default=None, help="npz with sha, embeddings, style per text")
-    ap.add_argument("--features", default="embeddings,style", help="detector features (style alone needs no cache)")
+    ap.add_argument("--features", default="static,style", help="detector features (style alone needs no cache)")
     ap.add_argument("--model", default="mlp", help="learned_v1 model class: logistic, mlp, gbm")
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--slices", default="auto", help="auto (clusters x length), length, or group (the true domain "
