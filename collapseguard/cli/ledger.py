@@ -60,7 +60,7 @@ def sketch_options(fn):
     """--num-perm/--seed/--ngram/--lsh-threshold/--shingle-hash: unset = the ledger's own (or the defaults for a new one)."""
     note = "unset: the ledger's own; on a new ledger the default"
     fn = click.option("--shingle-hash", type=click.Choice(["sha1", "xxh64"]), default=None,
-                      help=f"Hash of each shingle ({note}, sha1: datasketch's). xxh64 sketches ~2x faster from text but "
+                      help=f"Hash of each shingle ({note}, sha1: datasketch's). xxh64 sketches text 2-3x faster but "
                            "is not cryptographic: crafted text can collide with ledger shingles on purpose. "
                            "A ledger keeps the hash it was made with.")(fn)
     fn = click.option("--lsh-threshold", type=float, default=None, help=f"Jaccard the LSH bands are tuned for ({note}, 0.8).")(fn)

@@ -286,7 +286,7 @@ def minhash_signatures(
     dtype is datasketch's for the scheme: uint32 for affine32, uint64 for affine64 and legacy.
     Texts are processed in batches of about `batch_chars` characters, so the working memory
     beyond the output is bounded by the batch (and the longest single text), not the input.
-    `shingle_hash` "xxh64" is ~2-3x faster from texts (see the module docstring).
+    `shingle_hash` "xxh64" is ~2-3x faster from texts, with other signatures (module docstring).
     """
     check_choice("minhash scheme", scheme, SCHEMES)
     check_choice("shingle hash", shingle_hash, SHINGLE_HASHES)
