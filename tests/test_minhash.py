@@ -190,3 +190,24 @@ def test_memory_is_bounded_by_the_batch_not_the_input():
 
     small, large = peak(200), peak(3000)
     assert large < 2 * small
+
+
+def test_xxh64_without_numba_matches_the_compiled_kernel():
+    """With numba absent the same XXH64 code runs as Python on numpy scalars (the fallback path)."""
+    import json
+    import subprocess
+    import sys
+
+    texts = random_texts(random.Random(9), 12)
+    code = (
+        "import json, sys; sys.modules['numba'] = None\n"
+        "from collapseguard.detectors.dedup import kernels, minhash\n"
+        "assert not kernels.AVAILABLE\n"
+        "texts = json.loads(sys.stdin.read())\n"
+        "print(json.dumps(minhash.minhash_signatures(texts, 16, 1, 3, shingle_hash='xxh64').tolist()))"
+    )
+
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], input=json.dumps(texts), capture_output=True,
+                         text=True, check=True)
+    want = minhash_signatures(texts, 16, 1, 3, shingle_hash="xxh64")
+    np.testing.assert_array_equal(np.array(json.loads(out.stdout), dtype=np.uint32), want)
