@@ -1,0 +1,75 @@
+"""Import discipline of the hooks: `hook verify` loads no numeric library and `hook scan` of a jsonl
+shard with a ledger-only policy loads only numpy (no numba, scipy, pyarrow, pandas, matplotlib,
+torch), in a fresh process, with the hooks' findings the same as ever (a clean shard passes, a
+shard of known model outputs is flagged)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from provenance_data import run, sentences, write_policy
+
+pytest.importorskip("cryptography")
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("numpy", "numba", "scipy", "pyarrow", "pandas", "matplotlib", "torch", "sklearn", "datasketch")
+MACHINE = sentences(8, seed=1)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    write_policy(repo, MACHINE, limit=0.2)
+    key = tmp_path / "private" / "team"
+    run("provenance", "keygen", "--out", key)
+    (repo / ".collapseguard" / "keys").mkdir(parents=True)
+    shutil.copy(f"{key}.pub", repo / ".collapseguard" / "keys" / "team.pub")
+    (repo / "data").mkdir()
+    (repo / "data" / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in sentences(100, seed=2)))
+    run("provenance", "build", repo / "data", "--overwrite")
+    run("provenance", "sign", repo / "data" / "manifest.json", "--key", key)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "data"]):
+        subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def hook_modules(repo: Path, *args: str) -> tuple[int, list[str], str]:
+    """Exit code, the heavy modules loaded and the output of `collapseguard hook ARGS` in a fresh process."""
+    code = ("import sys\nfrom collapseguard.cli.main import cli\n"
+            "try:\n    cli.main(sys.argv[1:], prog_name='collapseguard')\n"
+            "except SystemExit as exc:\n    status = exc.code or 0\n"
+            f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\nsys.exit(status)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+    proc = subprocess.run([sys.executable, "-c", code, "hook", *args], cwd=repo, env=env, capture_output=True, text=True)
+    heavy = [line for line in proc.stdout.splitlines() if line.startswith("HEAVY ")]
+    assert heavy, proc.stdout + proc.stderr
+    return proc.returncode, eval(heavy[-1][6:]), proc.stdout + proc.stderr
+
+
+def test_hook_verify_loads_no_numeric_library(repo):
+    code, heavy, out = hook_modules(repo, "verify", "data/a.jsonl", "data/manifest.json")
+    assert (code, heavy) == (0, []), out
+    with (repo / "data" / "a.jsonl").open("a") as f:
+        f.write(json.dumps({"text": "tampered"}) + "\n")
+    code, heavy, out = hook_modules(repo, "verify", "data/a.jsonl", "data/manifest.json")
+    assert code == 1 and "data/a.jsonl: changed" in out
+    assert heavy == []
+
+
+def test_hook_scan_of_a_small_jsonl_shard_loads_numpy_only(repo):
+    code, heavy, out = hook_modules(repo, "scan", "data/a.jsonl")
+    assert (code, heavy) == (0, ["numpy"]), out
+    with (repo / "data" / "a.jsonl").open("a") as f:
+        f.write("".join(json.dumps({"text": t}) + "\n" for t in MACHINE * 5))  # 40 of 140: over 0.2
+    code, heavy, out = hook_modules(repo, "scan", "data/a.jsonl")
+    assert code == 1 and "data/a.jsonl: 40 of 140 records flagged synthetic" in out, out
+    assert heavy == ["numpy"]
