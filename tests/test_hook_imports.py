@@ -1,7 +1,8 @@
 """Import discipline of the hooks: `hook verify` loads no numeric library and `hook scan` of a jsonl
 shard with a ledger-only policy loads only numpy (no numba, scipy, pyarrow, pandas, matplotlib,
 torch), in a fresh process, with the hooks' findings the same as ever (a clean shard passes, a
-shard of known model outputs is flagged)."""
+shard of known model outputs is flagged). With a calibrated policy the hook does not run the
+calibration drift check (it never reported it), so no model or classifier is loaded either."""
 
 from __future__ import annotations
 
@@ -43,16 +44,23 @@ def repo(tmp_path):
 
 
 def hook_modules(repo: Path, *args: str) -> tuple[int, list[str], str]:
-    """Exit code, the heavy modules loaded and the output of `collapseguard hook ARGS` in a fresh process."""
-    code = ("import sys\nfrom collapseguard.cli.main import cli\n"
+    """Exit code, the heavy modules loaded and the output of `collapseguard hook ARGS` in a fresh
+    process, which must start no process but git (so nothing heavy hides in a child)."""
+    code = ("import subprocess, sys\nfrom collapseguard.cli.main import cli\nchildren = []\n"
+            "popen = subprocess.Popen.__init__\n"
+            "def record(self, args, *a, **k):\n    children.append(str(args[0] if isinstance(args, (list, tuple)) else args))\n"
+            "    popen(self, args, *a, **k)\n"
+            "subprocess.Popen.__init__ = record\n"
             "try:\n    cli.main(sys.argv[1:], prog_name='collapseguard')\n"
             "except SystemExit as exc:\n    status = exc.code or 0\n"
-            f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\nsys.exit(status)\n")
+            f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])\n"
+            "print('CHILDREN', [c for c in children if c != 'git'])\nsys.exit(status)\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT), GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
     proc = subprocess.run([sys.executable, "-c", code, "hook", *args], cwd=repo, env=env, capture_output=True, text=True)
-    heavy = [line for line in proc.stdout.splitlines() if line.startswith("HEAVY ")]
-    assert heavy, proc.stdout + proc.stderr
-    return proc.returncode, eval(heavy[-1][6:]), proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    heavy = [line[6:] for line in proc.stdout.splitlines() if line.startswith("HEAVY ")]
+    assert heavy and "CHILDREN []" in proc.stdout.splitlines(), out
+    return proc.returncode, eval(heavy[-1]), out
 
 
 def test_hook_verify_loads_no_numeric_library(repo):
@@ -73,3 +81,19 @@ def test_hook_scan_of_a_small_jsonl_shard_loads_numpy_only(repo):
     code, heavy, out = hook_modules(repo, "scan", "data/a.jsonl")
     assert code == 1 and "data/a.jsonl: 40 of 140 records flagged synthetic" in out, out
     assert heavy == ["numpy"]
+
+
+def test_hook_scan_with_a_calibrated_policy_loads_no_model(repo):
+    held = repo.parent / "held.jsonl"
+    held.write_text("".join(json.dumps({"text": t}) + "\n" for t in sentences(120, seed=11)))
+    machine = repo.parent / "machine.jsonl"
+    machine.write_text("".join(json.dumps({"text": t}) + "\n" for t in MACHINE))
+    run("policy", "calibrate", "--policy", repo / "collapseguard.toml", "--human", held, "--machine", machine,
+        "--fpr", "0.05", "--out", repo / "cal.json")
+    policy = repo / "collapseguard.toml"
+    policy.write_text('calibration = "cal.json"\n' + policy.read_text())
+    for args in (["add", "-A"], ["commit", "-qm", "calibrated"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True,
+                       capture_output=True)
+    code, heavy, out = hook_modules(repo, "scan", "data/a.jsonl")
+    assert (code, heavy) == (0, ["numpy"]), out

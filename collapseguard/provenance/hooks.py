@@ -323,12 +323,12 @@ def scan_files(files, policy_path: str | Path) -> tuple[list[Finding], dict | No
 
 
 def run_hook_scan(inputs: Path, out: Path, policy_path) -> dict:
-    """`collapseguard scan INPUTS --out OUT --policy POLICY` in this process, writing only what the
-    hook reads (the counts and summary; no attribute shards or plots); its summary."""
+    """`collapseguard scan INPUTS --out OUT --policy POLICY` in this process, doing and writing only
+    what the hook reads (the counts and summary; no attribute shards, plots or drift check); its summary."""
     from collapseguard.scan.engine import ScanConfig, run_scan
 
     try:
-        return run_scan(ScanConfig([str(inputs)], str(out), str(policy_path), attributes=False))
+        return run_scan(ScanConfig([str(inputs)], str(out), str(policy_path), attributes=False, drift=False))
     except CollapseguardError as exc:
         raise CollapseguardError(f"collapseguard scan failed: {exc}") from None
 

@@ -35,6 +35,7 @@ class ScanConfig:
     cpus_per_worker: float = 0.5
     extra: dict = field(default_factory=dict)
     attributes: bool = True  # False: markers and summary.json/md only, no attribute shards or plots (the hooks)
+    drift: bool = True  # False: no calibration drift check (the hooks, which do not report it)
 
     def check(self) -> None:
         check_choice("engine", self.engine, ENGINES)
@@ -89,7 +90,7 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
                 markers[marker["shard"]] = marker
         summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out,
                             corpus_share(references, policy, shards) if references else None)
-        summary["calibration_drift"] = drift(cal, shards, policy)
+        summary["calibration_drift"] = drift(cal, shards, policy) if config.drift else None
         write_summary(summary, policy, cal, out, plots=config.attributes)
     summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),
                       "shards_skipped": len(shards) - len(todo)}
