@@ -97,3 +97,25 @@ def test_hook_scan_with_a_calibrated_policy_loads_no_model(repo):
                        capture_output=True)
     code, heavy, out = hook_modules(repo, "scan", "data/a.jsonl")
     assert (code, heavy) == (0, ["numpy"]), out
+
+
+def test_the_hooks_scan_summary_equals_a_full_scans(repo, tmp_path):
+    """The hook's lighter scan (no attribute shards, plots or drift check) counts and estimates
+    exactly what `collapseguard scan` does, and writes neither attributes nor plots."""
+    from collapseguard.scan.engine import ScanConfig, run_scan
+
+    with (repo / "data" / "a.jsonl").open("a") as f:
+        f.write("".join(json.dumps({"text": t}) + "\n" for t in MACHINE))
+    old = Path.cwd()
+    os.chdir(repo)
+    try:
+        full = run_scan(ScanConfig(["data"], str(tmp_path / "full"), "collapseguard.toml"))
+        light = run_scan(ScanConfig(["data"], str(tmp_path / "light"), "collapseguard.toml", attributes=False, drift=False))
+    finally:
+        os.chdir(old)
+    assert full["decisions"]["synthetic"] == 8
+    assert {k: v for k, v in light.items() if k != "run"} == {k: v for k, v in full.items() if k != "run"}
+    assert (tmp_path / "full" / "attributes" / "a.jsonl.parquet").is_file()
+    assert list((tmp_path / "full").glob("hist_*.png"))
+    assert (tmp_path / "light" / "summary.json").is_file()
+    assert not (tmp_path / "light" / "attributes").exists() and not list((tmp_path / "light").glob("hist_*.png"))
