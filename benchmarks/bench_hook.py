@@ -29,15 +29,18 @@ def cli(code: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def make_repo(root: Path, code: Path) -> Path:
+def make_repo(root: Path, code: Path, records: int = 200, ledger_items: int = 1) -> Path:
+    """A committed dataset repository: a ledger-only policy (`ledger_items` known model outputs), the
+    team key, `records` jsonl records and their signed manifest."""
     repo, private = root / "repo", root / "private" / "team"
     (repo / "data").mkdir(parents=True)
     (repo / ".collapseguard" / "keys").mkdir(parents=True)
     rng = random.Random(2)
     vocab = [f"w{i}" for i in range(2000)]
     (repo / "data" / "a.jsonl").write_text("".join(
-        json.dumps({"text": " ".join(rng.choice(vocab) for _ in range(30))}) + "\n" for _ in range(200)))
-    (repo / "machine.jsonl").write_text(json.dumps({"text": " ".join(vocab[:12])}) + "\n")
+        json.dumps({"text": " ".join(rng.choice(vocab) for _ in range(30))}) + "\n" for _ in range(records)))
+    machine = [" ".join(vocab[:12])] + [" ".join(rng.choice(vocab) for _ in range(30)) for _ in range(ledger_items - 1)]
+    (repo / "machine.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in machine))
     (repo / "collapseguard.toml").write_text('max_synthetic_share = 0.2\n[[detectors]]\nname = "minhash_v1"\n'
                                              'threshold = 0.5\noptions = { ledger = "gens.ledger" }\n')
     for args in (("ledger", "add", "gens.ledger", "machine.jsonl"), ("provenance", "keygen", "--out", str(private)),

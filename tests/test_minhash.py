@@ -146,6 +146,25 @@ def test_lazy_package_exports():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_little_work_runs_without_numba_until_loading_it_pays():
+    """A process hashing a few records (a pre-commit hook's shard) never imports numba; once its
+    work reaches COMPILED_AFTER it loads the compiled kernels, with the same results."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from collapseguard.detectors.dedup import minhash as mh; "
+        "from collapseguard.detectors.dedup.ledger import Ledger; "
+        "texts = ['the cat sat on the mat today', 'a b c d e f g', '']; "
+        "small = mh.minhash_signatures(texts); sets = mh.shingle_hash_sets(texts); "
+        "assert 'numba' not in sys.modules and mh.KERNELS not in sys.modules; "
+        "mh.COMPILED_AFTER = 1; big = mh.minhash_signatures(texts); again = mh.shingle_hash_sets(texts); "
+        "assert mh.KERNELS in sys.modules; assert (small == big).all(); "
+        "assert all((x == y).all() for x, y in zip(sets, again))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_batches_and_threads_do_not_change_signatures(monkeypatch):
     """Small internal batches and any thread count give the same rows (and the errors name the
     record by its index in the whole input)."""

@@ -85,14 +85,15 @@ def texts_sha256(texts) -> str:
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided binomial interval for k successes in n trials."""
-    from scipy.stats import beta
-
+    """Exact two-sided binomial interval for k successes in n trials (beta quantiles, as
+    `scipy.stats.beta.ppf(q, a, b)` computes them: `betaincinv(a, b, q)`, without importing scipy.stats)."""
     if n == 0:
         return (0.0, 1.0)
+    from scipy.special import betaincinv
+
     a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, a))
+    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - a))
     return (lo, hi)
 
 

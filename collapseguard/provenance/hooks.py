@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -320,14 +318,19 @@ def scan_files(files, policy_path: str | Path) -> tuple[list[Finding], dict | No
             link = inputs / _relative_name(shard)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(shard.resolve())
-        cmd = [sys.executable, "-m", "collapseguard", "scan", str(inputs), "--out", str(Path(tmp) / "out"),
-               "--policy", str(policy_path), "--json"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        raise CollapseguardError(f"collapseguard scan failed: {lines[-1] if lines else proc.returncode}".replace("Error: ", ""))
-    summary = json.loads(proc.stdout)
+        summary = run_hook_scan(inputs, Path(tmp) / "out", policy_path)
     return limit_findings(summary, policy), summary
+
+
+def run_hook_scan(inputs: Path, out: Path, policy_path) -> dict:
+    """`collapseguard scan INPUTS --out OUT --policy POLICY` in this process, doing and writing only
+    what the hook reads (the counts and summary; no attribute shards, plots or drift check); its summary."""
+    from collapseguard.scan.engine import ScanConfig, run_scan
+
+    try:
+        return run_scan(ScanConfig([str(inputs)], str(out), str(policy_path), attributes=False, drift=False))
+    except CollapseguardError as exc:
+        raise CollapseguardError(f"collapseguard scan failed: {exc}") from None
 
 
 def limit_findings(summary: dict, policy) -> list[Finding]:

@@ -34,6 +34,8 @@ class ScanConfig:
     ray_address: str | None = None
     cpus_per_worker: float = 0.5
     extra: dict = field(default_factory=dict)
+    attributes: bool = True  # False: markers and summary.json/md only, no attribute shards or plots (the hooks)
+    drift: bool = True  # False: no calibration drift check (the hooks, which do not report it)
 
     def check(self) -> None:
         check_choice("engine", self.engine, ENGINES)
@@ -70,7 +72,8 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
     policy, cal, key = load_guard(config.policy, config.text_column)
     references = fit_policy_references(policy)  # before scanning: a bad reference fails first
     with claimed_out(out, config, [s.path for s in shards] + folders):
-        drift_report = drift(cal, shards, policy)
+        # the hooks skip the drift check (config.drift) unless its verdict decides records
+        drift_report = drift(cal, shards, policy) if config.drift or policy.on_drift == "abstain" else None
         if policy.on_drift == "abstain":  # part of every shard's key: a changed verdict rescans
             key = {**key, "drift_abstain": drift_abstain_reason(drift_report)}
         markers, todo = {}, []
@@ -94,7 +97,7 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
         summary["calibration_drift"] = drift_report
         if key.get("drift_abstain"):
             summary["calibration_drift"]["abstained"] = key["drift_abstain"]
-        write_summary(summary, policy, cal, out)
+        write_summary(summary, policy, cal, out, plots=config.attributes)
     summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),
                       "shards_skipped": len(shards) - len(todo)}
     return {**summary, "run": summary_timing}
@@ -151,7 +154,7 @@ def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):
     """Shards one after another in this process, or over `workers` processes."""
     if config.workers == 1 or len(todo) == 1:
         for shard, key in todo:
-            yield scan_shard(policy, cal, shard, out, key, progress)
+            yield scan_shard(policy, cal, shard, out, key, progress, config.attributes)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -159,7 +162,7 @@ def run_local(config: ScanConfig, policy, cal, todo, out: Path, progress):
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(config.workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(config.policy, config.text_column)) as pool:
-        futures = [pool.submit(_worker_scan, shard, str(out), key) for shard, key in todo]
+        futures = [pool.submit(_worker_scan, shard, str(out), key, config.attributes) for shard, key in todo]
         for fut in as_completed(futures):
             marker = fut.result()
             if progress is not None:
@@ -190,17 +193,17 @@ def _init_worker(policy_file, text_column) -> None:
     _WORKER.update(policy=policy, cal=cal)
 
 
-def _worker_scan(shard: Shard, out: str, key: dict) -> dict:
-    return scan_shard(_WORKER["policy"], _WORKER["cal"], shard, Path(out), key)
+def _worker_scan(shard: Shard, out: str, key: dict, attributes: bool = True) -> dict:
+    return scan_shard(_WORKER["policy"], _WORKER["cal"], shard, Path(out), key, attributes=attributes)
 
 
 class ShardScanner:
     """A Ray actor: loads the policy and detectors once, then scans whole shards."""
 
-    def __init__(self, policy_file, text_column, out):
+    def __init__(self, policy_file, text_column, out, attributes=True):
         one_thread_per_worker()
         self.policy, self.cal, _ = load_guard(policy_file, text_column)
-        self.out = Path(out)
+        self.out, self.attributes = Path(out), attributes
 
     def __call__(self, batch: dict) -> dict:
         import json
@@ -208,7 +211,8 @@ class ShardScanner:
         markers = []
         for path, rel, fmt, key in zip(batch["path"], batch["rel"], batch["fmt"], batch["key"]):
             shard = Shard(Path(path), rel, fmt)
-            markers.append(json.dumps(scan_shard(self.policy, self.cal, shard, self.out, json.loads(key))))
+            markers.append(json.dumps(scan_shard(self.policy, self.cal, shard, self.out, json.loads(key),
+                                                 attributes=self.attributes)))
         return {"marker": markers}
 
 
@@ -229,7 +233,8 @@ def run_ray(config: ScanConfig, policy, cal, todo, out: Path, progress):
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         ShardScanner, batch_size=1, concurrency=config.workers, num_cpus=config.cpus_per_worker,
         fn_constructor_kwargs={"policy_file": str(Path(config.policy or "collapseguard.toml").resolve()),
-                               "text_column": config.text_column, "out": str(out.resolve())})
+                               "text_column": config.text_column, "out": str(out.resolve()),
+                               "attributes": config.attributes})
     for row in ds.iter_rows():
         marker = json.loads(row["marker"])
         if progress is not None:

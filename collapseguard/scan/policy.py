@@ -37,6 +37,7 @@ import numpy as np
 from collapseguard.errors import CollapseguardError, check_choice
 from collapseguard.io.shapes import is_number
 from collapseguard.scan.prevalence import parse_prevalence
+from collapseguard.scan.sources import Unreadable
 
 DEFAULT_POLICY = "collapseguard.toml"
 DETECTORS = ("minhash_v1", "kgw_v1", "synthid_v1", "gen0_ppl_v1", "combined_v1", "learned_v1")
@@ -151,10 +152,6 @@ class GuardPolicy:
         if keep:
             scores[keep] = self.score([texts[i] for i in keep])
         return scores
-
-
-class Unreadable(str):
-    """A record's reason for abstaining (not UTF-8, bad JSON, ...), standing in for its text."""
 
 
 def screen_texts(values, max_chars: int) -> tuple[list[str | None], list[str | None]]:

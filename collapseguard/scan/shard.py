@@ -68,35 +68,51 @@ def attribute_schema(columns: list[str]):
                       *[(c, pa.float64()) for c in columns], ("decision", pa.string()), ("reason", pa.string())])
 
 
-def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress=None) -> dict:
-    """Score every record of `shard`, write its attribute shard and marker; return the marker."""
-    import pyarrow.parquet as pq
-
+def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress=None, attributes: bool = True) -> dict:
+    """Score every record of `shard`, write its attribute shard (unless `attributes` is False: the
+    hooks read only the counts) and marker; return the marker."""
     columns = policy.column_names()
-    schema = attribute_schema(columns)
-    final = attributes_path(out, shard.rel)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(final.name + ".partial")
     counts = Counts(columns)
-    try:
-        with pq.ParquetWriter(partial, schema) as writer:
-            for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
-                texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
-                scores = policy.score_screened(texts, unreadable)
-                decision, reason, thresholds = decide_records(scores, calibration, texts, columns, unreadable,
-                                                              key.get("drift_abstain"))
-                counts.add(scores, thresholds, decision)
-                writer.write_batch(attribute_batch(schema, shard.rel, chunk.start, texts, scores, decision, reason))
-                if progress is not None:
-                    progress(len(texts))
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, final)
+    batches = scored_batches(policy, calibration, shard, counts, progress, key.get("drift_abstain"))
+    if attributes:
+        write_attributes(batches, attribute_schema(columns), attributes_path(out, shard.rel), shard.rel)
+    else:
+        for _ in batches:
+            pass
     marker = {"collapseguard_scan_marker": MARKER_VERSION, "shard": shard.rel, "input": str(shard.path.resolve()),
               **key, **counts.as_dict()}
     write_json(marker_path(out, shard.rel), marker)
     return marker
+
+
+def scored_batches(policy, calibration, shard: Shard, counts, progress=None, drift_reason: str | None = None):
+    """Per chunk of `shard`: (start, texts, scores, decision, reason), tallied into `counts`
+    (every record abstains with `drift_reason` when given: `on_drift = "abstain"`)."""
+    columns = policy.column_names()
+    for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
+        texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
+        scores = policy.score_screened(texts, unreadable)
+        decision, reason, thresholds = decide_records(scores, calibration, texts, columns, unreadable, drift_reason)
+        counts.add(scores, thresholds, decision)
+        yield chunk.start, texts, scores, decision, reason
+        if progress is not None:
+            progress(len(texts))
+
+
+def write_attributes(batches, schema, final: Path, rel: str) -> None:
+    """The scored `batches` as one parquet attribute shard, written under `.partial` and renamed."""
+    import pyarrow.parquet as pq
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(final.name + ".partial")
+    try:
+        with pq.ParquetWriter(partial, schema) as writer:
+            for batch in batches:
+                writer.write_batch(attribute_batch(schema, rel, *batch))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, final)
 
 
 def attribute_batch(schema, rel: str, start: int, texts, scores: np.ndarray, decision, reason):

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
-from collapseguard.scan.policy import Unreadable
 
 BOM = b"\xef\xbb\xbf"
 SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl",
             ".ndjson.gz": "jsonl", ".jsonl.zst": "jsonl", ".ndjson.zst": "jsonl", ".txt": "text"}
+
+
+class Unreadable(str):
+    """A record's reason for abstaining (not UTF-8, bad JSON, ...), standing in for its text."""
 
 
 @dataclass(frozen=True)

@@ -79,12 +79,14 @@ def combine_over_limit(figures: list[bool | None]) -> bool | None:
     return None if not figures or any(f is None for f in figures) else False
 
 
-def write_summary(summary: dict, policy, cal, out: Path) -> None:
+def write_summary(summary: dict, policy, cal, out: Path, plots: bool = True) -> None:
+    """summary.json, summary.md and (with `plots`, which need the attribute shards) one histogram per detector."""
     write_json(out / "summary.json", summary)
     partial = out / "summary.md.partial"
     partial.write_text(markdown(summary), encoding="utf-8")
     partial.replace(out / "summary.md")
-    plot_histograms(summary, policy, out)
+    if plots:
+        plot_histograms(summary, policy, out)
 
 
 def fmt_share(share: dict) -> str:

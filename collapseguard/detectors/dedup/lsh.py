@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from collapseguard.detectors.dedup import kernels
 from collapseguard.detectors.dedup.minhash import (
+    compiled,
     fmix,
     shingle_hashes,
     signatures_from_hashes,
@@ -75,7 +75,8 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
             f"signatures of shape {sig.shape} cannot fill {bands} bands x {rows} rows; "
             "compute them with the index's num_perm"
         )
-    if kernels.AVAILABLE:
+    kernels = compiled(sig.shape[0] * bands * rows)
+    if kernels is not None:
         return kernels.run(kernels.band_keys, sig.shape[0] * bands, np.ascontiguousarray(sig), bands, rows,
                            min_work=kernels.LSH_PARALLEL_MIN_WORK)
     values = sig[:, : bands * rows].astype(np.uint64).reshape(len(sig), bands, rows)
@@ -161,10 +162,11 @@ class MinHashLSH:
     def query_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs (query_index, item_id) for precomputed band keys (nq, bands), sorted."""
         sorted_keys, order = self._tables()
-        if kernels.AVAILABLE:
+        kernels = compiled(np.size(keys))
+        if kernels is not None:
             if self._table is None:
                 self._table = kernels.run(kernels.band_tables, sorted_keys.size, sorted_keys)
-            return _query_compiled(np.ascontiguousarray(keys, dtype=np.uint64), order, self._table)
+            return _query_compiled(kernels, np.ascontiguousarray(keys, dtype=np.uint64), order, self._table)
         n_items = max(order.shape[1], 1)
         codes = []
         for band in range(self.bands):
@@ -193,7 +195,7 @@ class MinHashLSH:
         return i[keep], j[keep]
 
 
-def _query_compiled(keys, order, tables) -> tuple[np.ndarray, np.ndarray]:
+def _query_compiled(kernels, keys, order, tables) -> tuple[np.ndarray, np.ndarray]:
     """Hash-table probe per (query, band), then each query's runs gathered, sorted and de-duplicated;
     queries in parallel. Returns unique pairs sorted by query, then item."""
     lsh_work = {"min_work": kernels.LSH_PARALLEL_MIN_WORK}
@@ -220,8 +222,10 @@ def jaccard_pairs(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib) -> tuple[np.
 
 
 def intersection_sizes(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib) -> np.ndarray:
-    """|A ∩ B| per pair; compiled merge walk, or np.intersect1d per pair without numba."""
-    if kernels.AVAILABLE:
+    """|A ∩ B| per pair; compiled merge walk, or np.intersect1d per pair without numba (each pair
+    weighs ~100 units of `compiled` work: a Python-level call against a compiled loop)."""
+    kernels = compiled(100 * len(ia))
+    if kernels is not None:
         return kernels.intersection_sizes(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib)
     return np.array(
         [

@@ -25,21 +25,25 @@ Speed: with numba (the ``dedup`` extra) the UTF-8 of a batch is tokenised, every
 SHA-1 hashed and the per-document minimum taken in compiled kernels, blocks of documents in
 parallel on every core numba is allowed (``NUMBA_NUM_THREADS``). Without numba, each unique
 shingle of a batch is hashed once with hashlib and the permutations and per-document minimum
-(``np.minimum.reduceat``) are done for many documents at once, in chunks.
+(``np.minimum.reduceat``) are done for many documents at once, in chunks. Both paths give the
+same results; `compiled` picks one. Importing numba and loading its cached kernels costs a
+process ~0.5 s, more than hashing a few MB of text with hashlib, so a process that hashes a
+hundred records (a pre-commit hook) never loads them, and one that hashes more switches to them
+once its work passes ``COMPILED_AFTER``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 
 import numpy as np
 
-from collapseguard.detectors.dedup import kernels
 from collapseguard.errors import CollapseguardError, check_choice
 
 SCHEMES = ("affine32", "affine64", "legacy")
-SHINGLE_HASHES = kernels.HASHES  # ("sha1", "xxh64"): the 64-bit hash of each shingle's UTF-8
+SHINGLE_HASHES = ("sha1", "xxh64")  # the 64-bit hash of each shingle's UTF-8 (kernels.HASHES, same order)
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)  # datasketch minhash.py `_mersenne_prime`
 MAX_HASH32 = np.uint64((1 << 32) - 1)  # datasketch `_max_hash` (legacy empty value)
 # MurmurHash3 finalizer constants (shift, mult, shift, mult, shift), datasketch `_FMIX_CONSTANTS`.
@@ -56,6 +60,26 @@ _EMPTY = {
 CHUNK_CELLS = 1 << 22  # shingles x permutations per chunk: bounds the temporary at ~32 MB
 BATCH_CHARS = 1 << 22  # characters of text per internal batch of minhash_signatures (~4 MB)
 _KERNEL_LOCK = threading.Lock()  # numba's default thread pool is not safe to enter from two threads
+KERNELS = "collapseguard.detectors.dedup.kernels"
+# Units of work (bytes of text hashed, shingle hashes permuted, LSH keys probed) a process does on
+# the numpy/hashlib path before it loads the compiled kernels: about what loading them costs
+# (~0.5 s of numba import and cache loading against ~0.1 us saved per unit on one thread).
+COMPILED_AFTER = 4 << 20
+_uncompiled_work = 0
+
+
+def compiled(work: int):
+    """The numba kernels module for a call doing `work` units, or None for the numpy/hashlib path
+    (same results). Once the kernels are loaded in this process they are always used; before, only
+    when numba is installed and this process's work, this call's included, reaches COMPILED_AFTER."""
+    global _uncompiled_work
+    kernels = sys.modules.get(KERNELS)
+    if kernels is None:
+        _uncompiled_work += int(work)
+        if _uncompiled_work < COMPILED_AFTER:
+            return None
+        from collapseguard.detectors.dedup import kernels
+    return kernels if kernels.AVAILABLE else None
 
 
 def shingles(text: str, n: int = 5) -> list[str]:
@@ -81,6 +105,8 @@ def sha1_hash64_array(items: list[str]) -> np.ndarray:
 
 def xxh64_array(items: list[str]) -> np.ndarray:
     """uint64 XXH64 (seed 0) of each string's UTF-8 (the compiled kernel, or its Python twin)."""
+    from collapseguard.detectors.dedup import kernels
+
     out = np.empty(len(items), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for i, s in enumerate(items):
@@ -152,12 +178,13 @@ def signatures_from_hashes(
     a, b = permutations(num_perm, seed, scheme)
     h = scheme_input(np.asarray(hashes, dtype=np.uint64), scheme)
     offsets = np.asarray(offsets, dtype=np.int64)
-    if kernels.AVAILABLE:
-        return _signatures_compiled(h, offsets, a, b, scheme)
+    kernels = compiled(len(h))
+    if kernels is not None:
+        return _signatures_compiled(kernels, h, offsets, a, b, scheme)
     return _signatures_numpy(h, offsets, a, b, scheme)
 
 
-def _signatures_compiled(h, offsets, a, b, scheme) -> np.ndarray:
+def _signatures_compiled(kernels, h, offsets, a, b, scheme) -> np.ndarray:
     blocks = kernels.doc_blocks(np.diff(offsets) + 1, 4 * kernels.num_threads())
     if scheme == "affine32":
         out32 = np.full((len(offsets) - 1, len(a)), _EMPTY[scheme], dtype=np.uint32)
@@ -208,7 +235,8 @@ def _utf8_buffer(texts, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(docs), dtype=np.uint8), offsets
 
 
-def _compiled_shingle_hashes(texts, ngram: int, first: int = 0, shingle_hash: str = "sha1") -> tuple[np.ndarray, np.ndarray]:
+def _compiled_shingle_hashes(kernels, texts, ngram: int, first: int = 0,
+                             shingle_hash: str = "sha1") -> tuple[np.ndarray, np.ndarray]:
     buf, doc_offsets = _utf8_buffer(texts, first)
     algo = SHINGLE_HASHES.index(shingle_hash)
     room = np.zeros(len(doc_offsets), dtype=np.int64)
@@ -232,19 +260,31 @@ def shingle_hashes(texts: list[str], ngram: int = 5, shingle_hash: str = "sha1")
     check_choice("shingle hash", shingle_hash, SHINGLE_HASHES)
     if ngram < 1:
         raise CollapseguardError(f"shingle size n={ngram} must be at least 1; pass --ngram 1 or more")
-    if kernels.AVAILABLE:
-        return _compiled_shingle_hashes(texts, ngram, 0, shingle_hash)
+    texts = texts if isinstance(texts, list) else list(texts)
+    kernels = compiled(_text_size(texts))
+    if kernels is not None:
+        return _compiled_shingle_hashes(kernels, texts, ngram, 0, shingle_hash)
+    return _hashlib_shingle_hashes(texts, ngram, 0, shingle_hash)
+
+
+def _hashlib_shingle_hashes(texts, ngram: int, first: int = 0, shingle_hash: str = "sha1") -> tuple[np.ndarray, np.ndarray]:
+    """`shingle_hashes` without the compiled kernels: each distinct shingle string of the batch hashed once."""
     table: dict[str, int] = {}
     ids: list[int] = []
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise CollapseguardError(f"record {i}: expected text, got {type(text).__name__}; pass strings")
+            raise CollapseguardError(f"record {first + i}: expected text, got {type(text).__name__}; pass strings")
         setdefault = table.setdefault
         ids.extend([setdefault(g, len(table)) for g in shingles(text, ngram)])
         offsets[i + 1] = len(ids)
     unique_hashes = (sha1_hash64_array if shingle_hash == "sha1" else xxh64_array)(list(table))
     return unique_hashes[np.asarray(ids, dtype=np.int64)], offsets
+
+
+def _text_size(texts) -> int:
+    """Characters of text (about its UTF-8 bytes), the work of hashing its shingles."""
+    return sum(len(t) for t in texts if isinstance(t, str))
 
 
 def unique_per_document(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,9 +335,10 @@ def minhash_signatures(
     texts = texts if isinstance(texts, list) else list(texts)
     out = np.full((len(texts), num_perm), _EMPTY[scheme], dtype=_DTYPES[scheme])
     for start, stop in text_batches(texts, batch_chars):
-        if kernels.AVAILABLE:
-            hashes, offsets = _compiled_shingle_hashes(texts[start:stop], ngram, start, shingle_hash)
+        kernels = compiled(_text_size(texts[start:stop]))
+        if kernels is not None:
+            hashes, offsets = _compiled_shingle_hashes(kernels, texts[start:stop], ngram, start, shingle_hash)
         else:
-            hashes, offsets = shingle_hashes(texts[start:stop], ngram, shingle_hash)
+            hashes, offsets = _hashlib_shingle_hashes(texts[start:stop], ngram, start, shingle_hash)
         out[start:stop] = signatures_from_hashes(hashes, offsets, num_perm, seed, scheme)
     return out
