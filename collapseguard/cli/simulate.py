@@ -88,7 +88,7 @@ def run_command(**params) -> None:
 
 
 @simulate.command("sweep")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file with the grid (see README).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file with the grid (see docs/simulate.md).")
 @click.option("--world", "worlds", multiple=True, help="Worlds to sweep (repeatable); default: the embedded grid.")
 @click.option("--policy", "workflows", multiple=True, help="Workflows (repeatable): replace, accumulate, subsample.")
 @click.option("--human-fraction", "fractions", multiple=True, type=float, help="Human fractions (repeatable).")
