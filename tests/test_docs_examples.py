@@ -155,8 +155,8 @@ def test_the_commands_help_shows_an_example_everywhere():
     """`collapseguard [GROUP] COMMAND --help` of every group and leaf shows at least one example line."""
     def walk(cmd, path, ctx):
         doc = cmd.help or ""
-        examples = re.findall(r"^\s+(collapseguard .*)$", doc, re.M)
-        assert re.search(r"^\s*Examples?:", doc, re.M) and examples, f"`{' '.join(path)} --help` shows no example"
+        examples = re.findall(r"^\s+(?:[A-Z_]+=\S+\s+)*(collapseguard .*)$", doc, re.M)
+        assert re.search(r"\bExamples?\b[^\n]*:\s*$", doc, re.M) and examples, f"`{' '.join(path)} --help` shows no example"
         for ex in examples:
             resolve(shlex.split(ex.replace("\\", ""), comments=True))
         if isinstance(cmd, click.Group):
@@ -232,6 +232,73 @@ def setup_tiny_corpus(root: Path, gen0: Path) -> None:
     write_jsonl(root / "heldout.jsonl", human_texts(80, 4))
 
 
+def setup_files(root: Path, gen0: Path) -> None:
+    """The file names of the detector and ledger pages: held-out human text for a 1% calibration
+    (>= 99 texts, also as a folder), shards in three formats, a detect-dev style raw_data.json,
+    labelled fit splits, known generations."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    machine = machine_texts(60)
+    for name, seed in (("heldout_human.jsonl", 10), ("cal_h.jsonl", 11), ("heldout/a.jsonl", 18)):
+        write_jsonl(root / name, human_texts(150, seed))
+    write_jsonl(root / "fit_h.jsonl", human_texts(40, 12))
+    write_jsonl(root / "fit_m.jsonl", machine[:40])
+    for name in ("generations.jsonl", "known-generations.jsonl"):
+        write_jsonl(root / name, machine[:40])
+    for name in ("shard-001.jsonl", "shard.jsonl"):
+        write_jsonl(root / name, human_texts(5, 13) + machine[40:45])
+    for name in ("shard-000.parquet", "shard.parquet", "b.parquet"):
+        pq.write_table(pa.table({"text": human_texts(5, 14) + machine[45:50]}), root / name)
+    for name in ("docs.txt", "a.txt", "crawl.txt"):
+        (root / name).write_text("\n".join(human_texts(3, 15) + machine[50:53]) + "\n", encoding="utf-8")
+    (root / "doc.txt").write_text(human_texts(1, 16)[0] + " " + machine[53] + "\n", encoding="utf-8")
+    (root / "xsum_gpt2-xl.raw_data.json").write_text(
+        json.dumps({"original": human_texts(20, 17), "sampled": machine[:20]}), encoding="utf-8")
+
+
+def setup_calibration(root: Path, gen0: Path) -> None:
+    run_cli(["policy", "calibrate", "--human", "heldout.jsonl", "--machine", "gen.jsonl", "--fpr", "0.05",
+             "--out", "guard-calibration.json"], root)
+
+
+def setup_crawl(root: Path, gen0: Path) -> None:
+    """crawl/**/*.jsonl.gz and a second policy, guard/collapseguard.toml, over the same ledger."""
+    import gzip
+
+    for i, seed in enumerate((20, 21)):
+        path = root / "crawl" / f"2024-0{i + 1}" / "part-0.jsonl.gz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(gzip.compress("".join(json.dumps({"text": t}) + "\n" for t in human_texts(10, seed)).encode()))
+    (root / "guard").mkdir()
+    (root / "guard" / "collapseguard.toml").write_text(
+        '[[detectors]]\nname = "minhash_v1"\nthreshold = 0.5\noptions = { ledger = "../gens.ledger" }\n', encoding="utf-8")
+
+
+def setup_scanned(root: Path, gen0: Path) -> None:
+    run_cli(["scan", "data/", "--out", "scan/"], root)
+
+
+def setup_lineage(root: Path, gen0: Path) -> None:
+    """raw/ with its manifest (the parent), and last-trusted/manifest.json: an earlier manifest of
+    the dataset `my-corpus` (the one a verifier trusted before)."""
+    write_jsonl(root / "raw" / "crawl.jsonl", human_texts(10, 30))
+    run_cli(["provenance", "build", "raw/"], root)
+    run_cli(["provenance", "build", "data/", "--name", "my-corpus", "--out", "last-trusted/manifest.json"], root)
+
+
+def setup_pools(root: Path, gen0: Path) -> None:
+    """wiki/ (human, 1,000 records), gen/ (synthetic, 2,000 records, with a manifest signed by
+    ~/.keys/team) and that key pair."""
+    write_jsonl(root / "wiki" / "a.jsonl", human_texts(500, 40))
+    write_jsonl(root / "wiki" / "b.jsonl", human_texts(500, 41))
+    write_jsonl(root / "gen" / "gen-1.jsonl", human_texts(2000, 42), origin="synthetic", generator="tiny-gpt",
+                generation=1)
+    run_cli(["provenance", "keygen", "--out", os.path.expanduser("~/.keys/team")], root)
+    run_cli(["provenance", "build", "gen/"], root)
+    run_cli(["provenance", "sign", "gen/manifest.json", "--key", os.path.expanduser("~/.keys/team")], root)
+
+
 def setup_gen0(root: Path, gen0: Path) -> None:
     for name in ("gen0", "runs/gen0"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +320,8 @@ def setup_keys(root: Path, gen0: Path) -> None:
 
 
 SETUPS = {"tiny-corpus": setup_tiny_corpus, "gen0": setup_gen0, "ledger": setup_ledger, "policy": setup_policy,
-          "keys": setup_keys}
+          "keys": setup_keys, "files": setup_files, "calibration": setup_calibration, "crawl": setup_crawl,
+          "scanned": setup_scanned, "lineage": setup_lineage, "pools": setup_pools}
 
 
 def run_cli(argv: list[str], cwd: Path, env: dict | None = None):
@@ -280,6 +348,9 @@ def test_the_example_runs(block, tmp_path, gen0_dir, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    # The calibration's MiniLM centroid costs ~0.1 s of CPU a text here; the drift tests cover it,
+    # this test covers the commands (the record keeps style and length, as without the extra).
+    monkeypatch.setattr("collapseguard.detectors.drift.embed", lambda texts: None)
     for name in setups:
         SETUPS[name](tmp_path, gen0_dir)
     ran = 0

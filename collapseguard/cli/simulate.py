@@ -23,7 +23,13 @@ def _progress(total: int, label: str):
 
 @click.group()
 def simulate() -> None:
-    """Reproduce model collapse: refit a model on its own samples, generation after generation."""
+    """Reproduce model collapse: refit a model on its own samples, generation after generation.
+
+    \b
+    Examples:
+      collapseguard simulate run --world gaussian --generations 200 --samples 100 --seeds 1000 --out runs/g
+      collapseguard simulate sweep --out runs/default      # the embedded default grid, report and plots
+    """
 
 
 @simulate.command("run")
