@@ -284,7 +284,8 @@ def setup_lineage(root: Path, gen0: Path) -> None:
     the dataset `my-corpus` (the one a verifier trusted before)."""
     write_jsonl(root / "raw" / "crawl.jsonl", human_texts(10, 30))
     run_cli(["provenance", "build", "raw/"], root)
-    run_cli(["provenance", "build", "data/", "--name", "my-corpus", "--out", "last-trusted/manifest.json"], root)
+    run_cli(["provenance", "build", "data/", "--name", "my-corpus", "--out", "last-trusted/manifest.json"], root,
+            {"SOURCE_DATE_EPOCH": "1700000000"})  # made earlier than the one the example builds
 
 
 def setup_pools(root: Path, gen0: Path) -> None:
