@@ -80,19 +80,25 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shingle-hash", choices=["sha1", "xxh64"], default="sha1", help="the ledger's shingle hash")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
         return
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
-    from collapseguard.detectors.dedup.ledger import Ledger, MinHashConfig, MinHashDetector
+    from collapseguard.detectors.dedup.ledger import (
+        Ledger,
+        MinHashConfig,
+        MinHashDetector,
+        SketchConfig,
+    )
 
     items = passages(args.items)
     docs, planted = records(items, args.queries)
     root = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
     try:
         t = time.perf_counter()
-        book = Ledger.create(root / "L")
+        book = Ledger.create(root / "L", SketchConfig(shingle_hash=args.shingle_hash))
         with book.transaction() as tx:
             for start in range(0, len(items), 4096):
                 tx.add(items[start : start + 4096], [f"g{i}" for i in range(start, min(start + 4096, len(items)))])
@@ -101,7 +107,7 @@ def main() -> None:
         files = {p.name: p.stat().st_size for p in (root / "L").iterdir()}
         index_bytes = sum(v for k, v in files.items() if k.startswith("index-"))
         chunk_bytes = sum(v for k, v in files.items() if k.startswith("chunk-"))
-        print(f"ledger: {len(book)} items, {shingles} shingles; add (one commit) {t_add:.2f} s")
+        print(f"ledger ({args.shingle_hash}): {len(book)} items, {shingles} shingles; add (one commit) {t_add:.2f} s")
         print(f"  on disk: index {index_bytes / shingles:.1f} B/shingle, chunks {chunk_bytes / shingles:.1f} B/shingle")
         del book
 

@@ -1,14 +1,19 @@
 """MinHash signatures and LSH against datasketch and rensa on WikiText-2 text, in one run.
 
-    nice .venv/bin/python benchmarks/bench_minhash.py [--docs 8000] [--repeat 5] [--threads 2]
+    nice .venv/bin/python benchmarks/bench_minhash.py [--docs 8000] [--repeat 5] [--threads 2] [--peers all]
 
 Thread counts are fixed on both sides before anything is imported (NUMBA_NUM_THREADS for ours,
-RAYON_NUM_THREADS for rensa). Each measurement interleaves our repeats with the peer's and keeps
-the best of `--repeat`. Rows print our time, the peer's and the ratio (peer / ours).
+RAYON_NUM_THREADS for rensa). Each measurement interleaves our repeats with the peer's; rows print
+the best and the median of `--repeat` for both sides and the ratios (peer / ours).
 
-- signatures on ~1 KB documents: ours (texts -> signatures, identical to datasketch, asserted)
-  vs rensa's bulk ``digest_matrix_from_token_sets`` from texts (Python shingling + rensa) and given
-  the shingles, and vs datasketch ``MinHash.bulk``;
+- signatures on ~1 KB documents: ours (texts -> signatures, identical to datasketch, asserted;
+  and with shingle_hash="xxh64", identical to datasketch given that hashfunc) vs rensa's fastest
+  path from texts for the same word 5-grams (its bulk ``digest_matrix_from_token_sets``, fed by
+  the fastest plain-Python shingler of three tried, no de-duplication: rensa takes sets), vs rensa
+  on its README's own tokenisation (``text.split()``: word unigrams, a cheaper and different
+  task), vs rensa given the shingles, and vs datasketch ``MinHash.bulk``;
+- cold: a fresh process per run (interpreter, imports, numba cache load, first call) for ours and
+  for rensa, on the same documents;
 - LSH query at the same bands on ~40-word passages: ours vs rensa ``RMinHashLSH.query_all`` and
   datasketch ``MinHashLSH.query`` (our candidates asserted equal to datasketch's at its bands);
 - recall on planted near-duplicates at Jaccard 0.8.
@@ -21,6 +26,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,8 +47,8 @@ def best_of(repeat: int, fn):
     return min(times), out
 
 
-def interleaved(repeat: int, ours, peer):
-    """Best-of-`repeat` times of `ours` and `peer`, run alternately; (t_ours, t_peer, out_ours, out_peer)."""
+def interleaved_times(repeat: int, ours, peer):
+    """All `repeat` times of `ours` and `peer`, run alternately; (times_ours, times_peer, out_ours, out_peer)."""
     t_ours, t_peer, out_ours, out_peer = [], [], None, None
     for _ in range(repeat):
         t = time.perf_counter()
@@ -50,11 +57,24 @@ def interleaved(repeat: int, ours, peer):
         t = time.perf_counter()
         out_peer = peer()
         t_peer.append(time.perf_counter() - t)
+    return t_ours, t_peer, out_ours, out_peer
+
+
+def interleaved(repeat: int, ours, peer):
+    """Best-of-`repeat` times of `ours` and `peer`, run alternately; (t_ours, t_peer, out_ours, out_peer)."""
+    t_ours, t_peer, out_ours, out_peer = interleaved_times(repeat, ours, peer)
     return min(t_ours), min(t_peer), out_ours, out_peer
 
 
 def row(name: str, ours: float, theirs: float, peer: str = "datasketch") -> None:
     print(f"{name:<58} ours {ours:8.3f} s   {peer} {theirs:8.3f} s   ratio {theirs / ours:6.2f}x")
+
+
+def row2(name: str, ours: list[float], theirs: list[float], peer: str = "rensa") -> None:
+    """Best and median of both sides, and the ratio (peer / ours) of each."""
+    bo, mo, bp, mp = min(ours), statistics.median(ours), min(theirs), statistics.median(theirs)
+    print(f"{name:<62} ours best {bo:7.3f} median {mo:7.3f} s   {peer} best {bp:7.3f} median {mp:7.3f} s"
+          f"   ratio best {bp / bo:5.2f}x median {mp / mo:5.2f}x", flush=True)
 
 
 def rensa_or_none():
@@ -97,33 +117,136 @@ def passages(count: int, words: int = 40) -> list[str]:
     return out[:count]
 
 
+def slice_shingles(text: str, n: int = 5) -> list[str]:
+    """Word n-grams joined by one space, in order, duplicates kept (rensa takes them as a set)."""
+    tokens = text.split()
+    if len(tokens) <= n:
+        return [" ".join(tokens)] if tokens else []
+    return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def zip_shingles(text: str, n: int = 5) -> list[str]:
+    """slice_shingles via zip and map (fewer Python-level steps per shingle)."""
+    tokens = text.split()
+    if len(tokens) <= n:
+        return [" ".join(tokens)] if tokens else []
+    return list(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+
+
+def rensa_from_texts(rensa):
+    """rensa's ways from texts to 5-gram signatures: its bulk matrix API fed by a plain-Python shingler."""
+    matrix = rensa.RMinHash.digest_matrix_from_token_sets
+    return {
+        "zip shingler, list": lambda docs: matrix([zip_shingles(t) for t in docs], 128, 1),
+        "zip shingler, generator": lambda docs: matrix((zip_shingles(t) for t in docs), 128, 1),
+        "slice shingler, generator": lambda docs: matrix((slice_shingles(t) for t in docs), 128, 1),
+    }
+
+
+def fastest_rensa(rensa, docs, tries: int = 2) -> str:
+    """The name of rensa's fastest way from texts here (best of `tries` each)."""
+    ways = rensa_from_texts(rensa)
+    times = {name: best_of(tries, lambda fn=fn: fn(docs))[0] for name, fn in ways.items()}
+    print("  rensa from texts, best of " + str(tries) + ": " + ", ".join(f"{k} {v:.3f} s" for k, v in times.items()))
+    return min(times, key=times.get)
+
+
+def check_xxh64_equals_datasketch(docs, sig) -> None:
+    """shingle_hash="xxh64" rows equal datasketch's MinHash given hashfunc = XXH64's low 32 bits."""
+    try:
+        import xxhash
+        from datasketch import MinHash
+    except ImportError:
+        print("  (xxhash or datasketch not installed: xxh64 equality not checked here; tests/test_minhash.py does)")
+        return
+    from collapseguard.detectors.dedup.minhash import shingles
+
+    def hashfunc(b):
+        return xxhash.xxh64_intdigest(b) & 0xFFFFFFFF
+
+    ref = MinHash.bulk([[s.encode() for s in shingles(t)] for t in docs[:300]], num_perm=128, seed=1, hashfunc=hashfunc)
+    if not np.array_equal(sig[:300], np.array([m.hashvalues for m in ref])):
+        sys.exit("xxh64 signatures differ from datasketch's MinHash with the xxh64 hashfunc")
+    print("  xxh64 signatures identical to datasketch MinHash(hashfunc=xxh64 low 32 bits) on the first 300 documents")
+
+
 def bench_signatures_rensa(docs, repeat):
-    """Ours vs rensa's fastest bulk path, from texts and given the shingles."""
-    from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
+    """Ours (sha1 and xxh64) vs rensa's fastest path from texts, its own tokenisation, and given the shingles."""
+    from collapseguard.detectors.dedup.minhash import minhash_signatures
 
     rensa = rensa_or_none()
     if rensa is None:
-        return
-    pre = [shingles(t, 5) for t in docs]
-
-    def ours():
-        return minhash_signatures(docs, num_perm=128, seed=1, ngram=5)
-
-    def from_texts():
-        return rensa.RMinHash.digest_matrix_from_token_sets([shingles(t, 5) for t in docs], 128, 1)
-
-    def given():
-        return rensa.RMinHash.digest_matrix_from_token_sets(pre, 128, 1)
-
+        return None
     mb = sum(len(d.encode()) for d in docs) / 1e6
-    t_ours, t_peer, _, _ = interleaved(repeat, ours, from_texts)
-    row(f"signatures, {len(docs)} x ~1 KB docs ({mb:.1f} MB), texts -> sigs", t_ours, t_peer, "rensa")
-    t_ours, t_peer, _, _ = interleaved(repeat, ours, given)
-    row("signatures, ~1 KB docs, rensa given the shingles", t_ours, t_peer, "rensa")
+    print(f"signatures vs rensa: {len(docs)} documents of ~1 KB ({mb:.1f} MB), word 5-grams, num_perm=128")
+    way = fastest_rensa(rensa, docs)
+    peer = rensa_from_texts(rensa)[way]
+    ours_sha1 = lambda: minhash_signatures(docs, num_perm=128, seed=1, ngram=5)  # noqa: E731
+    ours_xxh = lambda: minhash_signatures(docs, num_perm=128, seed=1, ngram=5, shingle_hash="xxh64")  # noqa: E731
+    t_o, t_p, _, _ = interleaved_times(repeat, ours_sha1, lambda: peer(docs))
+    row2(f"texts -> sigs, ours sha1 (= datasketch) vs rensa ({way})", t_o, t_p)
+    t_o, t_p, sig, _ = interleaved_times(repeat, ours_xxh, lambda: peer(docs))
+    row2(f"texts -> sigs, ours xxh64 vs rensa ({way})", t_o, t_p)
+    check_xxh64_equals_datasketch(docs, sig)
+    matrix = rensa.RMinHash.digest_matrix_from_token_sets
+    t_o, t_p, _, _ = interleaved_times(repeat, ours_xxh, lambda: matrix((t.split() for t in docs), 128, 1))
+    row2("ours xxh64 5-grams vs rensa README tokenisation (unigrams)", t_o, t_p)
+    pre = [zip_shingles(t) for t in docs]
+    t_o, t_p, _, _ = interleaved_times(repeat, ours_xxh, lambda: matrix(pre, 128, 1))
+    row2("ours xxh64 from texts vs rensa given the 5-grams", t_o, t_p)
+    return way
+
+
+COLD_OURS = """
+import pickle, sys, time
+docs = pickle.load(open(sys.argv[1], "rb"))
+t = time.perf_counter()
+from collapseguard.detectors.dedup.minhash import minhash_signatures
+minhash_signatures(docs, shingle_hash=sys.argv[2])
+print(time.perf_counter() - t)
+"""
+
+COLD_RENSA = """
+import pickle, sys, time
+docs = pickle.load(open(sys.argv[1], "rb"))
+t = time.perf_counter()
+import rensa
+{functions}
+rensa_from_texts(rensa)[sys.argv[2]](docs)
+print(time.perf_counter() - t)
+"""
+
+
+def bench_cold(docs, repeat: int, way: str | None) -> None:
+    """Fresh processes: imports, numba cache load (ours) and the first call, timed in the child
+    after it has read the documents (interpreter start-up, the same for both, is left out)."""
+    import inspect
+    import pickle
+    import tempfile
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "docs.pkl"
+        path.write_bytes(pickle.dumps(docs))
+
+        def child(code, *args):
+            out = subprocess.run([sys.executable, "-c", code, str(path), *args], env=env, check=True,
+                                 capture_output=True, text=True)
+            return float(out.stdout.split()[-1])
+
+        for hash_name in ("sha1", "xxh64"):
+            ours = [child(COLD_OURS, hash_name) for _ in range(repeat)]
+            if way is None:
+                print(f"cold, ours {hash_name}: best {min(ours):.3f} median {statistics.median(ours):.3f} s")
+                continue
+            functions = "".join(inspect.getsource(f) for f in (slice_shingles, zip_shingles, rensa_from_texts))
+            peer = [child(COLD_RENSA.format(functions=functions), way) for _ in range(repeat)]
+            row2(f"cold (fresh process, imports + first call), ours {hash_name}", ours, peer)
 
 
 def bench_lsh_rensa(repeat, count, bands=16):
-    """LSH query at the same bands (rows = 128 / bands) on passages: ours vs rensa RMinHashLSH."""
+    """LSH insert and query at the same bands (rows = 128 / bands) on passages: ours vs rensa RMinHashLSH."""
     from collapseguard.detectors.dedup.lsh import MinHashLSH
     from collapseguard.detectors.dedup.minhash import minhash_signatures, shingles
 
@@ -145,10 +268,10 @@ def bench_lsh_rensa(repeat, count, bands=16):
         lsh.insert_many(rmh)
         return lsh
 
-    t_ours, t_peer, ours, theirs = interleaved(repeat, ours_insert, rensa_insert)
-    row(f"LSH insert {len(docs)} passages (b={bands}, r={128 // bands})", t_ours, t_peer, "rensa")
-    t_ours, t_peer, (q, _), res = interleaved(repeat, lambda: ours.query(sig), lambda: theirs.query_all(rmh))
-    row(f"LSH query {len(docs)} passages (b={bands}, r={128 // bands})", t_ours, t_peer, "rensa")
+    t_ours, t_peer, ours, theirs = interleaved_times(repeat, ours_insert, rensa_insert)
+    row2(f"LSH insert {len(docs)} passages (b={bands}, r={128 // bands})", t_ours, t_peer)
+    t_ours, t_peer, (q, _), res = interleaved_times(repeat, lambda: ours.query(sig), lambda: theirs.query_all(rmh))
+    row2(f"LSH query {len(docs)} passages (b={bands}, r={128 // bands})", t_ours, t_peer)
     print(f"  candidate pairs: ours {len(q)}, rensa {sum(len(r) for r in res)} (different hashes, so not equal)")
 
 
@@ -274,13 +397,18 @@ def planted_recall(texts, pairs: int, seed: int = 0):
 
 
 def main() -> None:
+    global DATA
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=8000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved repeats per measurement (best and median)")
+    parser.add_argument("--cold-repeat", type=int, default=3, help="fresh processes per side for the cold rows (0: none)")
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2, help="threads for ours (numba) and rensa (rayon)")
     parser.add_argument("--lsh-items", type=int, default=100_000)
+    parser.add_argument("--peers", choices=["all", "rensa", "datasketch"], default="all", help="which peers to measure")
+    parser.add_argument("--data", type=Path, default=DATA, help="WikiText-2 train tokens file")
     args = parser.parse_args()
+    DATA = args.data
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
         return
@@ -291,15 +419,25 @@ def main() -> None:
     texts = load_texts(args.docs)
     t = time.perf_counter()
     minhash_signatures(texts[:5])
-    print(f"compiled path: {minhash_kernels.AVAILABLE} (first call incl. numba cache load {time.perf_counter() - t:.2f} s); "
-          f"threads: ours {minhash_kernels.num_threads()}, rensa RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}")
-    n_sh = sum(max(0, len(t.split()) - 4) for t in texts)
-    print(f"{len(texts)} WikiText-2 lines, ~{n_sh} shingles (word 5-grams), num_perm=128, seed=1")
-    sig, mhs = bench_signatures(texts, args.repeat)
-    bench_lsh(sig, mhs, args.repeat)
-    bench_signatures_rensa(kilobyte_documents(args.docs), args.repeat)
-    bench_lsh_rensa(args.repeat, args.lsh_items)
-    planted_recall(load_texts(40000), args.pairs)
+    minhash_signatures(texts[:5], shingle_hash="xxh64")
+    print(f"compiled path: {minhash_kernels.AVAILABLE} (first calls incl. numba cache load {time.perf_counter() - t:.2f} s); "
+          f"threads: ours {minhash_kernels.num_threads()}, rensa RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.peers in ("all", "datasketch"):
+        n_sh = sum(max(0, len(t.split()) - 4) for t in texts)
+        print(f"{len(texts)} WikiText-2 lines, ~{n_sh} shingles (word 5-grams), num_perm=128, seed=1")
+        sig, mhs = bench_signatures(texts, args.repeat)
+        bench_lsh(sig, mhs, args.repeat)
+    if args.peers in ("all", "rensa"):
+        docs = kilobyte_documents(args.docs)
+        minhash_signatures(docs), minhash_signatures(docs, shingle_hash="xxh64")  # parallel builds loaded too
+        way = bench_signatures_rensa(docs, args.repeat)
+        if args.cold_repeat:
+            bench_cold(docs, args.cold_repeat, way)
+        bench_lsh_rensa(args.repeat, args.lsh_items)
+    if args.peers == "all":
+        planted_recall(load_texts(40000), args.pairs)
+    print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

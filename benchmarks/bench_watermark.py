@@ -21,6 +21,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
 KEY = 15485863
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS")
 
 
 def train_tokenizer(out: Path, vocab_size: int):
@@ -82,33 +83,94 @@ def generate(model, tok, prompts, new_tokens, processor=None, seed=0):
     return out[:, enc.shape[1] :].numpy()
 
 
-def bench_speed(tok, sequences, scheme: str, width: int):
-    """Ours (cold and warm cache) vs transformers' WatermarkDetector, one sequence per call."""
-    import scipy.stats  # noqa: F401  (imported once, outside the timings)
+CHILD = r"""
+import sys, numpy as np
+side, seq_file, tok_dir, scheme, width, key = sys.argv[1:7]
+import torch
+torch.set_num_threads(1)
+with np.load(seq_file, allow_pickle=False) as z:
+    flat, cuts = z["flat"], z["cuts"]
+seqs = np.split(flat, cuts)
+if side == "ours":
+    from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
+    det = KGWDetector(KGWConfig(hashing_key=int(key), seeding_scheme=scheme, context_width=int(width)),
+                      tokenizer=tok_dir, bos_token_id=-1)
+    z = det.score_ids(seqs)
+else:
+    from transformers import GPT2Config, WatermarkDetector, WatermarkingConfig
+    from transformers import PreTrainedTokenizerFast
+    vocab = len(PreTrainedTokenizerFast.from_pretrained(tok_dir))
+    cfg = WatermarkingConfig(greenlist_ratio=0.25, hashing_key=int(key), seeding_scheme=scheme, context_width=int(width))
+    det = WatermarkDetector(GPT2Config(vocab_size=vocab, bos_token_id=-1), "cpu", cfg, ignore_repeated_ngrams=True)
+    z = np.array([det(torch.tensor(s)[None], return_dict=True).z_score[0] for s in seqs])
+print(float(np.nansum(z)))
+"""
+
+
+def cold_run(side: str, seq_file: Path, tok_dir: Path, scheme: str, width: int) -> tuple[float, float]:
+    """Wall seconds of a fresh process (interpreter, imports, detector, scoring) and its z-score sum."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **{v: "1" for v in THREAD_VARS}}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, side, str(seq_file), str(tok_dir), scheme, str(width), str(KEY)],
+                         check=True, capture_output=True, text=True, env=env).stdout
+    return time.perf_counter() - t0, float(out.split()[-1])
+
+
+def stats(times: list[float]) -> str:
+    return f"{min(times):7.3f} / {float(np.median(times)):7.3f} s"
+
+
+def bench_speed(tok, tok_dir: Path, sequences, others, scheme: str, width: int, repeats: int):
+    """Ours vs transformers' WatermarkDetector (one sequence per call), one thread each, repeats
+    interleaved. Cold: a fresh process per run, imports and set-up included. Warm: in one process,
+    each side first scores *other* text (imports done, caches hold other text's green lists)."""
     import torch
     from transformers import GPT2Config, WatermarkDetector, WatermarkingConfig
 
     from collapseguard.detectors.watermark.kgw import KGWConfig, KGWDetector
 
+    torch.set_num_threads(1)
+    seq_file = tok_dir.parent / f"seqs_{scheme}.npz"
+    np.savez(seq_file, flat=np.concatenate(sequences), cuts=np.cumsum([len(s) for s in sequences])[:-1])
+    cold = {"ours": [], "transformers": []}
+    sums = {}
+    for _ in range(repeats):
+        for side in cold:
+            t, sums[side] = cold_run(side, seq_file, tok_dir, scheme, width)
+            cold[side].append(t)
     wcfg = WatermarkingConfig(greenlist_ratio=0.25, hashing_key=KEY, seeding_scheme=scheme, context_width=width)
     ref = WatermarkDetector(GPT2Config(vocab_size=len(tok), bos_token_id=-1), "cpu", wcfg, ignore_repeated_ngrams=True)
-    t0 = time.perf_counter()
-    z_ref = np.array([ref(torch.tensor(s)[None], return_dict=True).z_score[0] for s in sequences])
-    t_ref = time.perf_counter() - t0
 
-    ours = KGWDetector(KGWConfig(hashing_key=KEY, seeding_scheme=scheme, context_width=width), tokenizer=tok, bos_token_id=-1)
-    t0 = time.perf_counter()
-    z_cold = ours.score_ids(sequences)
-    t_cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    z_warm = ours.score_ids(sequences)
-    t_warm = time.perf_counter() - t0
+    def theirs(seqs):
+        return np.array([ref(torch.tensor(s)[None], return_dict=True).z_score[0] for s in seqs])
+
+    theirs(others)
+    warm = {"ours": [], "transformers": []}
+    for _ in range(repeats):
+        ours = KGWDetector(KGWConfig(hashing_key=KEY, seeding_scheme=scheme, context_width=width), tokenizer=tok,
+                           bos_token_id=-1)
+        ours.score_ids(others)
+        before = ours.cache.misses
+        t0 = time.perf_counter()
+        z_ours = ours.score_ids(sequences)
+        warm["ours"].append(time.perf_counter() - t0)
+        built = ours.cache.misses - before
+        t0 = time.perf_counter()
+        z_ref = theirs(sequences)
+        warm["transformers"].append(time.perf_counter() - t0)
     n_tok = sum(len(s) for s in sequences)
-    diff = max(np.nanmax(np.abs(z_cold - z_ref)), np.nanmax(np.abs(z_warm - z_ref)))
-    print(f"[speed {scheme} w={width}] {len(sequences)} sequences, {n_tok} tokens, V={len(tok)}; max |z_ours - z_ref| = {diff:.2e}")
-    print(f"  transformers WatermarkDetector: {t_ref:8.3f} s")
-    print(f"  ours, cold cache ({ours.cache.misses} green lists built): {t_cold:8.3f} s   ratio {t_ref / t_cold:7.1f}x")
-    print(f"  ours, warm cache:                 {t_warm:8.3f} s   ratio {t_ref / t_warm:7.1f}x")
+    diff = np.nanmax(np.abs(z_ours - z_ref))
+    print(f"[speed {scheme} w={width}] {len(sequences)} sequences, {n_tok} tokens, V={len(tok)}; one thread; "
+          f"max |z_ours - z_ref| = {diff:.2e}; cold z sums equal: {abs(sums['ours'] - sums['transformers']) < 1e-6}")
+    print(f"  cold (fresh process), best / median of {repeats}: ours {stats(cold['ours'])}   transformers "
+          f"{stats(cold['transformers'])}   ratio {min(cold['transformers']) / min(cold['ours']):5.1f}x / "
+          f"{np.median(cold['transformers']) / np.median(cold['ours']):5.1f}x")
+    print(f"  warm (other text scored first; {built} green lists still built), best / median: ours {stats(warm['ours'])}"
+          f"   transformers {stats(warm['transformers'])}   ratio {min(warm['transformers']) / min(warm['ours']):5.1f}x / "
+          f"{np.median(warm['transformers']) / np.median(warm['ours']):5.1f}x")
 
 
 def bench_detection(model, tok, n_texts: int, new_tokens: int):
@@ -166,6 +228,8 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--speed-records", type=int, default=100)
     ap.add_argument("--keys", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the speed rows (best and median)")
+    ap.add_argument("--speed-only", action="store_true", help="only the speed rows (no FPR, no model training)")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA}: WikiText-2 not found")
@@ -176,9 +240,16 @@ def main() -> None:
         t0 = time.perf_counter()
         tok = train_tokenizer(Path(tmp) / "tok", args.vocab_size)
         print(f"tokenizer: byte-level BPE, vocab {len(tok)}, trained on wiki.train in {time.perf_counter() - t0:.1f} s")
-        test_ids = [np.array(tok(t)["input_ids"][:200]) for t in lines("wiki.test.tokens", 400)[: args.speed_records]]
-        bench_speed(tok, test_ids, "lefthash", 1)
-        bench_speed(tok, test_ids[: args.speed_records // 3], "selfhash", 4)
+        texts = lines("wiki.test.tokens", 400)
+        test_ids = [np.array(tok(t)["input_ids"][:200]) for t in texts[: args.speed_records]]
+        other_ids = [np.array(tok(t)["input_ids"][:200]) for t in texts[args.speed_records: 2 * args.speed_records]]
+        tok_dir = Path(tmp) / "tok"
+        bench_speed(tok, tok_dir, test_ids, other_ids, "lefthash", 1, args.repeats)
+        third = args.speed_records // 3
+        bench_speed(tok, tok_dir, test_ids[:third], other_ids[:third], "selfhash", 4, args.repeats)
+        if args.speed_only:
+            return
+        torch.set_num_threads(2)
         bench_fpr(tok, args.keys)
         model = train_model(tok, args.train_seconds)
         bench_detection(model, tok, args.texts, args.new_tokens)

@@ -8,8 +8,8 @@ articles, machine texts continue the human opening); plus WikiText-2 valid/test 
 (>= 40 words, no headings) as unseen human text.
 
 Detector: learned_v1's own model (`learned.fit_model` / `decision`, --model class) on
---features (embeddings,style from the --cache npz of precomputed features; style alone is
-computed here when no cache is given).
+--features (embeddings and style from the --cache npz of precomputed features, static distilled
+and computed here; style alone is computed here when no cache is given).
 
 Scenarios (every split by source-article group, seeded):
 - seen: train on 50% of the detect-dev article groups, calibrate on 25%, test on the other 25%
@@ -84,7 +84,12 @@ def features(texts: list[str], cache: Path | None, kinds: list[str]) -> dict[str
         if missing:
             sys.exit(f"error: {missing} texts are not in {cache}; rebuild the cache")
         rows = np.array([index[s] for s in shas])
-        return {k: np.asarray(z[k][rows], dtype=np.float64) for k in ("embeddings", "style")}
+        out = {k: np.asarray(z[k][rows], dtype=np.float64) for k in ("embeddings", "style")}
+    if "static" in kinds:  # the token table is distilled here (~25 s), then thousands of texts/s
+        from collapseguard.detectors.learned import FeatureExtractor
+
+        out["static"] = FeatureExtractor("static").static_embedder().encode(texts).astype(np.float64)
+    return out
 
 
 def rate(k: int, n: int) -> dict:
@@ -235,11 +240,34 @@ def drift_hits(rows, feats, calib_h, tests, score, cal) -> list[dict]:
     return out
 
 
+def drift_with_machine(rows, feats, groups, calib_h, test, seeds: int = 5) -> list[str]:
+    """Does machine text in a scanned corpus (seen domains, article-disjoint) make the drift test
+    fire? Table rows: share of machine texts in a 600-text sample -> alarms over `seeds` samples."""
+    from collapseguard.detectors.drift import domain_record_from_features, drift_report
+
+    y = np.array([r["label"] for r in rows])
+    texts = [r["text"] for r in rows]
+    a = np.sort(np.random.default_rng(0).permutation(np.flatnonzero(calib_h))[:1000])
+    rec = domain_record_from_features(feats[a], None, [texts[i] for i in a])
+    h, m = np.flatnonzero(test & (y == 0)), np.flatnonzero(test & (y == 1))
+    out = ["| machine share of the scanned texts | alarms | held-out AUC median |", "|---:|---:|---:|"]
+    for share in (0.0, 0.1, 0.2, 0.5):
+        n = min(600, len(h))
+        reps = []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            b = np.sort(np.r_[rng.choice(h, n - int(share * n), replace=False), rng.choice(m, int(share * n), replace=False)])
+            reps.append(drift_report(rec, feats[b], None, [texts[i] for i in b]))
+        out.append(f"| {share:.0%} | {sum(r['warn'] for r in reps)}/{seeds} | "
+                   f"{np.median([r['auc'] for r in reps]):.3f} |")
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--cache", type=Path, default=None, help="npz with sha, embeddings, style per text")
-    ap.add_argument("--features", default="embeddings,style", help="detector features (style alone needs no cache)")
+    ap.add_argument("--features", default="static,style", help="detector features (style alone needs no cache)")
     ap.add_argument("--model", default="mlp", help="learned_v1 model class: logistic, mlp, gbm")
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--slices", default="auto", help="auto (clusters x length), length, or group (the true domain "
@@ -249,7 +277,13 @@ def main(argv=None) -> None:
     ap.add_argument("--drift-seeds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--tables", type=Path, default=None, help="print the tables of an earlier --out JSON and stop")
+    ap.add_argument("--drift-mixes", action="store_true", help="only: does machine text in the scanned texts make "
+                    "the drift test fire (seen domains, 0-50%% machine)?")
     args = ap.parse_args(argv)
+    if args.tables:
+        print(markdown(json.loads(args.tables.read_text()), args.fpr))
+        return
 
     from collapseguard.detectors.grouping import group_split, source_groups
 
@@ -270,6 +304,10 @@ def main(argv=None) -> None:
     train = dd & group_split(groups, 0.5, seed=args.seed)
     calib = dd & ~train & group_split(groups, 0.5, seed=args.seed + 1)
     test = dd & ~train & ~calib
+    if args.drift_mixes:
+        print("\n".join(drift_with_machine(rows, style, groups, calib & (np.array([r["label"] for r in rows]) == 0),
+                                           test)))
+        return
     used = set(groups[train | calib].tolist())
     fresh = np.array([g not in used for g in groups])
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "scenarios": []}
@@ -297,15 +335,19 @@ def markdown(results: dict, fpr: float) -> str:
     """The BENCHMARKS.md tables: FPR / TPR with abstain shares per test set; drift hits and false alarms."""
     pct = lambda x: "–" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     lines = ["| scenario | test set | pooled FPR | per-slice FPR (decided) | human abstain | pooled TPR | "
-             "per-slice TPR (decided / all) | machine abstain |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "per-slice TPR (decided / all) | machine abstain | with `on_drift = abstain`: FPR (decided) / TPR (all) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for sc in results["scenarios"]:
+        fired = {d["test"] for d in sc["drift"] if d["warn"]}
         for t in sc["tests"]:
             p, m = t["pooled"], t["mondrian"]
             ph, mh, pm, mm = p.get("human"), m.get("human"), p.get("machine"), m.get("machine")
+            on_drift = ("all abstain (drift)" if t["test"] in fired else
+                        f"{pct(mh['fpr']['rate'])} / {pct(mm['tpr_all']) if mm else '–'}")
             lines.append(f"| {sc['scenario']} | {t['test']} | {pct(ph['fpr']['rate'])} | {pct(mh['fpr']['rate'])} | "
                          f"{pct(mh['abstain'])} | {pct(pm['tpr']['rate']) if pm else '–'} | "
                          f"{(pct(mm['tpr']['rate']) + ' / ' + pct(mm['tpr_all'])) if mm else '–'} | "
-                         f"{pct(mm['abstain']) if mm else '–'} |")
+                         f"{pct(mm['abstain']) if mm else '–'} | {on_drift} |")
     lines += ["", f"Drift warning next to the pooled {fpr:g} threshold's actual FPR (calibration record vs the "
               "test set's human texts):", "", "| scenario | test set | actual FPR | > 2x promise | warning | "
               "held-out AUC | share beyond calibration p95 |", "|---|---|---:|---|---|---:|---:|"]

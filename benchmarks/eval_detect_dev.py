@@ -28,9 +28,10 @@ below shows by how much). So:
    fit/calibration split by a hash of the exact human text (what earlier figures used), reported
    on its own calibration split and on detect-dev articles past index 120 that it never saw.
 
-Features: MiniLM embeddings and the stylometric features, exactly what `learned_v1` computes
-(`FeatureExtractor`), read from --features-cache (npz: sha, embeddings, style; sha256 of the
-whitespace-normalised text) where it has them; the rest are computed (and cached under --cache).
+Features: MiniLM embeddings, the static embeddings distilled from MiniLM and the stylometric
+features, exactly what `learned_v1` computes (`FeatureExtractor`), read from --features-cache
+(npz: sha, embeddings, style; sha256 of the whitespace-normalised text) where it has them; the
+rest are computed (and cached under --cache; static: the table is distilled once per run, ~25 s).
 Gen-0 features only with --model DIR (a Gen-0 folder).
 
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/eval_detect_dev.py \
@@ -53,7 +54,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDERS = ("detect-dev", "detect-dev-gpt3to4")
 FPR = 0.01
-FEATURE_SETS = ("embeddings,style", "embeddings", "style")
+FEATURE_SETS = ("static,style", "embeddings,style", "static", "embeddings", "style")
 MODELS = ("mlp", "gbm", "logistic")
 WITHDRAWN_PAIRS = 120
 
@@ -132,7 +133,8 @@ def feature_blocks(texts: list[str], needed: set, features_cache: Path | None, c
             print(f"{features_cache}: style has {stored['style'].shape[1]} columns, now {len(FEATURE_NAMES)}: "
                   "recomputing style", file=sys.stderr)
             stored.pop("style")
-    compute = {"embeddings": lambda t: ext.embedder().encode(t), "style": style_features}
+    compute = {"embeddings": lambda t: ext.embedder().encode(t), "style": style_features,
+               "static": lambda t: ext.static_embedder().encode(t)}
     compute = {k: v for k, v in compute.items() if k in needed}
     out = {}
     for kind, fn in compute.items():

@@ -147,3 +147,49 @@ def test_previous_state_files_survive_one_commit(tmp_path):
     ledger.add([words(rng, 30)], ["c"])
     assert not (tmp_path / "L" / first).exists()
     assert len(Ledger.open(tmp_path / "L")) == 3
+
+
+def test_shingle_hash_recorded_and_never_mixed(tmp_path):
+    """An xxh64 ledger stores xxh64 shingle sets, finds pasted text, and refuses sha1 sketches;
+    a header from before the setting (no shingle_hash, same fingerprint) opens as sha1."""
+    import hashlib
+    import json
+
+    from collapseguard.detectors.dedup import store
+
+    xxhash = pytest.importorskip("xxhash")
+    rng = random.Random(8)
+    generations = [words(rng, 50) for _ in range(6)]
+    fast = Ledger.create(tmp_path / "X", SketchConfig(shingle_hash="xxh64"))
+    fast.add(generations, [f"g{i}" for i in range(6)])
+    assert json.loads((tmp_path / "X" / "header.json").read_text())["shingle_hash"] == "xxh64"
+    fast = Ledger.open(tmp_path / "X")
+    want = np.unique(np.array([xxhash.xxh64_intdigest(s.encode()) for s in shingles(generations[2])], dtype=np.uint64))
+    items = fast.items
+    np.testing.assert_array_equal(items.set_hashes[items.set_offsets[2] : items.set_offsets[3]], want)
+    np.testing.assert_array_equal(items.signatures, minhash_signatures(generations, shingle_hash="xxh64"))
+    document = words(rng, 200) + " " + generations[2] + " " + words(rng, 200)
+    assert [(m.record, m.ledger_id) for m in fast.query([document], threshold=0.9)] == [(0, "g2")]
+    with pytest.raises(CollapseguardError, match="shingle_hash: ledger 'xxh64', requested 'sha1'"):
+        Ledger.open(tmp_path / "X", {"shingle_hash": "sha1"})
+    with pytest.raises(CollapseguardError, match="shingle_hash: ledger 'xxh64', requested 'sha1'"):
+        Ledger.create(tmp_path / "X", SketchConfig())
+    with pytest.raises(CollapseguardError, match="shingle hash"):
+        SketchConfig(shingle_hash="md5")
+
+    Ledger.create(tmp_path / "S").add(generations, [f"g{i}" for i in range(6)])
+    path = tmp_path / "S" / "header.json"
+    header = json.loads(path.read_text())
+    assert header["shingle_hash"] == "sha1"
+    del header["shingle_hash"]  # as written before the setting existed
+    old = {k: header.get(k) for k in store.SETTINGS}
+    header["fingerprint"] = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()
+    assert header["fingerprint"] == store.settings_fingerprint(header)
+    path.write_text(json.dumps(header))
+    state = json.loads((tmp_path / "S" / "state.json").read_text())
+    (tmp_path / "S" / "state.json").write_text(json.dumps({**state, "fingerprint": header["fingerprint"]}))
+    old_ledger = Ledger.open(tmp_path / "S")
+    assert old_ledger.config.shingle_hash == "sha1"
+    assert [(m.record, m.ledger_id) for m in old_ledger.query([document], threshold=0.9)] == [(0, "g2")]
+    with pytest.raises(CollapseguardError, match="shingle_hash: ledger 'sha1', requested 'xxh64'"):
+        Ledger.open(tmp_path / "S", {"shingle_hash": "xxh64"})

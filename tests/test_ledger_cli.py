@@ -65,5 +65,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     assert "not valid UTF-8" in line
     line = _one_line_error(runner.invoke(cli, ["ledger", "query", str(tmp_path / "L2"), str(tmp_path / "ok.txt"), "--num-perm", "64"]))
     assert "num_perm: ledger 128, requested 64" in line
+    line = _one_line_error(runner.invoke(cli, ["ledger", "add", str(tmp_path / "L2"), str(tmp_path / "ok.txt"), "--shingle-hash", "xxh64"]))
+    assert "shingle_hash: ledger 'sha1', requested 'xxh64'" in line
+    assert runner.invoke(cli, ["ledger", "add", str(tmp_path / "L3"), str(tmp_path / "ok.txt"), "--shingle-hash", "xxh64"]).exit_code == 0
+    r = runner.invoke(cli, ["ledger", "query", str(tmp_path / "L3"), str(tmp_path / "ok.txt"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["records_matched"] == 1, r.output
+    r = runner.invoke(cli, ["ledger", "info", str(tmp_path / "L3"), "--json"])
+    assert "xxh64" in r.stdout, r.output
     line = _one_line_error(runner.invoke(cli, ["ledger", "query", str(tmp_path / "L2"), str(tmp_path / "nofile.txt")]))
     assert "nofile.txt" in line

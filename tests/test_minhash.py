@@ -30,10 +30,18 @@ def random_texts(rng: random.Random, count: int) -> list[str]:
     return texts
 
 
-def reference(texts, num_perm, seed, ngram, scheme):
+def xxh64_hashfunc(scheme):
+    """datasketch hashfunc for shingle_hash="xxh64", from the xxhash package (an independent XXH64)."""
+    xxhash = pytest.importorskip("xxhash")
+    if scheme == "affine64":
+        return xxhash.xxh64_intdigest
+    return lambda b: xxhash.xxh64_intdigest(b) & 0xFFFFFFFF
+
+
+def reference(texts, num_perm, seed, ngram, scheme, hashfunc=None):
     out = []
     for text in texts:
-        m = datasketch.MinHash(num_perm=num_perm, seed=seed, scheme=scheme)
+        m = datasketch.MinHash(num_perm=num_perm, seed=seed, scheme=scheme, hashfunc=hashfunc)
         for s in shingles(text, ngram):
             m.update(s.encode("utf-8"))
         out.append(m.hashvalues)
@@ -53,6 +61,36 @@ def test_signatures_equal_datasketch(scheme, compiled, monkeypatch):
         assert got.shape == (len(texts), num_perm)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("scheme", ["affine32", "affine64", "legacy"])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_xxh64_signatures_equal_datasketch_given_its_hashfunc(scheme, compiled, monkeypatch):
+    """shingle_hash="xxh64": each row equals datasketch's MinHash with hashfunc = XXH64 (seed 0) of
+    the shingle's UTF-8 (low 32 bits for the 32-bit schemes), as the xxhash package computes it."""
+    if compiled and not minhash_kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    hashfunc = xxh64_hashfunc(scheme)
+    monkeypatch.setattr(minhash_kernels, "AVAILABLE", compiled)
+    texts = random_texts(random.Random(5), 60)
+    for num_perm, seed, ngram in [(128, 1, 5), (7, 3, 1)]:
+        got = minhash_signatures(texts, num_perm=num_perm, seed=seed, ngram=ngram, scheme=scheme, shingle_hash="xxh64")
+        np.testing.assert_array_equal(got, reference(texts, num_perm, seed, ngram, scheme, hashfunc))
+    assert not np.array_equal(got, minhash_signatures(texts, num_perm=7, seed=3, ngram=1, scheme=scheme))
+
+
+def test_xxh64_kernel_equals_xxhash():
+    """Every input length class of XXH64 (stripes of 32, words of 8 and 4, single bytes)."""
+    xxhash = pytest.importorskip("xxhash")
+    rng = random.Random(2)
+    for length in [*range(70), 100, 257, 1000]:
+        data = bytes(rng.randrange(256) for _ in range(length))
+        assert int(minhash_kernels.xxh64(np.frombuffer(data, np.uint8), 0, length)) == xxhash.xxh64_intdigest(data)
+    texts = random_texts(random.Random(4), 30)
+    hashes, offsets = mh.shingle_hash_sets(texts, 3, "xxh64")
+    for i, text in enumerate(texts):
+        want = np.unique(np.array([xxhash.xxh64_intdigest(s.encode()) for s in shingles(text, 3)], dtype=np.uint64))
+        np.testing.assert_array_equal(hashes[offsets[i] : offsets[i + 1]], want)
 
 
 def test_default_scheme_is_datasketch_default():
@@ -89,6 +127,8 @@ def test_bad_settings_refused():
         minhash_signatures(["a"], ngram=0)
     with pytest.raises(CollapseguardError, match="scheme"):
         minhash_signatures(["a"], scheme="affine16")
+    with pytest.raises(CollapseguardError, match="shingle hash"):
+        minhash_signatures(["a"], shingle_hash="md5")
     with pytest.raises(CollapseguardError, match="record 1"):
         minhash_signatures(["a", b"bytes"])
 
@@ -124,6 +164,8 @@ def test_batches_and_threads_do_not_change_signatures(monkeypatch):
                 for scheme in ("affine64", "legacy"):
                     np.testing.assert_array_equal(minhash_signatures(texts, 16, 5, 3, scheme),
                                                   reference(texts, 16, 5, 3, scheme))
+                np.testing.assert_array_equal(minhash_signatures(texts, 32, 5, 3, shingle_hash="xxh64", batch_chars=300),
+                                              minhash_signatures(texts, 32, 5, 3, shingle_hash="xxh64"))
         finally:
             numba.set_num_threads(before)
     with pytest.raises(CollapseguardError, match="record 41"):
@@ -148,3 +190,24 @@ def test_memory_is_bounded_by_the_batch_not_the_input():
 
     small, large = peak(200), peak(3000)
     assert large < 2 * small
+
+
+def test_xxh64_without_numba_matches_the_compiled_kernel():
+    """With numba absent the same XXH64 code runs as Python on numpy scalars (the fallback path)."""
+    import json
+    import subprocess
+    import sys
+
+    texts = random_texts(random.Random(9), 12)
+    code = (
+        "import json, sys; sys.modules['numba'] = None\n"
+        "from collapseguard.detectors.dedup import kernels, minhash\n"
+        "assert not kernels.AVAILABLE\n"
+        "texts = json.loads(sys.stdin.read())\n"
+        "print(json.dumps(minhash.minhash_signatures(texts, 16, 1, 3, shingle_hash='xxh64').tolist()))"
+    )
+
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], input=json.dumps(texts), capture_output=True,
+                         text=True, check=True)
+    want = minhash_signatures(texts, 16, 1, 3, shingle_hash="xxh64")
+    np.testing.assert_array_equal(np.array(json.loads(out.stdout), dtype=np.uint32), want)

@@ -189,3 +189,60 @@ def test_versions_of_one_source_count_once():
     assert d.tolist() == ["abstain"] and "60 sources; fpr 0.01 needs >= 99" in reasons[0]
     cal, _ = calibration(scores, texts, mode="length", fpr=0.05)  # 60 sources support 5%
     assert cal.slices["domains"]["all"]["slices"][0]["threshold"] == np.sort(np.unique(scores))[57]
+
+
+def test_policy_holdout_keeps_each_source_on_one_side():
+    from collapseguard.scan.calibrate import holdout_split
+
+    sources = np.repeat(np.arange(40), 5)  # 40 articles, 5 versions each
+    held, fit = holdout_split(sources, 0.3, seed=1)
+    assert not set(sources[held]) & set(sources[fit])
+    assert 0.2 < len(held) / len(sources) < 0.4
+    held, fit = holdout_split(np.arange(3), 0.3, seed=0)  # too few for 30%: one source still held out
+    assert len(held) == 1 and len(fit) == 2
+    with pytest.raises(CollapseguardError, match="1 source"):
+        holdout_split(np.zeros(10, dtype=int), 0.3, seed=0)
+
+
+def test_policy_slices_count_each_source_once():
+    """301 versions of one low-scoring article must not buy 19 firing articles: the slice's
+    threshold lets at most (n + 1) F - 1 of its n *sources* fire."""
+    from types import SimpleNamespace
+
+    from collapseguard.scan.calibrate import add_policy_slices, fires, source_maxima
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(NEWS, 60)) for _ in range(400)]
+    sources = np.r_[np.zeros(301, dtype=int), np.arange(1, 100)]
+    scores = np.r_[np.zeros(301), rng.uniform(size=99)][:, None]
+    cal = SimpleNamespace(fpr_target=0.05, notes=[], slices=None)
+    add_policy_slices(cal, texts, scores, [None], "length", sources=sources)
+    (entry,) = [e for dom in cal.slices["domains"].values() for e in dom["slices"]]
+    assert entry["n_sources"] == 100
+    firing = fires(source_maxima(scores, sources), entry["thresholds"]).sum()
+    assert firing <= (100 + 1) * 0.05 - 1
+    per_text = SimpleNamespace(fpr_target=0.05, notes=[], slices=None)
+    add_policy_slices(per_text, texts, scores, [None], "length")  # every text its own source: many more fire
+    (loose,) = [e for dom in per_text.slices["domains"].values() for e in dom["slices"]]
+    assert fires(source_maxima(scores, sources), loose["thresholds"]).sum() > 3 * firing
+
+
+def test_source_maxima_ignore_missing_scores():
+    from collapseguard.scan.calibrate import source_maxima
+
+    scores = np.array([[0.1, np.nan], [0.5, np.nan], [np.nan, 0.2], [0.3, 0.4]])
+    out = source_maxima(scores, np.array([7, 7, 3, 3]))
+    np.testing.assert_array_equal(out, [[0.3, 0.4], [0.5, np.nan]])
+
+
+def test_detect_score_on_drift_abstain_touches_only_the_flagged_group():
+    from collapseguard.cli.detect import abstain_on_drift
+
+    decisions = ["machine", "human", "human", "machine"]
+    reasons = ["", "", "", ""]
+    checks = [("a", {"warn": True}), ("b", {"warn": False, "verdict": "too few texts"})]
+    abstain_on_drift(checks, decisions, reasons, ["a", "b", "a", "b"])
+    assert decisions == ["abstain", "human", "abstain", "machine"]
+    assert reasons[0].startswith("drift:") and reasons[1] == ""
+    abstain_on_drift([(None, {"warn": True})], decisions, reasons, None)
+    assert set(decisions) == {"abstain"}

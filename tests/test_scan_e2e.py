@@ -103,6 +103,35 @@ def test_text_far_from_the_calibration_warns_that_the_fpr_may_not_hold(world, tm
     assert "may not hold" in res.stderr and "may not hold" in (tmp_path / "out" / "summary.md").read_text()
 
 
+def abstain_policy(world) -> Path:
+    """The world's policy with on_drift = "abstain", beside it (its paths are relative to it)."""
+    policy = Path(world["policy"])
+    out = policy.with_name("abstain_" + policy.name)
+    out.write_text('on_drift = "abstain"\n' + policy.read_text())
+    return out
+
+
+def test_on_drift_abstain_makes_every_record_of_drifted_text_abstain(world, tmp_path):
+    data = _mkdir(tmp_path / "shifted")
+    prose = [f"The committee met on 3 May, 1998; however, nobody -- not even the chair -- knew why. Item {i}!"
+             for i in range(200)]
+    gw.write_jsonl(data / "news.jsonl", prose)
+    res = run("scan", data, "--out", tmp_path / "out", "--policy", abstain_policy(world), "--json")
+    summary = json.loads(res.stdout)
+    assert summary["decisions"]["abstain"] == 200 and summary["calibration_drift"]["abstained"].startswith("drift:")
+    rows = pq.read_table(tmp_path / "out" / "attributes" / "news.jsonl.parquet").to_pylist()
+    assert {r["decision"] for r in rows} == {"abstain"} and all(r["reason"].startswith("drift:") for r in rows)
+    assert 'on_drift = "abstain"' in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_on_drift_abstain_decides_text_like_the_calibration(world, tmp_path):
+    data = _mkdir(tmp_path / "human")
+    gw.write_jsonl(data / "h.jsonl", gw.human_texts(300, 77))
+    summary = json.loads(run("scan", data, "--out", tmp_path / "out", "--policy", abstain_policy(world), "--json").stdout)
+    assert summary["calibration_drift"]["warn"] is False and "abstained" not in summary["calibration_drift"]
+    assert summary["decisions"]["human"] > 250
+
+
 def test_attribute_rows_carry_the_text_sha256(world, scanned):
     out, _ = scanned
     table = pq.read_table(out / "attributes" / "a.parquet.parquet")

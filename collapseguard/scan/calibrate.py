@@ -1,6 +1,7 @@
 """Calibrate a guard policy as a whole: per-detector thresholds whose union keeps the promised FPR.
 
-The human texts are split (seeded) into a fitting part and a held-out part. Detectors with a
+The human texts are split (seeded) into a fitting part and a held-out part, whole source groups
+(`detectors.grouping`: versions of one article, near-duplicates) on one side. Detectors with a
 fixed `threshold` in the policy keep it; the others share one quantile level alpha, the largest
 for which the union rule's FPR on the fitting part is at most the target F (alpha = F / k is the
 Bonferroni floor; correlated detectors allow more). The achieved union FPR is then measured on
@@ -9,7 +10,8 @@ detector's TPR and the union's TPR are recorded too, with their intervals.
 
 Per slice (`slices="auto"`, the default): the fitting part is cut into domain x length slices
 (`collapseguard.detectors.mondrian`) and each slice gets its own alpha and thresholds, at the
-conformal level (at most (n + 1) F - 1 of its n texts fire), so the promise holds per slice.
+conformal level over its sources (at most (n + 1) F - 1 of its n sources fire; a source fires
+when any of its texts does), so the promise holds per slice for texts of new sources.
 A record outside every calibrated slice abstains with its reason; the held-out FPR and the TPR
 are then among the decided records, each beside its abstain share.
 """
@@ -147,6 +149,21 @@ def split_alpha(scores: np.ndarray, fixed: list[float | None], fpr: float) -> fl
     return lo
 
 
+def holdout_split(sources: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out and fitting indices, whole source groups on one side (versions of an article, a
+    text and its near-duplicates are not independent draws); refused when one side would be empty."""
+    from collapseguard.detectors.grouping import group_split
+
+    held = group_split(sources, holdout, seed)
+    if not held.any():  # too few texts for the fraction: one source still goes to the held-out part
+        held = sources == sources[np.random.default_rng(seed).integers(len(sources))]
+    if held.all():
+        raise CollapseguardError(
+            f"the {len(sources)} human texts come from {len(np.unique(sources))} source(s): a held-out part of whole "
+            "sources needs texts of more sources (different articles, not versions of one)")
+    return np.flatnonzero(held), np.flatnonzero(~held)
+
+
 def calibrate_policy(policy, human: list, fpr: float, machine: list | None = None, holdout: float = 0.3,
                      seed: int = 0, score=None, record_domain: bool = True, slices: str = "auto") -> PolicyCalibration:
     """Calibrate `policy` on human texts (and measure TPR on machine texts when given).
@@ -159,12 +176,13 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         raise CollapseguardError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
     if len(human) < 2:
         raise CollapseguardError(f"{len(human)} human text(s); calibration needs held-out human text (hundreds at least)")
-    n_held = max(1, int(round(holdout * len(human))))
-    check_calibration_size(len(human) - n_held, fpr, f"fitting human texts (of {len(human)}, --holdout {holdout:g})")
+    from collapseguard.detectors.grouping import source_groups
+
+    sources = source_groups(human)
+    held, fit = holdout_split(sources, holdout, seed)
+    check_calibration_size(len(fit), fpr, f"fitting human texts (of {len(human)}, --holdout {holdout:g})")
     score = score or (lambda texts: policy.score(texts))
     h_scores = score(human)
-    order = np.random.default_rng(seed).permutation(len(human))
-    held, fit = order[:n_held], order[n_held:]
     fixed = [spec.threshold for spec in policy.detectors]
     alpha = split_alpha(h_scores[fit], fixed, fpr)
     thresholds = thresholds_at(alpha, h_scores[fit], fixed)
@@ -193,7 +211,7 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
         holdout=holdout, seed=seed, notes=notes, domain=domain,
     )
     if slices != "none":
-        add_policy_slices(cal, [human[i] for i in fit], h_scores[fit], fixed, slices, machine)
+        add_policy_slices(cal, [human[i] for i in fit], h_scores[fit], fixed, slices, machine, sources[fit])
     if cal.slices:
         held_t, _ = cal.record_thresholds([human[i] for i in held])
         cal.union_fpr_heldout = asdict(_rate(h_scores[held], held_t))
@@ -205,9 +223,10 @@ def calibrate_policy(policy, human: list, fpr: float, machine: list | None = Non
 
 
 def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, fixed: list, mode: str,
-                      machine: list | None = None) -> None:
-    """Per-slice thresholds from the fitting texts: each slice's own alpha at the conformal level;
-    labelled machine texts widen the support (`mondrian.fit_slices`)."""
+                      machine: list | None = None, sources: np.ndarray | None = None) -> None:
+    """Per-slice thresholds from the fitting texts: each slice's own alpha at the conformal level
+    over its *sources* (each source counts once, with its highest score per detector: it fires
+    when any of its texts does); labelled machine texts widen the support (`mondrian.fit_slices`)."""
     from collapseguard.detectors import mondrian
 
     need = mondrian.min_texts(cal.fpr_target)
@@ -218,18 +237,29 @@ def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, f
         return
     texts = [t for t, k in zip(texts, ok, strict=True) if k]
     scores = scores[ok]
+    sources = np.arange(len(texts)) if sources is None else np.asarray(sources)[ok]
 
     def thresholds_of(rows):
-        n = len(rows)
-        level = max(0.0, ((n + 1) * cal.fpr_target - 1) / n)  # at most (n + 1) F - 1 of n may fire
-        alpha = split_alpha(scores[rows], fixed, level)
-        t = thresholds_at(alpha, scores[rows], fixed)
-        return {"threshold": None, "thresholds": t, "alpha": alpha,
+        per_source = source_maxima(scores[rows], sources[rows])
+        n = len(per_source)
+        level = max(0.0, ((n + 1) * cal.fpr_target - 1) / n)  # at most (n + 1) F - 1 of n sources may fire
+        alpha = split_alpha(per_source, fixed, level)
+        t = thresholds_at(alpha, per_source, fixed)
+        return {"threshold": None, "thresholds": t, "alpha": alpha, "n_sources": n,
                 "achieved_fpr": float(fires(scores[rows], t).mean())}
 
     cal.slices = mondrian.fit_slices(mondrian.text_features(texts), mondrian.word_counts(texts), cal.fpr_target,
                                      thresholds_of, mode=mode,
                                      machine_features=mondrian.text_features(machine) if machine else None)
+
+
+def source_maxima(scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """(sources, detectors): each source's highest score per detector (NaN where it has none)."""
+    labels, inverse = np.unique(sources, return_inverse=True)
+    out = np.full((len(labels), scores.shape[1]), -np.inf)
+    np.fmax.at(out, inverse, scores)
+    out[np.isneginf(out)] = np.nan
+    return out
 
 
 def _rate(scores: np.ndarray, thresholds) -> Rate:

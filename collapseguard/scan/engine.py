@@ -70,6 +70,9 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
     policy, cal, key = load_guard(config.policy, config.text_column)
     references = fit_policy_references(policy)  # before scanning: a bad reference fails first
     with claimed_out(out, config, [s.path for s in shards] + folders):
+        drift_report = drift(cal, shards, policy)
+        if policy.on_drift == "abstain":  # part of every shard's key: a changed verdict rescans
+            key = {**key, "drift_abstain": drift_abstain_reason(drift_report)}
         markers, todo = {}, []
         for shard in shards:
             shard_key = {"input_sha256": shard_sha256(shard), **key}
@@ -88,7 +91,9 @@ def run_scan(config: ScanConfig, progress=None) -> dict:
                 markers[marker["shard"]] = marker
         summary = summarize(policy, cal, key, [markers[s.rel] for s in shards], out,
                             corpus_share(references, policy, shards) if references else None)
-        summary["calibration_drift"] = drift(cal, shards, policy)
+        summary["calibration_drift"] = drift_report
+        if key.get("drift_abstain"):
+            summary["calibration_drift"]["abstained"] = key["drift_abstain"]
         write_summary(summary, policy, cal, out)
     summary_timing = {"seconds": time.perf_counter() - started, "shards_scanned": len(todo),
                       "shards_skipped": len(shards) - len(todo)}
@@ -112,6 +117,14 @@ def drift(cal, shards: list[Shard], policy) -> dict | None:
     report = check_texts(cal.domain, texts)
     report["warning"] = warning_text(report, cal.fpr_target) if speaks(report) else None
     return report
+
+
+def drift_abstain_reason(report: dict | None) -> str | None:
+    """The abstain reason of every record when the drift test fired (`on_drift = "abstain"`), else None."""
+    if not report or not report.get("warn"):  # a shift, not "too few texts to tell"
+        return None
+    auc = f" (held-out AUC {report['auc']:.2f})" if report.get("auc") is not None else ""
+    return f"drift: the scanned text is unlike the calibration's human text{auc}; recalibrate on human text like it"
 
 
 def claimed_out(out: Path, config: ScanConfig, inputs: list[Path]):

@@ -5,6 +5,7 @@ synthetic-share limit; scan, filter, curate and the pre-commit hooks all read it
 text_column = "text"
 calibration = "guard-calibration.json"     # from `collapseguard policy calibrate`
 max_synthetic_share = 0.05                 # the hooks' limit
+on_drift = "warn"                          # or "abstain": text unlike the calibration's is not decided
 [[detectors]]
 name = "minhash_v1"
 threshold = 0.8                            # optional: a fixed threshold instead of a calibrated one
@@ -19,6 +20,8 @@ Decision rule: a record is ``synthetic`` when any detector's score is above its 
 ``reason`` names every detector that fired), ``abstain`` when every detector abstained, the
 record could not be read, or (with a per-slice calibration) it lies outside every calibrated
 slice -- too short, or out of the support of the calibration's human text -- else ``human``.
+With ``on_drift = "abstain"``, every record of a scan whose text the drift test finds unlike the
+calibration's human text abstains (the FPR promise has nothing to stand on there).
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ SECRET_OPTIONS = ("hashing_key", "keys", "key")
 KGW_KEY_ENV = "COLLAPSEGUARD_WATERMARK_KEY"
 SYNTHETIC, HUMAN, ABSTAIN = "synthetic", "human", "abstain"
 TOP_KEYS = {"text_column", "calibration", "max_synthetic_share", "detectors", "batch_size", "max_chars",
-            "trusted_keys", "prevalence"}
+            "trusted_keys", "prevalence", "on_drift"}
+ON_DRIFT = ("warn", "abstain")
 
 
 @dataclass
@@ -66,6 +70,7 @@ class GuardPolicy:
     max_chars: int = 1_000_000
     trusted_keys: list[str] | None = None
     prevalence: object = None  # scan.prevalence.PrevalenceSpec, from the [prevalence] table
+    on_drift: str = "warn"  # or "abstain": a scan the drift test flags abstains on every record
     root: Path = field(default_factory=Path.cwd)
     source: str = "<policy>"
     _built: list | None = field(default=None, repr=False, compare=False)
@@ -107,6 +112,8 @@ class GuardPolicy:
         """sha256 of what decides a record: detectors, their identities, text column, limits."""
         blob = {"detectors": self.identities(), "text_column": self.text_column, "max_chars": self.max_chars,
                 "fixed_thresholds": [s.threshold for s in self.detectors]}
+        if self.on_drift != "warn":  # (absent at the default, so earlier fingerprints still hold)
+            blob["on_drift"] = self.on_drift
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
     def score(self, texts: list[str]) -> np.ndarray:
@@ -168,10 +175,13 @@ def screen_texts(values, max_chars: int) -> tuple[list[str | None], list[str | N
 
 
 def decide_records(scores: np.ndarray, calibration, texts: list, names: list[str],
-                   unreadable: list[str | None]) -> tuple[list[str], list[str], np.ndarray]:
+                   unreadable: list[str | None], drift_reason: str | None = None) -> tuple[list[str], list[str], np.ndarray]:
     """`decide` with the calibration's per-record thresholds (per slice when it has slices): the
-    decisions, reasons, and the (n, detectors) thresholds used (NaN rows: outside every slice)."""
+    decisions, reasons, and the (n, detectors) thresholds used (NaN rows: outside every slice, or
+    every row when `drift_reason` says the scan's text is unlike the calibration's)."""
     thresholds, outside = calibration.record_thresholds(texts)
+    if drift_reason:
+        thresholds, outside = np.full_like(thresholds, np.nan), [drift_reason] * len(texts)
     reasons = [u if u is not None else (o or None) for u, o in zip(unreadable, outside, strict=True)]
     decision, reason = decide(scores, thresholds, names, reasons)
     return decision, reason, thresholds
@@ -283,8 +293,10 @@ def parse_policy(raw: dict, root: Path, source: str) -> GuardPolicy:
         max_chars=_positive(raw, "max_chars", 1_000_000, source),
         trusted_keys=_key_list(raw, source),
         prevalence=parse_prevalence(raw.get("prevalence"), source),
+        on_drift=_typed(raw, "on_drift", str, "warn", source),
         root=root, source=source,
     )
+    check_choice(f"{source}: on_drift", policy.on_drift, ON_DRIFT)
     return policy
 
 

@@ -83,7 +83,8 @@ def scan_shard(policy, calibration, shard: Shard, out: Path, key: dict, progress
             for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
                 texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
                 scores = policy.score_screened(texts, unreadable)
-                decision, reason, thresholds = decide_records(scores, calibration, texts, columns, unreadable)
+                decision, reason, thresholds = decide_records(scores, calibration, texts, columns, unreadable,
+                                                              key.get("drift_abstain"))
                 counts.add(scores, thresholds, decision)
                 writer.write_batch(attribute_batch(schema, shard.rel, chunk.start, texts, scores, decision, reason))
                 if progress is not None:

@@ -142,6 +142,8 @@ def markdown(s: dict) -> str:
     drift = s.get("calibration_drift") or {}
     if drift.get("warning"):
         lines.append(f"- **warning**: {drift['warning']}")
+    if drift.get("abstained"):
+        lines.append('- every record abstained (`on_drift = "abstain"`): the FPR promise does not reach this text')
     if s["max_synthetic_share"] is not None:
         verdict = {True: "OVER", False: "within"}.get(s["over_limit"], "not shown within (no estimate)")
         lines.append(f"- limit: {100 * s['max_synthetic_share']:.2f}% — {verdict}")

@@ -4,9 +4,9 @@ Input is one UTF-8 buffer of the documents as they are. The kernels split it on 
 whitespace (exactly ``str.split()``'s set) and hash each shingle ``" ".join(tokens[i:i+n])``:
 when its tokens are separated by single spaces it is one byte range of the buffer, otherwise it
 is assembled in a scratch block. No per-token or per-shingle Python object is ever built, and
-blocks of documents run in parallel (``prange``). SHA-1 follows FIPS 180-4; the value
-kept is datasketch's ``sha1_hash64`` (first 8 digest bytes, little-endian), whose low 32 bits
-are ``sha1_hash32``. When numba is not installed, ``AVAILABLE`` is False and callers use the
+blocks of documents run in parallel (``prange``). Two shingle hashes (``HASHES``): SHA-1
+(FIPS 180-4), keeping datasketch's ``sha1_hash64`` (first 8 digest bytes, little-endian), whose
+low 32 bits are ``sha1_hash32``; and XXH64 (seed 0, the xxHash specification), ~10x cheaper. When numba is not installed, ``AVAILABLE`` is False and callers use the
 hashlib/numpy path in ``minhash.py`` (same results, slower).
 """
 
@@ -24,7 +24,11 @@ except ImportError:  # optional extra `dedup`
 AVAILABLE = numba is not None
 _M32 = 0xFFFFFFFF
 prange = numba.prange if AVAILABLE else range
-PARALLEL_MIN_WORK = 200_000  # bytes, shingles or probes below which a serial loop is faster
+PARALLEL_MIN_WORK = 200_000  # bytes or shingles below which a serial loop is faster
+# LSH band keys and probes: short, memory-bound loops. Two threads were slower than one up to
+# ~1M probes on a shared 2-core machine (0.18 vs 0.12 s for 55k queries x 16 bands) and even at
+# 3.5M (0.67 vs 0.61 s), so queries stay on one thread below this many (query, band) probes.
+LSH_PARALLEL_MIN_WORK = 4_000_000
 
 
 def _jit(fn):
@@ -48,10 +52,12 @@ def _pjit(fn):
     return parallel
 
 
-def run(kernel, work: int, *args):
-    """Call the parallel kernel for `work` >= PARALLEL_MIN_WORK units, else its serial twin: waking a
-    thread team costs more than small inputs gain (much more on a busy machine)."""
-    if work < PARALLEL_MIN_WORK or num_threads() == 1:
+def run(kernel, work: int, *args, min_work: int | None = None):
+    """Call the parallel kernel for `work` >= `min_work` (default PARALLEL_MIN_WORK) units, else its
+    serial twin: waking a thread team costs more than small inputs gain (much more on a busy
+    machine). At one thread the parallel build is still used for large inputs: the shingle-hash
+    kernel measured ~2x faster in that build than in its serial twin (0.14 vs 0.28 s, 8 MB)."""
+    if work < (PARALLEL_MIN_WORK if min_work is None else min_work):
         return kernel.serial(*args)
     return kernel(*args)
 
@@ -112,7 +118,72 @@ def sha1_hash64_block(block, length, w):
     return _bswap32(h0) | (_bswap32(h1) << 32)
 
 
+_P1 = np.uint64(0x9E3779B185EBCA87)  # XXH64 primes
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_P3 = np.uint64(0x165667B19E3779F9)
+_P4 = np.uint64(0x85EBCA77C2B2AE63)
+_P5 = np.uint64(0x27D4EB2F165667C5)
+HASHES = ("sha1", "xxh64")  # code = index, passed to the kernels
+
+
 @_inline
+def _rotl64(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@_inline
+def _read64(buf, p):
+    v = np.uint64(0)
+    for j in range(8):
+        v |= np.uint64(buf[p + j]) << np.uint64(8 * j)
+    return v
+
+
+@_inline
+def _xxh_round(acc, lane):
+    return _rotl64(acc + lane * _P2, 31) * _P1
+
+
+@_inline
+def _xxh_merge(h, v):
+    return (h ^ _xxh_round(np.uint64(0), v)) * _P1 + _P4
+
+
+@_jit
+def xxh64(buf, lo, length):
+    """XXH64 (seed 0) of buf[lo:lo + length], as uint64 (xxhash's ``xxh64_intdigest``)."""
+    p, end = lo, lo + length
+    if length >= 32:
+        v1, v2, v3, v4 = _P1 + _P2, _P2, np.uint64(0), np.uint64(0) - _P1
+        while p + 32 <= end:
+            v1 = _xxh_round(v1, _read64(buf, p))
+            v2 = _xxh_round(v2, _read64(buf, p + 8))
+            v3 = _xxh_round(v3, _read64(buf, p + 16))
+            v4 = _xxh_round(v4, _read64(buf, p + 24))
+            p += 32
+        h = _rotl64(v1, 1) + _rotl64(v2, 7) + _rotl64(v3, 12) + _rotl64(v4, 18)
+        h = _xxh_merge(_xxh_merge(_xxh_merge(_xxh_merge(h, v1), v2), v3), v4)
+    else:
+        h = _P5
+    h += np.uint64(length)
+    while p + 8 <= end:
+        h = _rotl64(h ^ _xxh_round(np.uint64(0), _read64(buf, p)), 27) * _P1 + _P4
+        p += 8
+    if p + 4 <= end:
+        word = np.uint64(buf[p]) | (np.uint64(buf[p + 1]) << np.uint64(8)) | (np.uint64(buf[p + 2]) << np.uint64(16)) | (np.uint64(buf[p + 3]) << np.uint64(24))
+        h = _rotl64(h ^ (word * _P1), 23) * _P2 + _P3
+        p += 4
+    while p < end:
+        h = _rotl64(h ^ (np.uint64(buf[p]) * _P5), 11) * _P1
+        p += 1
+    h ^= h >> np.uint64(33)
+    h *= _P2
+    h ^= h >> np.uint64(29)
+    h *= _P3
+    return h ^ (h >> np.uint64(32))
+
+
+@_jit
 def space_len(buf, p, hi):
     """Bytes of the whitespace character at buf[p] (0 if it is not one), as ``str.split()`` sees it.
 
@@ -141,74 +212,85 @@ def space_len(buf, p, hi):
 
 
 @_inline
+def _ascii_space(c):
+    return c == 32 or (9 <= c <= 13) or (28 <= c <= 31)
+
+
+@_inline
 def next_token(buf, p, hi):
-    """(start, end) of the first token at or after byte p of a UTF-8 document ending at hi."""
+    """(start, end) of the first token at or after byte p of a UTF-8 document ending at hi.
+
+    ASCII is classified inline; only lead bytes >= 0xC2 (rare) call ``space_len``: a call per
+    token boundary made this loop ~3x slower.
+    """
     while p < hi:
+        c = buf[p]
+        if c < 0xC2:
+            if not _ascii_space(c):
+                break
+            p += 1
+            continue
         k = space_len(buf, p, hi)
         if k == 0:
             break
         p += k
     start = p
-    while p < hi and space_len(buf, p, hi) == 0:
+    while p < hi:
+        c = buf[p]
+        if c < 0xC2:
+            if _ascii_space(c):
+                break
+        elif space_len(buf, p, hi) != 0:
+            break
         p += 1
     return start, p
 
 
-@_pjit
-def shingle_counts_raw(buf, doc_offsets, n):
-    """Shingles of each raw UTF-8 document: max(tokens - n + 1, 1), or 0 with no tokens."""
-    n_docs = len(doc_offsets) - 1
-    counts = np.zeros(n_docs, dtype=np.int64)
-    for d in prange(n_docs):
-        p, hi, ntok = doc_offsets[d], doc_offsets[d + 1], 0
-        while True:
-            start, p = next_token(buf, p, hi)
-            if start == hi:
-                break
-            ntok += 1
-        counts[d] = ntok - n + 1 if ntok >= n else min(ntok, 1)
-    return counts
-
-
 @_inline
-def _hash_ring(buf, rs, re, first, count, n, block, w):
-    """sha1_hash64 of tokens first..first+count-1 (ring positions mod n) joined by one space.
+def _hash_shingle(buf, rs, re, first, count, n, contiguous, block, w, algo):
+    """Hash (`algo`: 0 sha1_hash64, 1 xxh64) of `count` tokens from ring slot `first` (the ring
+    holds the last n token spans) joined by one space, as int64 bits.
 
-    When the tokens are already separated by single spaces (the common case) the shingle is one
-    contiguous byte range of `buf`, copied at once; otherwise it is assembled token by token.
+    When the tokens are already separated by single spaces (`contiguous`, the common case) the
+    shingle is one byte range of `buf`, hashed in place by xxh64 (copied once for SHA-1's
+    padding); otherwise it is assembled token by token in `block`.
     """
-    lo, hi = rs[first % n], re[(first + count - 1) % n]
-    contiguous = True
-    for k in range(count - 1):
-        if re[(first + k) % n] + 1 != rs[(first + k + 1) % n] or buf[re[(first + k) % n]] != 32:
-            contiguous = False
-            break
+    last = first + count - 1
+    if last >= n:
+        last -= n
     if contiguous:
-        length = hi - lo
+        lo, length = rs[first], re[last] - rs[first]
+        if algo == 1:
+            return np.int64(xxh64(buf, lo, length))
         for q in range(length):
             block[q] = buf[lo + q]
         return sha1_hash64_block(block, length, w)
-    length = 0
+    length, idx = 0, first
     for k in range(count):
-        idx = (first + k) % n
         if k:
             block[length] = 32
             length += 1
         for q in range(rs[idx], re[idx]):
             block[length] = buf[q]
             length += 1
+        idx = idx + 1 if idx + 1 < n else 0
+    if algo == 1:
+        return np.int64(xxh64(block, 0, length))
     return sha1_hash64_block(block, length, w)
 
 
 @_pjit
-def shingle_hashes_raw(buf, doc_offsets, n, offsets, blocks):
-    """sha1_hash64 bits (int64) of every shingle of raw UTF-8 documents, laid out by `offsets`.
+def shingle_hashes_raw(buf, doc_offsets, n, offsets, blocks, algo):
+    """Hash bits (int64; `algo` 0: sha1_hash64, 1: xxh64) of every shingle of raw UTF-8 documents,
+    document d's written from offsets[d] (room for ``shingle_bound``); returns (hashes, counts).
 
-    Tokens are whitespace-separated (``space_len``); the last n token spans sit in a ring, and
-    each shingle is assembled with single spaces into a scratch block and hashed. Documents
+    Tokens are whitespace-separated (``space_len``); the last n token spans sit in a ring (slot
+    counters, no division), and `last_bad` remembers the latest token not followed by exactly
+    one space, so a shingle is one byte range of `buf` when that token is before it. Documents
     are split into `blocks` (boundaries, ascending) that run in parallel, each with its own scratch.
     """
     out = np.empty(offsets[-1], dtype=np.int64)
+    counts = np.zeros(len(doc_offsets) - 1, dtype=np.int64)
     for bi in prange(len(blocks) - 1):
         lo_doc, hi_doc = blocks[bi], blocks[bi + 1]
         longest = 0
@@ -220,18 +302,29 @@ def shingle_hashes_raw(buf, doc_offsets, n, offsets, blocks):
         re = np.empty(n, dtype=np.int64)
         for d in range(lo_doc, hi_doc):
             p, hi, ntok, pos = doc_offsets[d], doc_offsets[d + 1], 0, offsets[d]
+            slot, last_bad, prev_end = 0, -1, 0
             while True:
                 start, p = next_token(buf, p, hi)
                 if start == hi:
                     break
-                rs[ntok % n], re[ntok % n] = start, p
+                if ntok and (start != prev_end + 1 or buf[prev_end] != 32):
+                    last_bad = ntok - 1
+                rs[slot], re[slot], prev_end = start, p, p
+                slot = slot + 1 if slot + 1 < n else 0
                 ntok += 1
-                if ntok >= n:
-                    out[pos] = _hash_ring(buf, rs, re, ntok - n, n, n, block, w)
+                if ntok >= n:  # `slot` is now the oldest of the last n tokens
+                    out[pos] = _hash_shingle(buf, rs, re, slot, n, n, last_bad < ntok - n, block, w, algo)
                     pos += 1
             if 0 < ntok < n:
-                out[pos] = _hash_ring(buf, rs, re, 0, ntok, n, block, w)
-    return out
+                out[pos] = _hash_shingle(buf, rs, re, 0, ntok, n, last_bad < 0, block, w, algo)
+                pos += 1
+            counts[d] = pos - offsets[d]
+    return out, counts
+
+
+def shingle_bound(doc_bytes: np.ndarray, n: int) -> np.ndarray:
+    """Most shingles a document of `doc_bytes` UTF-8 bytes can have (tokens <= (bytes + 1) // 2)."""
+    return np.where(doc_bytes > 0, np.maximum((doc_bytes + 1) // 2 - n + 1, 1), 0)
 
 
 @_pjit

@@ -1,9 +1,10 @@
 """The generation ledger: a persistent, appendable on-disk index of known model outputs.
 
 A ledger directory holds ``header.json`` (scheme ``minhash_v1``, permutation scheme, seed,
-num_perm, ngram, LSH bands/rows, their design threshold and the fingerprint of all of these),
-``chunk-NNNNNN.npz`` files (per item: its id, its MinHash signature and its sorted set of 64-bit
-shingle hashes, sha1_hash64), the persisted containment index, and ``state.json``, whose atomic
+num_perm, ngram, shingle hash, LSH bands/rows, their design threshold and the fingerprint of all
+of these), ``chunk-NNNNNN.npz`` files (per item: its id, its MinHash signature and its sorted set
+of 64-bit shingle hashes: sha1_hash64, or xxh64 when the ledger was made with it; a header
+without the setting is sha1, as every ledger before it), the persisted containment index, and ``state.json``, whose atomic
 replacement commits an add. The layout and the checks made on open are in ``store``.
 
 Queries (per record A against every ledger item B):
@@ -25,7 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,6 +36,7 @@ from collapseguard.detectors.base import Detector
 from collapseguard.detectors.dedup import store
 from collapseguard.detectors.dedup.lsh import MinHashLSH, choose_bands, expand_ranges, jaccard_pairs
 from collapseguard.detectors.dedup.minhash import (
+    SHINGLE_HASHES,
     shingle_hashes,
     signatures_from_hashes,
     unique_per_document,
@@ -60,8 +62,10 @@ class SketchConfig:
     lsh_threshold: float = 0.8  # bands/rows are chosen for recall at this Jaccard
     bands: int | None = None
     rows: int | None = None
+    shingle_hash: str = "sha1"  # sha1 (datasketch's default hashfunc) or xxh64; never mixed in one ledger
 
     def __post_init__(self):
+        check_choice("shingle hash", self.shingle_hash, SHINGLE_HASHES)
         for name, low, high, why in (("num_perm", 1, MAX_NUM_PERM, "each permutation costs 4 bytes per text; default 128"),
                                      ("seed", 0, 2**32 - 1, "a permutation seed; default 1"),
                                      ("ngram", 1, 64, "words per shingle; default 5")):
@@ -75,7 +79,7 @@ class SketchConfig:
         if self.bands is not None and self.rows is not None:
             return self
         bands, rows = choose_bands(self.lsh_threshold, self.num_perm)
-        return SketchConfig(self.num_perm, self.seed, self.ngram, self.permutation, self.lsh_threshold, bands, rows)
+        return replace(self, bands=bands, rows=rows)
 
     def header(self) -> dict:
         return {"format": FORMAT, "version": store.VERSION, "scheme": SCHEME, **asdict(self.resolved())}
@@ -105,7 +109,7 @@ class Sketches:
 
 def sketch(texts: list[str], config: SketchConfig) -> Sketches:
     """Signatures and exact shingle-hash sets of `texts` under `config`."""
-    hashes, offsets = shingle_hashes(list(texts), config.ngram)
+    hashes, offsets = shingle_hashes(list(texts), config.ngram, config.shingle_hash)
     signatures = signatures_from_hashes(hashes, offsets, config.num_perm, config.seed, config.permutation)
     return Sketches(*unique_per_document(hashes, offsets), signatures)
 
@@ -185,7 +189,7 @@ class Ledger:
                 f"{FORMAT!r} and {SCHEME!r}; restore the header or rebuild the ledger with this version"
             )
         store.check_header(path / HEADER, header)
-        config = SketchConfig(**{k: header[k] for k in SketchConfig.__dataclass_fields__})
+        config = SketchConfig(**{k: header.get(k, "sha1") if k == "shingle_hash" else header[k] for k in SketchConfig.__dataclass_fields__})
         want = asdict(expect) if isinstance(expect, SketchConfig) else dict(expect or {})
         if isinstance(expect, SketchConfig) and (expect.bands is None or expect.rows is None):
             want.pop("bands"), want.pop("rows")
@@ -312,7 +316,7 @@ class Ledger:
         The batch's shingle hashes are sorted once (stable, so a text's duplicates sit together
         and are dropped), then looked up in the persisted index as sorted needles.
         """
-        hashes, offsets = shingle_hashes(list(texts), self.config.ngram)
+        hashes, offsets = shingle_hashes(list(texts), self.config.ngram, self.config.shingle_hash)
         n = len(offsets) - 1
         doc = np.repeat(np.arange(n), np.diff(offsets))
         order = np.argsort(hashes, kind="stable")

@@ -76,7 +76,8 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
             "compute them with the index's num_perm"
         )
     if kernels.AVAILABLE:
-        return kernels.run(kernels.band_keys, sig.shape[0] * bands, np.ascontiguousarray(sig), bands, rows)
+        return kernels.run(kernels.band_keys, sig.shape[0] * bands, np.ascontiguousarray(sig), bands, rows,
+                           min_work=kernels.LSH_PARALLEL_MIN_WORK)
     values = sig[:, : bands * rows].astype(np.uint64).reshape(len(sig), bands, rows)
     keys = np.full((len(sig), bands), np.uint64(0x9E3779B97F4A7C15), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -195,14 +196,15 @@ class MinHashLSH:
 def _query_compiled(keys, order, tables) -> tuple[np.ndarray, np.ndarray]:
     """Hash-table probe per (query, band), then each query's runs gathered, sorted and de-duplicated;
     queries in parallel. Returns unique pairs sorted by query, then item."""
-    start, length = kernels.run(kernels.lsh_probe, keys.size, keys, *tables)
+    lsh_work = {"min_work": kernels.LSH_PARALLEL_MIN_WORK}
+    start, length = kernels.run(kernels.lsh_probe, keys.size, keys, *tables, **lsh_work)
     upper = length.sum(axis=1)
     offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(upper, out=offsets[1:])
-    items, counts = kernels.run(kernels.lsh_gather, int(offsets[-1]), start, length, order, offsets)
+    items, counts = kernels.run(kernels.lsh_gather, keys.size, start, length, order, offsets, **lsh_work)
     new_offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(counts, out=new_offsets[1:])
-    return np.repeat(np.arange(len(keys)), counts), kernels.run(kernels.compact, len(items), items, offsets, counts, new_offsets)
+    return np.repeat(np.arange(len(keys)), counts), kernels.run(kernels.compact, keys.size, items, offsets, counts, new_offsets, **lsh_work)
 
 
 def jaccard_pairs(hashes_a, offsets_a, hashes_b, offsets_b, ia, ib) -> tuple[np.ndarray, np.ndarray]:

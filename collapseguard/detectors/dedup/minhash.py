@@ -8,6 +8,11 @@ whitespace-only text has none, and its signature is datasketch's empty state (al
 Signatures: row ``i`` of ``minhash_signatures(texts)`` equals
 ``datasketch.MinHash(num_perm, seed, scheme=scheme).hashvalues`` after
 ``update(s.encode("utf-8"))`` for every shingle ``s`` of ``texts[i]`` (same dtype too).
+With ``shingle_hash="xxh64"`` each shingle is hashed with XXH64 (seed 0) instead of SHA-1,
+~10x cheaper; the row then equals datasketch's MinHash given
+``hashfunc=lambda b: xxhash.xxh64_intdigest(b) & 0xFFFFFFFF`` (affine32, legacy) or
+``hashfunc=xxhash.xxh64_intdigest`` (affine64), just as the SHA-1 default is datasketch's
+``sha1_hash32`` / ``sha1_hash64``. Signatures of the two hashes are not comparable.
 Schemes (datasketch 2.x, ``minhash.py``):
 
 - ``affine32`` (datasketch >= 2.0 default): h = sha1_hash32(s); h = fmix32(h);
@@ -34,6 +39,7 @@ from collapseguard.detectors.dedup import kernels
 from collapseguard.errors import CollapseguardError, check_choice
 
 SCHEMES = ("affine32", "affine64", "legacy")
+SHINGLE_HASHES = kernels.HASHES  # ("sha1", "xxh64"): the 64-bit hash of each shingle's UTF-8
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)  # datasketch minhash.py `_mersenne_prime`
 MAX_HASH32 = np.uint64((1 << 32) - 1)  # datasketch `_max_hash` (legacy empty value)
 # MurmurHash3 finalizer constants (shift, mult, shift, mult, shift), datasketch `_FMIX_CONSTANTS`.
@@ -71,6 +77,16 @@ def sha1_hash64_array(items: list[str]) -> np.ndarray:
     sha1 = hashlib.sha1
     blob = b"".join([sha1(s.encode("utf-8")).digest()[:8] for s in items])
     return np.frombuffer(blob, dtype="<u8").astype(np.uint64, copy=False)
+
+
+def xxh64_array(items: list[str]) -> np.ndarray:
+    """uint64 XXH64 (seed 0) of each string's UTF-8 (the compiled kernel, or its Python twin)."""
+    out = np.empty(len(items), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, s in enumerate(items):
+            data = np.frombuffer(s.encode("utf-8"), dtype=np.uint8)
+            out[i] = kernels.xxh64(data, 0, len(data))
+    return out
 
 
 def permutations(num_perm: int = 128, seed: int = 1, scheme: str = "affine32") -> tuple[np.ndarray, np.ndarray]:
@@ -192,28 +208,32 @@ def _utf8_buffer(texts, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(docs), dtype=np.uint8), offsets
 
 
-def _compiled_shingle_hashes(texts, ngram: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _compiled_shingle_hashes(texts, ngram: int, first: int = 0, shingle_hash: str = "sha1") -> tuple[np.ndarray, np.ndarray]:
     buf, doc_offsets = _utf8_buffer(texts, first)
+    algo = SHINGLE_HASHES.index(shingle_hash)
+    room = np.zeros(len(doc_offsets), dtype=np.int64)
+    np.cumsum(kernels.shingle_bound(np.diff(doc_offsets), ngram), out=room[1:])
     with _KERNEL_LOCK:
-        counts = kernels.run(kernels.shingle_counts_raw, len(buf), buf, doc_offsets, ngram)
+        blocks = kernels.doc_blocks(np.diff(doc_offsets) + 1, 4 * kernels.num_threads())
+        spaced, counts = kernels.run(kernels.shingle_hashes_raw, len(buf), buf, doc_offsets, ngram, room, blocks, algo)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        blocks = kernels.doc_blocks(np.diff(doc_offsets) + 1, 4 * kernels.num_threads())
-        hashes = kernels.run(kernels.shingle_hashes_raw, len(buf), buf, doc_offsets, ngram, offsets, blocks)
+        hashes = kernels.run(kernels.compact, len(spaced), spaced, room, counts, offsets)
     return hashes.view(np.uint64), offsets
 
 
-def shingle_hashes(texts: list[str], ngram: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """sha1_hash64 of every document's shingles, flattened: (hashes, offsets).
+def shingle_hashes(texts: list[str], ngram: int = 5, shingle_hash: str = "sha1") -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes (sha1_hash64, or xxh64) of every document's shingles, flattened: (hashes, offsets).
 
     Compiled path: the texts' UTF-8 is tokenised on Unicode whitespace inside the kernel and
     every shingle occurrence (duplicates kept) is assembled and hashed there, blocks of
     documents in parallel. Fallback: each distinct shingle string hashed once with hashlib.
     """
+    check_choice("shingle hash", shingle_hash, SHINGLE_HASHES)
     if ngram < 1:
         raise CollapseguardError(f"shingle size n={ngram} must be at least 1; pass --ngram 1 or more")
     if kernels.AVAILABLE:
-        return _compiled_shingle_hashes(texts, ngram)
+        return _compiled_shingle_hashes(texts, ngram, 0, shingle_hash)
     table: dict[str, int] = {}
     ids: list[int] = []
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
@@ -223,7 +243,7 @@ def shingle_hashes(texts: list[str], ngram: int = 5) -> tuple[np.ndarray, np.nda
         setdefault = table.setdefault
         ids.extend([setdefault(g, len(table)) for g in shingles(text, ngram)])
         offsets[i + 1] = len(ids)
-    unique_hashes = sha1_hash64_array(list(table))
+    unique_hashes = (sha1_hash64_array if shingle_hash == "sha1" else xxh64_array)(list(table))
     return unique_hashes[np.asarray(ids, dtype=np.int64)], offsets
 
 
@@ -240,9 +260,9 @@ def unique_per_document(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.nda
     return h[keep], new_offsets
 
 
-def shingle_hash_sets(texts: list[str], ngram: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hash_sets(texts: list[str], ngram: int = 5, shingle_hash: str = "sha1") -> tuple[np.ndarray, np.ndarray]:
     """Each text's set of 64-bit shingle hashes (sorted), flattened: (hashes, offsets)."""
-    return unique_per_document(*shingle_hashes(texts, ngram))
+    return unique_per_document(*shingle_hashes(texts, ngram, shingle_hash))
 
 
 def text_batches(texts, batch_chars: int):
@@ -259,23 +279,25 @@ def text_batches(texts, batch_chars: int):
 
 def minhash_signatures(
     texts: list[str], num_perm: int = 128, seed: int = 1, ngram: int = 5, scheme: str = "affine32",
-    batch_chars: int = BATCH_CHARS,
+    batch_chars: int = BATCH_CHARS, shingle_hash: str = "sha1",
 ) -> np.ndarray:
     """MinHash signatures (len(texts), num_perm) equal to datasketch's, row by row.
 
     dtype is datasketch's for the scheme: uint32 for affine32, uint64 for affine64 and legacy.
     Texts are processed in batches of about `batch_chars` characters, so the working memory
     beyond the output is bounded by the batch (and the longest single text), not the input.
+    `shingle_hash` "xxh64" is ~2-3x faster from texts, with other signatures (module docstring).
     """
     check_choice("minhash scheme", scheme, SCHEMES)
+    check_choice("shingle hash", shingle_hash, SHINGLE_HASHES)
     if ngram < 1:
         raise CollapseguardError(f"shingle size n={ngram} must be at least 1; pass --ngram 1 or more")
     texts = texts if isinstance(texts, list) else list(texts)
     out = np.full((len(texts), num_perm), _EMPTY[scheme], dtype=_DTYPES[scheme])
     for start, stop in text_batches(texts, batch_chars):
         if kernels.AVAILABLE:
-            hashes, offsets = _compiled_shingle_hashes(texts[start:stop], ngram, start)
+            hashes, offsets = _compiled_shingle_hashes(texts[start:stop], ngram, start, shingle_hash)
         else:
-            hashes, offsets = shingle_hashes(texts[start:stop], ngram)
+            hashes, offsets = shingle_hashes(texts[start:stop], ngram, shingle_hash)
         out[start:stop] = signatures_from_hashes(hashes, offsets, num_perm, seed, scheme)
     return out

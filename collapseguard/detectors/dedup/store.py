@@ -47,8 +47,11 @@ REBUILD = "remove the ledger folder and rebuild it with `collapseguard ledger ad
 
 
 def settings_fingerprint(header: dict) -> str:
-    """sha256 of the header's settings (canonical JSON), recorded at creation."""
+    """sha256 of the header's settings (canonical JSON), recorded at creation. ``shingle_hash``
+    counts only when the header has it, so ledgers made before the setting keep their fingerprint."""
     settings = {k: header.get(k) for k in SETTINGS}
+    if "shingle_hash" in header:
+        settings["shingle_hash"] = header["shingle_hash"]
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
 
 
