@@ -52,10 +52,15 @@ def test_a_trailing_slash_on_out_gives_clean_paths(tmp_path):
 
 
 def test_an_empty_shard_scans_without_numpy_warnings(tmp_path, monkeypatch):
-    """An empty jsonl beside nothing else: the drift check has no text to embed, and says so
-    without numpy's 'Mean of empty slice' (a fixed 4-wide embedding stands in for MiniLM)."""
+    """An empty jsonl beside nothing else, under a calibration that records the MiniLM centroid
+    (opt-in, `--domain-embeddings`): the drift check has no text to embed, and says so without
+    numpy's 'Mean of empty slice' (a fixed 4-wide embedding stands in for MiniLM)."""
     pytest.importorskip("datasketch")
-    monkeypatch.setattr("collapseguard.detectors.drift.embed", lambda texts: np.full((len(texts), 4), 0.5))
+    from collapseguard.detectors import drift
+
+    record = drift.domain_record
+    monkeypatch.setattr(drift, "domain_record", lambda texts, embeddings=False: record(texts, True))
+    monkeypatch.setattr(drift, "embed", lambda texts: np.full((len(texts), 4), 0.5))
     machine = sentences(8, seed=1)
     write_policy(tmp_path, machine, limit=0.5, calibration="cal.json")
     jsonl(tmp_path / "held.jsonl", sentences(60, seed=3))

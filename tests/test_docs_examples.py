@@ -349,9 +349,6 @@ def test_the_example_runs(block, tmp_path, gen0_dir, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    # The calibration's MiniLM centroid costs ~0.1 s of CPU a text here; the drift tests cover it,
-    # this test covers the commands (the record keeps style and length, as without the extra).
-    monkeypatch.setattr("collapseguard.detectors.drift.embed", lambda texts: None)
     for name in setups:
         SETUPS[name](tmp_path, gen0_dir)
     ran = 0
