@@ -1,4 +1,4 @@
-"""Every command that writes follows the output rule (README, "Outputs: what a command may
+"""Every command that writes follows the output rule (docs/outputs.md, "Outputs: what a command may
 overwrite"): bad input exits 2 with one stderr line and no traceback, inputs stay
 byte-identical (sha256), a failed argument check writes nothing, and a folder holding an
 unrelated file survives every command pointed at it."""

@@ -334,11 +334,10 @@ def test_ci_checks_judge_a_pushed_range_by_the_base_anchors(dataset_repo, env, t
     assert cg("hook", "verify", "--from-ref", "no-such-ref", cwd=repo, code=2).output.count("\n") == 1
 
 
-def test_the_readme_local_config_works(tmp_path, env):
+def test_the_documented_local_config_works(tmp_path, env):
     pytest.importorskip("pre_commit")
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Guarding a dataset repository"):readme.index("## Layout")]
-    config = next(b for b in re.findall(r"```yaml\n(.*?)```", section, re.S) if "repo: local" in b)
+    page = (ROOT / "docs" / "hooks.md").read_text()
+    config = next(b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "repo: local" in b)
     repo, _ = make_repo(tmp_path, env, config)
     code, out = commit(repo, env, "first")
     assert code == 0 and out.count("Passed") == 2, out

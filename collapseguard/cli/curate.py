@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from os.path import join
 
 import click
 
@@ -92,8 +93,8 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, name,
     unit = info["unit"]
     counts = info["records"] if unit == "records" else info["tokens"]
     click.echo(f"wrote {sum(info['records'].values())} records ({counts['human']} human, {counts['synthetic']} "
-               f"synthetic {unit}; human share {info['human_share']:.6g}) to {out}/data in {len(info['files'])} "
-               f"shard(s); manifest {out}/manifest.json ({'signed' if info['signed'] else 'unsigned'})")
+               f"synthetic {unit}; human share {info['human_share']:.6g}) to {join(out, 'data')} in {len(info['files'])} "
+               f"shard(s); manifest {join(out, 'manifest.json')} ({'signed' if info['signed'] else 'unsigned'})")
     if info["abstained_kept_as_human"]:
         click.echo(f"  {info['abstained_kept_as_human']} human records of the mix are ones the scan abstained on "
                    "(--keep human+abstain)")

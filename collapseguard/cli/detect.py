@@ -352,7 +352,10 @@ def calibrate_cmd(human, detector, model_dir, observer_dir, score_kind, min_toke
     can warn when they meet text it does not cover. With --group-column each group (domain)
     gets its own threshold. With --slices auto (the default) every slice -- domain x length
     bucket -- gets its own threshold (a slice needs >= 1/FPR - 1 texts; smaller ones merge), and
-    text outside every calibrated slice abstains with its reason. Example:
+    text outside every calibrated slice abstains with its reason.
+
+    \b
+    Examples:
       collapseguard detect calibrate --human wiki.valid.txt --model runs/gen0 --fpr 0.01 --out cal.json
       collapseguard detect calibrate --human cal.jsonl --detector learned_v1 --model runs/learned \\
           --group-column domain --out cal.json

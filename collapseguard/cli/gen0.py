@@ -71,4 +71,4 @@ def train_command(**p) -> None:
     if p["json_out"]:
         click.echo(json.dumps(info))
     else:
-        click.echo(f"wrote {info['out']} (test perplexity {info['test_perplexity']:.2f}, {info['seconds']:.1f} s)", err=True)
+        click.echo(f"wrote {info['out']} (test perplexity {info['test_perplexity']:.2f}, {info['seconds']:.1f} s)")

@@ -30,7 +30,7 @@ def seed_option(help_text: str, default: int | None = 0):
 
 
 def overwrite_option(f):
-    """`--overwrite`: let a command replace or write into an output it did not make (see README,
+    """`--overwrite`: let a command replace or write into an output it did not make (see docs/outputs.md,
     "Outputs: what a command may overwrite")."""
     import click
 

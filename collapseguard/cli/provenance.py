@@ -314,4 +314,4 @@ def _emit(text: str, out, overwrite: bool) -> None:
 
     check_output_file(out, overwrite=overwrite)
     write_text_atomic(out, text)
-    click.echo(f"wrote {out}", err=True)
+    click.echo(f"wrote {out}")

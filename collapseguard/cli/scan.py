@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from os.path import join
 
 import click
 
@@ -62,7 +63,7 @@ def scan(inputs, out, policy_file, engine, workers, cpus_per_worker, ray_address
         d = summary["decisions"]
         click.echo(f"{summary['records']:,} records: {d['synthetic']:,} synthetic, {d['human']:,} human, "
                    f"{d['abstain']:,} abstain; {one_line(summary)}")
-        click.echo(f"wrote {out}/summary.md, {out}/summary.json and {out}/attributes/")
+        click.echo(f"wrote {join(out, 'summary.md')}, {join(out, 'summary.json')} and {join(out, 'attributes', '')}")
     if fail_over_limit and summary["over_limit"]:
         click.echo(f"synthetic share over the policy's limit {summary['max_synthetic_share']}", err=True)
         sys.exit(1)
@@ -99,8 +100,8 @@ def filter_command(inputs, attributes, out, keep, overwrite, as_json):
     else:
         if keep == "human":
             click.echo(f"kept {result['kept']:,} records decided human, rejected {result['rejected']:,} synthetic, "
-                       f"set aside {result['abstained']:,} the scan abstained on; wrote {out}/kept, {out}/rejected "
-                       f"and {out}/abstained")
+                       f"set aside {result['abstained']:,} the scan abstained on; wrote {join(out, 'kept')}, "
+                       f"{join(out, 'rejected')} and {join(out, 'abstained')}")
         else:
             click.echo(f"kept {result['kept']:,} records ({result['abstain_kept']:,} of them abstained on, not decided "
-                       f"human), rejected {result['rejected']:,} synthetic; wrote {out}/kept and {out}/rejected")
+                       f"human), rejected {result['rejected']:,} synthetic; wrote {join(out, 'kept')} and {join(out, 'rejected')}")

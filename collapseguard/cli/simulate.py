@@ -23,7 +23,13 @@ def _progress(total: int, label: str):
 
 @click.group()
 def simulate() -> None:
-    """Reproduce model collapse: refit a model on its own samples, generation after generation."""
+    """Reproduce model collapse: refit a model on its own samples, generation after generation.
+
+    \b
+    Examples:
+      collapseguard simulate run --world gaussian --generations 200 --samples 100 --seeds 1000 --out runs/g
+      collapseguard simulate sweep --out runs/default      # the embedded default grid, report and plots
+    """
 
 
 @simulate.command("run")
@@ -84,11 +90,11 @@ def run_command(**params) -> None:
     if params["json_out"]:
         click.echo(json.dumps(json_summary(result)))
     else:
-        click.echo(f"wrote {out / 'results.parquet'} ({result.seconds:.1f} s)", err=True)
+        click.echo(f"wrote {out / 'results.parquet'} ({result.seconds:.1f} s)")
 
 
 @simulate.command("sweep")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file with the grid (see README).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file with the grid (see docs/simulate.md).")
 @click.option("--world", "worlds", multiple=True, help="Worlds to sweep (repeatable); default: the embedded grid.")
 @click.option("--policy", "workflows", multiple=True, help="Workflows (repeatable): replace, accumulate, subsample.")
 @click.option("--human-fraction", "fractions", multiple=True, type=float, help="Human fractions (repeatable).")
@@ -195,16 +201,30 @@ def _lm_sweep(out, overwrite: bool, json_out: bool, **opts) -> None:
     if json_out:
         click.echo(json.dumps(summary, default=float))
     else:
-        click.echo(f"wrote {summary['report']} and {summary['results']}", err=True)
+        click.echo(f"wrote {summary['report']} and {summary['results']}")
 
 
 def run_sweep_with_progress(config):
-    """Run the sweep with one progress bar over all generations of all cells."""
-    from collapseguard.simulate.sweep import run_sweep
+    """Run the sweep with one progress bar, in percent of the estimated work (a gmm generation
+    costs as much as thousands of gaussian ones, so counting generations would run ahead)."""
+    import numpy as np
+
+    from collapseguard.simulate.sweep import generation_work, run_sweep
 
     cells = config.cells()
-    with _progress(sum(c.generations + 1 for c in cells), f"sweep ({len(cells)} cells)") as bar:
-        return run_sweep(config, progress=lambda cell, g: bar.update(1))
+    ends = np.cumsum([w for c in cells for w in generation_work(c)])
+    ends = ends / ends[-1] * 100  # percent done after each generation, in the order they run
+    step = iter(range(len(ends)))
+    shown = [0]
+
+    def advance(cell, generation):
+        pct = int(ends[next(step)])
+        if pct > shown[0]:
+            bar.update(pct - shown[0])
+            shown[0] = pct
+
+    with _progress(100, f"sweep ({len(cells)} cells, % of the estimated work)") as bar:
+        return run_sweep(config, progress=advance)
 
 
 def _write_sweep(results, out: Path, json_out: bool) -> None:
@@ -225,4 +245,4 @@ def _write_sweep(results, out: Path, json_out: bool) -> None:
     if json_out:
         click.echo(json.dumps({"report": str(report), "final_median": final_medians(results)}))
     else:
-        click.echo(f"wrote {report}, {out / 'results.parquet'} and {sum(map(len, plots.values()))} plots", err=True)
+        click.echo(f"wrote {report}, {out / 'results.parquet'} and {sum(map(len, plots.values()))} plots")

@@ -118,5 +118,5 @@ def run_lm(params: dict) -> None:
     if params.get("json_out"):
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"wrote {summary['results']} and {summary['report']} ({summary['seconds']:.1f} s)", err=True)
+        click.echo(f"wrote {summary['results']} and {summary['report']} ({summary['seconds']:.1f} s)")
     sys.stderr.flush()

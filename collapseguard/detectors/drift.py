@@ -164,7 +164,7 @@ def drift_report(record: dict, style: np.ndarray, emb: np.ndarray | None, texts:
     rep = {"n": len(texts), "n_reference": len(ref), "min_texts": MIN_TEXTS,
            "style_distance_median": float(np.nanmedian(dist)) if np.isfinite(dist).any() else None,
            "ref_style_distance_median": record["style"]["distance_median"], "auc": None, "p_value": None}
-    if emb is not None and record.get("embeddings"):
+    if emb is not None and len(emb) and record.get("embeddings"):  # no texts (empty shards): no median
         rep["cos_median"] = float(np.median(emb @ np.asarray(record["embeddings"]["centroid"])))
         rep["ref_cos_median"] = record["embeddings"]["cos_median"]
     words = np.median([len(t.split()) for t in texts]) if texts else 0.0

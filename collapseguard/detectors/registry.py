@@ -33,7 +33,8 @@ def _pop_tokenizer(options: dict, detector: str):
     """The watermark detectors' tokenizer folder: -o tokenizer_dir=DIR, else --model DIR."""
     tokenizer = options.pop("tokenizer_dir", None) or options.pop("model_dir", None)
     if tokenizer is None:
-        raise CollapseguardError(f"{detector} needs the generating model's tokenizer: pass --model DIR (or -o tokenizer_dir=DIR)")
+        raise CollapseguardError(f"{detector} needs the generating model's tokenizer: pass --model DIR (or -o tokenizer_dir=DIR; "
+                                 "in a policy: options = { tokenizer_dir = \"DIR\" })")
     return tokenizer
 
 
@@ -42,7 +43,8 @@ def build_gen0_ppl(options: dict):
 
     options = _drop_none(options)
     if "model_dir" not in options:
-        raise CollapseguardError("gen0_ppl_v1 needs a model: pass --model DIR (a folder `collapseguard gen0 train` wrote)")
+        raise CollapseguardError("gen0_ppl_v1 needs a model: pass --model DIR (in a policy: options = { model_dir = \"DIR\" }), "
+                                 "a folder `collapseguard gen0 train` wrote")
     return Gen0PerplexityDetector(_fill(PerplexityConfig, options, "gen0_ppl_v1"))
 
 
@@ -83,7 +85,8 @@ def build_learned(options: dict):
 
     options = _drop_none(options)
     if "model_dir" not in options:
-        raise CollapseguardError("learned_v1 needs a trained folder: pass --model DIR (from `collapseguard detect train`)")
+        raise CollapseguardError("learned_v1 needs a trained folder: pass --model DIR (in a policy: options = { model_dir = \"DIR\" }), "
+                                 "from `collapseguard detect train`")
     return LearnedDetector(_fill(LearnedConfig, options, "learned_v1"))
 
 

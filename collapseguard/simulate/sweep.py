@@ -7,9 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from collapseguard.errors import CollapseguardError, suggest
 from collapseguard.simulate.loop import SimConfig, SimResult, run_simulation
 from collapseguard.simulate.policy import Policy
+from collapseguard.simulate.worlds import world_class
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,16 @@ def load_sweep(path: str | Path) -> SweepConfig:
     except tomllib.TOMLDecodeError as exc:
         raise CollapseguardError(f"{path}: not valid TOML ({exc}); fix the file") from None
     return sweep_from_dict(data, where=str(path))
+
+
+def generation_work(cell: SimConfig) -> list[float]:
+    """Estimated cost of each generation of `cell`: seeds x points fitted x the world's point cost
+    (accumulate fits on everything so far). Only for progress: the parts are right within a few x."""
+    policy, world = cell.policy, world_class(cell.world)
+    sizes = np.array([policy.size(cell.samples, g) for g in range(cell.generations + 1)], dtype=float)
+    if policy.workflow == "accumulate":
+        sizes = sizes * (np.cumsum(sizes) / sizes) ** world.accumulate_growth
+    return list(cell.seeds * sizes * world.point_cost)
 
 
 def run_sweep(config: SweepConfig, progress: Callable[[SimConfig, int], None] | None = None) -> list[SimResult]:

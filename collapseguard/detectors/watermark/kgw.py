@@ -347,7 +347,8 @@ def load_tokenizer(tokenizer_dir: str | Path):
     """A tokenizer from a local directory (never the network hub)."""
     path = Path(tokenizer_dir)
     if not path.is_dir():
-        raise CollapseguardError(f"{path}: tokenizer directory not found; pass --tokenizer DIR of a saved tokenizer")
+        raise CollapseguardError(f"{path}: tokenizer directory not found; give the folder of a saved tokenizer "
+                                 "(--tokenizer or --model DIR on the command line, tokenizer_dir in a policy)")
     try:
         from transformers import AutoTokenizer
     except ImportError:

@@ -28,6 +28,8 @@ class DiscreteWorld(World):
     """Truth: uniform or Zipfian over K states. Model: empirical frequencies."""
 
     name = "discrete"
+    point_cost = 4.0
+    accumulate_growth = 0.3
     primary_metric = "tv"
     min_samples = 1
 

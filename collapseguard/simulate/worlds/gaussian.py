@@ -21,6 +21,7 @@ class GaussianWorld(World):
     """
 
     name = "gaussian"
+    accumulate_growth = 0.0  # sufficient statistics
     primary_metric = "w2_sq"
 
     def __init__(self, seeds: int, mu: float = 0.0, sigma: float = 1.0,

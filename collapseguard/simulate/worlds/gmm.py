@@ -124,6 +124,8 @@ class GMMWorld(World):
     """
 
     name = "gmm"
+    point_cost = 16_000.0  # EM iterations
+    accumulate_growth = 0.6
     primary_metric = "l2"
 
     def __init__(self, seeds: int, components: int = 2, separation: float = 2.0):

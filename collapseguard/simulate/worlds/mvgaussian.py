@@ -34,6 +34,7 @@ class MVGaussianWorld(World):
     """
 
     name = "mvgaussian"
+    point_cost = 250.0
     primary_metric = "w2_sq"
 
     def __init__(self, seeds: int, dim: int = 4, noise: float = 0.0):
