@@ -236,7 +236,7 @@ def test_source_maxima_ignore_missing_scores():
 
 
 def test_detect_score_on_drift_abstain_touches_only_the_flagged_group():
-    from collapseguard.cli.detect import abstain_on_drift
+    from collapseguard.cli.detect.common import abstain_on_drift
 
     decisions = ["machine", "human", "human", "machine"]
     reasons = ["", "", "", ""]
