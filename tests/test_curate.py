@@ -218,7 +218,7 @@ def test_help_has_examples():
 def test_targets_are_met_exactly_at_the_edges(pools, tmp_path, fraction, size, tokens):
     from fractions import Fraction
 
-    from collapseguard.provenance.curate import CurateConfig, curate
+    from collapseguard.curate.mix import CurateConfig, curate
 
     total = size if size is not None else tokens
     want_human = int(Fraction(str(fraction)) * total + Fraction(1, 2))  # half up

@@ -349,7 +349,7 @@ def test_the_documented_local_config_works(tmp_path, env):
 def test_a_shards_own_share_is_estimated_as_scan_estimates_it(tmp_path):
     """With a calibrated policy the per-shard figure is the Rogan-Gladen estimate that `scan` gives
     the shard on its own (the reference: a separate scan of that shard alone)."""
-    from collapseguard.provenance.hooks import scan_files
+    from collapseguard.hooks.checks import scan_files
     from collapseguard.scan.summary import fmt_share
 
     write_policy(tmp_path, MACHINE, limit=0.2, calibration="cal.json")

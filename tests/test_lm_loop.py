@@ -52,7 +52,7 @@ def test_cli_loop_writes_files_and_schema(tmp_path):
     assert set(corpus.loc[corpus["origin"] == "synthetic", "generator"]) == {"seed_0/gen_000/model"}
     assert set(corpus.loc[corpus["origin"] == "synthetic", "generation"]) == {0}
     assert corpus.loc[corpus["origin"] == "human", "generator"].isna().all()
-    from collapseguard.provenance.columns import read_table
+    from collapseguard.io.columns import read_table
 
     prov = read_table(g1 / "corpus.parquet", "text")  # the provenance columns check out, sha256 included
     assert prov["generation"].count(None) == 2 and set(prov) >= {"origin", "generation", "generator", "sha256"}

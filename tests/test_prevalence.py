@@ -270,7 +270,7 @@ def test_filter_sets_abstentions_aside_unless_kept(guarded):
 def test_a_limit_no_estimate_can_meet_fails_the_hook_instead_of_passing():
     from types import SimpleNamespace
 
-    from collapseguard.provenance.hooks import limit_findings
+    from collapseguard.hooks.checks import limit_findings
     from collapseguard.scan.summary import unproven_within
 
     shard = {"shard": "data/a.jsonl", "records": 10, "synthetic": 0, "human": 10, "abstain": 0}

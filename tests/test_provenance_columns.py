@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from collapseguard.errors import CollapseguardError
-from collapseguard.provenance import columns as pc
+from collapseguard.io import columns as pc
 
 
 def test_schema_and_sha256():

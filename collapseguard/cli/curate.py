@@ -66,9 +66,9 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, name,
       collapseguard curate --human wiki/ --synthetic gen/ --size 10000 --out mix \\
           --from-simulation runs/sweep/results.parquet --world gaussian --max-degradation 0.05 --generations 50
     """
+    from collapseguard.curate.mix import CurateConfig
+    from collapseguard.curate.mix import curate as run_curate
     from collapseguard.errors import CollapseguardError
-    from collapseguard.provenance.curate import CurateConfig
-    from collapseguard.provenance.curate import curate as run_curate
 
     chosen = None
     if results is not None:
@@ -76,7 +76,7 @@ def curate(human, synthetic, human_fraction, size, tokens, seed, out, key, name,
             raise CollapseguardError("pass either --human-fraction or --from-simulation, not both")
         if max_degradation is None or generations is None:
             raise CollapseguardError("--from-simulation needs --max-degradation X and --generations G")
-        from collapseguard.provenance.simulated_fraction import pick_fraction
+        from collapseguard.simulate.simulated_fraction import pick_fraction
 
         chosen = pick_fraction(results, max_degradation, generations, metric=metric, world=world, policy=policy)
         human_fraction = chosen["human_fraction"]

@@ -55,13 +55,13 @@ def _setup(files, from_ref, policy_file, baseline, public_keys=()):
     """The base revision, its anchors and the changed files, all relative to the repository root,
     which becomes the current folder."""
     from collapseguard.errors import CollapseguardError
-    from collapseguard.provenance.anchors import (
+    from collapseguard.hooks.anchors import (
         changed_paths,
         find_base,
         load_anchors,
         repo_relative,
     )
-    from collapseguard.provenance.hooks import BASELINE
+    from collapseguard.hooks.checks import BASELINE
 
     base = find_base(from_ref)
 
@@ -102,7 +102,7 @@ def verify(files, from_ref, policy_file, public_keys, baseline, allow_unsigned) 
       collapseguard hook verify --from-ref origin/main
     """
     from collapseguard.errors import CollapseguardError
-    from collapseguard.provenance.hooks import anchor_findings, verify_files
+    from collapseguard.hooks.checks import anchor_findings, verify_files
 
     base, anchors, rels = _setup(files, from_ref, policy_file, baseline, public_keys)
     keys = [] if (allow_unsigned and not public_keys) or not rels else anchors.trusted_keys()
@@ -130,7 +130,7 @@ def scan(files, from_ref, policy_file, baseline) -> None:
       collapseguard hook scan data/a.parquet data/b.jsonl --policy collapseguard.toml
       collapseguard hook scan --from-ref origin/main
     """
-    from collapseguard.provenance.hooks import (
+    from collapseguard.hooks.checks import (
         anchor_findings,
         baseline_at_base,
         is_excepted,
@@ -165,8 +165,8 @@ def baseline_command(files, check, reason, baseline) -> None:
       collapseguard hook baseline data/b.jsonl --reason "reviewed: a quoted model answer"
     """
     from collapseguard.errors import CollapseguardError
-    from collapseguard.provenance.anchors import repo_relative, repo_root
-    from collapseguard.provenance.hooks import BASELINE, add_exceptions
+    from collapseguard.hooks.anchors import repo_relative, repo_root
+    from collapseguard.hooks.checks import BASELINE, add_exceptions
 
     root = repo_root()
     rels = []

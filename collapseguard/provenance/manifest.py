@@ -129,7 +129,7 @@ def declared_origins(path: Path) -> dict | None:
             return None
     else:
         return None
-    from collapseguard.provenance.columns import check_value, origin_counts
+    from collapseguard.io.columns import check_value, origin_counts
 
     return origin_counts([check_value("origin", v, path, i) for i, v in enumerate(values)])
 

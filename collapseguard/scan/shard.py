@@ -56,7 +56,7 @@ def is_done(marker: dict | None, out: Path, shard: Shard, key: dict) -> bool:
 
 
 def text_sha256(texts) -> list[str | None]:
-    from collapseguard.provenance.columns import text_sha256 as one
+    from collapseguard.io.columns import text_sha256 as one
 
     return [None if t is None else one(t) for t in texts]
 

@@ -239,7 +239,7 @@ class LoopGuard:
 
     def restore(self, folder: Path, fresh, original, kept: np.ndarray):
         """Verified human blocks and the kept crawl, mixed by `curate` at the asked human fraction."""
-        from collapseguard.provenance.curate import CurateConfig, curate
+        from collapseguard.curate.mix import CurateConfig, curate
         from collapseguard.provenance.keys import public_path
 
         f = self.config.restore_human

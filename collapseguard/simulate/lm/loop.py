@@ -105,7 +105,7 @@ class Blocks:
     """Token blocks with provenance: origin, the generation and model that wrote them, decoding."""
 
     ids: np.ndarray  # (n, block) int64
-    origin: np.ndarray  # "human" | "synthetic" (provenance.columns)
+    origin: np.ndarray  # "human" | "synthetic" (io.columns)
     generation: np.ndarray  # int: the model generation that wrote it; -1 for human text (null in files)
     generator: np.ndarray  # str: the model that wrote it; "" for human text (null in files)
     decoding: np.ndarray  # JSON str; "" for human text
@@ -133,11 +133,11 @@ class Blocks:
         return Blocks(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
     def table(self, tokenizer, corpus_generation: int):
-        """The blocks with the provenance columns (collapseguard.provenance.columns) of the folder
+        """The blocks with the provenance columns (collapseguard.io.columns) of the folder
         `gen_<corpus_generation>`."""
         import pyarrow as pa
 
-        from collapseguard.provenance.columns import arrow_types, text_sha256
+        from collapseguard.io.columns import arrow_types, text_sha256
 
         types, human = arrow_types(), self.origin == "human"
         texts = tokenizer.batch_decode(self.ids.tolist())

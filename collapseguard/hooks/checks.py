@@ -8,7 +8,7 @@ under it must be listed. Files that are not data (a README, `.gitkeep`) are left
 must each, and all together, be under the policy's synthetic-share limit.
 
 The trust anchors (policy, keys, baseline) come from the base revision, not from the change
-(`collapseguard.provenance.anchors`); `anchor_findings` reports a change to them on its own.
+(`collapseguard.hooks.anchors`); `anchor_findings` reports a change to them on its own.
 
 The baseline (`.collapseguard-baseline.json` at the repository root, in the style of detect-secrets'
 `.secrets.baseline`) records reviewed exceptions to the scan as (path, check, sha256 of the file
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
-from collapseguard.provenance.anchors import link_path
+from collapseguard.hooks.anchors import link_path
 from collapseguard.provenance.manifest import MANIFEST_NAME, sha256_file
 
 BASELINE = ".collapseguard-baseline.json"

@@ -38,7 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError
-from collapseguard.provenance import columns as pc
+from collapseguard.io import columns as pc
 from collapseguard.provenance.manifest import relative_to_folder  # a local path as published
 
 TOKENIZER = "whitespace words (len(text.split()))"
