@@ -209,7 +209,8 @@ def test_policy_slices_count_each_source_once():
     threshold lets at most (n + 1) F - 1 of its n *sources* fire."""
     from types import SimpleNamespace
 
-    from collapseguard.scan.calibrate import add_policy_slices, fires, source_maxima
+    from collapseguard.detectors.grouping import source_maxima
+    from collapseguard.scan.calibrate import add_policy_slices, fires
 
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(NEWS, 60)) for _ in range(400)]
@@ -228,7 +229,7 @@ def test_policy_slices_count_each_source_once():
 
 
 def test_source_maxima_ignore_missing_scores():
-    from collapseguard.scan.calibrate import source_maxima
+    from collapseguard.detectors.grouping import source_maxima
 
     scores = np.array([[0.1, np.nan], [0.5, np.nan], [np.nan, 0.2], [0.3, 0.4]])
     out = source_maxima(scores, np.array([7, 7, 3, 3]))

@@ -222,22 +222,20 @@ def add_slices(calibration: Calibration, scores, texts, groups=None, mode: str =
     feats = mondrian.text_features(texts) if features is None else np.asarray(features)[keep]
     g = None if groups is None else [x for x, k in zip(groups, keep, strict=True) if k]
     s = s[keep]
-    if sources is None:
-        from collapseguard.detectors.grouping import source_groups
+    from collapseguard.detectors.grouping import source_groups, source_maxima
 
+    if sources is None:
         src = source_groups(texts)
     else:
         src = np.asarray(sources)[keep]
 
     def threshold_of(rows):
-        labels, inverse = np.unique(src[rows], return_inverse=True)
-        best = np.full(len(labels), -np.inf)
-        np.maximum.at(best, inverse, s[rows])
+        best = source_maxima(s[rows, None], src[rows])[:, 0]  # one score per source
         t = mondrian.conformal_threshold(best, calibration.fpr_target)
         if t is None:
-            return {"threshold": None, "n_sources": len(labels)}
+            return {"threshold": None, "n_sources": len(best)}
         k = int((s[rows] > t).sum())
-        return {"threshold": t, "n_sources": len(labels), "achieved_fpr": k / len(rows),
+        return {"threshold": t, "n_sources": len(best), "achieved_fpr": k / len(rows),
                 "fpr_ci95": list(clopper_pearson(k, len(rows)))}
 
     words = mondrian.word_counts(texts)

@@ -177,6 +177,16 @@ def group_folds(groups: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return fold_of[inverse]
 
 
+def source_maxima(scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """(sources, k): each source's highest score per column (NaN where it has none), sources in sorted
+    order: versions of one article count once, as the text of it that scores highest."""
+    labels, inverse = np.unique(sources, return_inverse=True)
+    out = np.full((len(labels), scores.shape[1]), -np.inf)
+    np.fmax.at(out, inverse, scores)
+    out[np.isneginf(out)] = np.nan
+    return out
+
+
 def group_split(groups: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
     """A boolean mask selecting whole groups holding about `fraction` of the texts."""
     if not 0.0 < fraction < 1.0:

@@ -228,6 +228,7 @@ def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, f
     over its *sources* (each source counts once, with its highest score per detector: it fires
     when any of its texts does); labelled machine texts widen the support (`mondrian.fit_slices`)."""
     from collapseguard.detectors import mondrian
+    from collapseguard.detectors.grouping import source_maxima
 
     need = mondrian.min_texts(cal.fpr_target)
     ok = decided(scores)
@@ -251,15 +252,6 @@ def add_policy_slices(cal: PolicyCalibration, texts: list, scores: np.ndarray, f
     cal.slices = mondrian.fit_slices(mondrian.text_features(texts), mondrian.word_counts(texts), cal.fpr_target,
                                      thresholds_of, mode=mode,
                                      machine_features=mondrian.text_features(machine) if machine else None)
-
-
-def source_maxima(scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
-    """(sources, detectors): each source's highest score per detector (NaN where it has none)."""
-    labels, inverse = np.unique(sources, return_inverse=True)
-    out = np.full((len(labels), scores.shape[1]), -np.inf)
-    np.fmax.at(out, inverse, scores)
-    out[np.isneginf(out)] = np.nan
-    return out
 
 
 def _rate(scores: np.ndarray, thresholds) -> Rate:

@@ -176,9 +176,10 @@ def decide_records(scores: np.ndarray, calibration, texts: list, names: list[str
     """`decide` with the calibration's per-record thresholds (per slice when it has slices): the
     decisions, reasons, and the (n, detectors) thresholds used (NaN rows: outside every slice, or
     every row when `drift_reason` says the scan's text is unlike the calibration's)."""
-    thresholds, outside = calibration.record_thresholds(texts)
-    if drift_reason:
-        thresholds, outside = np.full_like(thresholds, np.nan), [drift_reason] * len(texts)
+    if drift_reason:  # no slice to look up: every record abstains
+        thresholds, outside = np.full((len(texts), len(names)), np.nan), [drift_reason] * len(texts)
+    else:
+        thresholds, outside = calibration.record_thresholds(texts)
     reasons = [u if u is not None else (o or None) for u, o in zip(unreadable, outside, strict=True)]
     decision, reason = decide(scores, thresholds, names, reasons)
     return decision, reason, thresholds

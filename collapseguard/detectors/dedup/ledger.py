@@ -189,7 +189,8 @@ class Ledger:
                 f"{FORMAT!r} and {SCHEME!r}; restore the header or rebuild the ledger with this version"
             )
         store.check_header(path / HEADER, header)
-        config = SketchConfig(**{k: header.get(k, "sha1") if k == "shingle_hash" else header[k] for k in SketchConfig.__dataclass_fields__})
+        settings = {"shingle_hash": "sha1", **header}  # headers from before the setting are sha1
+        config = SketchConfig(**{k: settings[k] for k in SketchConfig.__dataclass_fields__})
         want = asdict(expect) if isinstance(expect, SketchConfig) else dict(expect or {})
         if isinstance(expect, SketchConfig) and (expect.bands is None or expect.rows is None):
             want.pop("bands"), want.pop("rows")
