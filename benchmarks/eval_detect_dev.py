@@ -22,8 +22,11 @@ below shows by how much). So:
    - fresh: grouped 5-fold over everything (new articles of known generators and domains).
    Inside every training side, fit (2/3) and calibration (1/3) are whole groups too
    (`group_split`): the model fits on the first, the threshold is the 99th percentile of the
-   second's human scores. Figures on the held-out side: AUROC, TPR at that threshold, the FPR
-   it gives on the held-out human texts (with their count n).
+   second's human scores. The model's regularisation is the class's middle setting, or with
+   --select what `detect train` chooses (`learned.select_model`, `train_learned`'s defaults:
+   grouped CV over the fit part's texts and source groups; the calibration part never takes
+   part); the JSON keeps each fold's choice and inner CV figures. Figures on the held-out side:
+   AUROC, TPR at that threshold, the FPR it gives on the held-out human texts (with their count n).
 4. The withdrawn protocol, once, for the first scorer: detect-dev only, first 120 pairs per file,
    fit/calibration split by a hash of the exact human text (what earlier figures used), reported
    on its own calibration split and on detect-dev articles past index 120 that it never saw.
@@ -214,18 +217,41 @@ def fit_calib_split(c: Corpus, train: np.ndarray, seed: int) -> tuple[np.ndarray
 
 
 # --- scoring -------------------------------------------------------------------------------------
-def learned_scorer(blocks: dict, feature_set: str, model: str):
-    """fit(human ids, machine ids) -> scores of every text, with learned_v1's own fit and decision."""
+def train_defaults() -> dict:
+    """`detect train`'s selection settings: the defaults of `train_learned` (cv_folds, criterion, seed)."""
+    import inspect
+
+    from collapseguard.detectors.learned import train_learned
+
+    params = inspect.signature(train_learned).parameters
+    return {k: params[k].default for k in ("cv_folds", "criterion", "seed")}
+
+
+def learned_scorer(blocks: dict, feature_set: str, model: str, groups: np.ndarray | None = None):
+    """fit(human ids, machine ids) -> (scores of every text, selection record or None), with
+    learned_v1's own fit and decision.
+
+    With `groups` (a source group per text id) the regularisation is chosen as `detect train`
+    chooses it (`select_model` with `train_learned`'s defaults), by grouped CV over the fit
+    texts alone; inner folds never split a group. Without, the class's middle setting."""
     from collapseguard.detectors.learned import FEATURE_SETS as ORDER
-    from collapseguard.detectors.learned import decision, fit_model
+    from collapseguard.detectors.learned import decision, fit_model, select_model
 
     x_all = np.column_stack([blocks[f] for f in ORDER if f in feature_set.split(",")])
+    settings = train_defaults()
 
-    def fit(h_ids: np.ndarray, m_ids: np.ndarray) -> np.ndarray:
-        x = x_all[np.r_[h_ids, m_ids]]
-        y = np.r_[np.zeros(len(h_ids)), np.ones(len(m_ids))]
+    def fit(h_ids: np.ndarray, m_ids: np.ndarray) -> tuple[np.ndarray, dict | None]:
+        ids = np.r_[h_ids, m_ids]
+        x, y = x_all[ids], np.r_[np.zeros(len(h_ids)), np.ones(len(m_ids))]
         keep = ~np.isnan(x).any(axis=1)
-        return decision(x_all, fit_model(x[keep], y[keep], model, seed=0), model)
+        chosen, strength, record = model, None, None
+        if groups is not None:
+            t0 = time.perf_counter()
+            chosen, strength, record = select_model(x[keep], y[keep], groups[ids][keep], model,
+                                                    settings["cv_folds"], settings["criterion"], settings["seed"])
+            record["seconds"] = round(time.perf_counter() - t0, 1)
+        params = fit_model(x[keep], y[keep], chosen, seed=settings["seed"], strength=strength)
+        return decision(x_all, params, chosen), record
     return fit
 
 
@@ -242,11 +268,13 @@ def run_fold(c: Corpus, make, train: np.ndarray, test: np.ndarray, seed: int) ->
     from collapseguard.detectors.calibration import threshold_for_fpr
 
     fit, calib = fit_calib_split(c, train, seed)
-    scores = make(np.unique(c.h[fit]), np.unique(c.m[fit]))
+    scores, selection = make(np.unique(c.h[fit]), np.unique(c.m[fit]))  # selection sees the fit part only
     cal_h = scores[np.unique(c.h[calib])]
     t = threshold_for_fpr(cal_h[~np.isnan(cal_h)], FPR)
     out = figures(scores, t, c.h[test], c.m[test])
     out.update(n_fit_pairs=int(fit.sum()), n_calib_human=len(np.unique(c.h[calib])))
+    if selection is not None:
+        out["selection"] = selection
     return out, scores, t
 
 
@@ -268,7 +296,12 @@ def run_protocol(c: Corpus, protocol: str, scorers: dict, seed: int) -> dict:
     for name, make in scorers.items():
         per, oof, thr = {}, np.full(len(c.texts), np.nan), np.full(len(c.texts), np.nan)
         for fold, train, test in folds:
+            t0 = time.perf_counter()
             per[fold], scores, t = run_fold(c, make, train, test, seed)
+            chosen = per[fold].get("selection", {}).get("chosen")
+            print(f"  {protocol} {name} {fold}: AUROC {per[fold]['auroc']:.3f}"
+                  + (f", chose {chosen['param']}={chosen['value']:g}" if chosen else "")
+                  + f" ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
             if protocol == "domain":
                 per[fold]["own_calibration"] = own_calibration(c, scores, test, seed)
             ids = np.r_[c.h[test], c.m[test]]
@@ -318,7 +351,7 @@ def withdrawn_protocol(c: Corpus, make, first_pairs: int = WITHDRAWN_PAIRS) -> d
     first = (c.folder == "detect-dev") & (c.pair_index < first_pairs)
     part = np.array([hash_split(c.texts[i]) for i in c.h])
     fit, calib = first & (part == "fit"), first & (part == "calib")
-    scores = make(np.unique(c.h[fit]), np.unique(c.m[fit]))
+    scores, _ = make(np.unique(c.h[fit]), np.unique(c.m[fit]))
     cal_h = scores[np.unique(c.h[calib])]
     t = threshold_for_fpr(cal_h[~np.isnan(cal_h)], FPR)
     fresh = c.disjoint_train((c.folder == "detect-dev") & (c.pair_index >= first_pairs), first)
@@ -350,6 +383,11 @@ def print_tables(results: dict) -> None:
             per = res["folds"]
             print(f"| {name} | " + " | ".join(cell(per[f]) for f in folds)
                   + f" | {mean(per, 'auroc'):.3f} | {mean(per, 'tpr'):.3f} | {worst(per):.3f} |")
+        for name, res in per_det.items():
+            chosen = {f: v["selection"].get("chosen") for f, v in res["folds"].items() if "selection" in v}
+            if chosen:
+                print(f"\n{name}, strength chosen by grouped CV inside each fold's fit part: " + ", ".join(
+                    f"{f} {v['param']}={v['value']:g}" if v else f"{f} default" for f, v in chosen.items()))
         if protocol == "domain":
             print("\nwith the held-out domain's own human texts as calibration (half its groups; reported on the other half):\n")
             print("| detector | " + " | ".join(folds) + " | mean TPR | worst FPR |")
@@ -394,6 +432,9 @@ def main() -> None:
     ap.add_argument("--withdrawn-pairs", type=int, default=WITHDRAWN_PAIRS,
                     help="pairs per file the withdrawn protocol trains and calibrates on (the rest: fresh articles)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the group halves, folds and fit/calibration splits")
+    ap.add_argument("--select", action="store_true",
+                    help="choose each fold's regularisation as `detect train` does (grouped CV over the fold's fit "
+                         "texts, train_learned's defaults) instead of the class's middle setting")
     ap.add_argument("--keep-layout", action="store_true", help="keep line breaks (a label leak in this data)")
     ap.add_argument("--out", type=Path, default=None, help="write all figures as JSON")
     args = ap.parse_args()
@@ -408,7 +449,9 @@ def main() -> None:
     sets = [fs for fs in args.feature_sets.split(";") if "gen0" not in fs or args.model]
     needed = {f for fs in sets for f in fs.split(",")}
     blocks = feature_blocks(c.texts, needed, args.features_cache, args.cache, args.model)
-    scorers = {f"{model} [{fs}]": learned_scorer(blocks, fs, model) for fs in sets for model in args.models.split(",")}
+    groups, tag = (c.groups, " (in-fold CV)") if args.select else (None, "")
+    scorers = {f"{model} [{fs}]{tag}": learned_scorer(blocks, fs, model, groups)
+               for fs in sets for model in args.models.split(",")}
     protocols = args.protocols.split(",")
     t0 = time.perf_counter()
     results: dict = {p: run_protocol(c, p, scorers, args.seed) for p in ("generator", "domain", "fresh") if p in protocols}
@@ -421,7 +464,9 @@ def main() -> None:
         from collapseguard.io.atomic import write_text_atomic
 
         meta = {"pairs_per_file": args.pairs, "fpr": FPR, "n_pairs": len(c.rows), "n_texts": len(c.texts),
-                "n_groups": int(len(np.unique(c.groups))), "seed": args.seed}
+                "n_groups": int(len(np.unique(c.groups))), "seed": args.seed,
+                "selection": {**train_defaults(), "grouped_by": "source group within the fit part"} if args.select
+                else "middle setting"}
         write_text_atomic(args.out, json.dumps({**meta, "results": results}, indent=1))
 
 

@@ -112,3 +112,28 @@ def test_eval_detect_dev_runs_grouped_protocols(tmp_path):
     assert res["withdrawn"]["calib pairs whose article is in the fit split"] > 0.5  # the leak (2 files: ~2/3)
     assert res["withdrawn"]["fresh detect-dev articles"]["n_human"] > 0
     assert "withdrawn protocol" in p.stdout and "worst FPR" in p.stdout
+
+
+def test_eval_detect_dev_select_chooses_inside_each_fit_part_by_source_group(tmp_path):
+    """--select runs `detect train`'s grouped CV on each outer fold's fit texts: the inner folds count
+    source groups (72 articles in all), not texts, and the choice is one of the class's grid."""
+    from collapseguard.detectors.learned import CV_FOLDS, STRENGTH_GRID
+
+    data = detect_dev_folder(tmp_path / "data")
+    out = tmp_path / "cv.json"
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_detect_dev.py"), "--data", str(data),
+                        "--feature-sets", "style", "--models", "logistic", "--protocols", "fresh", "--select",
+                        "--cache", str(tmp_path / "cache"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    blob = json.loads(out.read_text())
+    assert blob["selection"]["cv_folds"] == CV_FOLDS and blob["selection"]["criterion"] == "auroc"
+    folds = blob["results"]["fresh"]["logistic [style] (in-fold CV)"]["folds"]
+    assert len(folds) == 5
+    for fold in folds.values():
+        sel = fold["selection"]
+        assert sel["grouped_by"] == "source" and sel["folds"] == CV_FOLDS
+        assert CV_FOLDS <= sel["n_groups"] < 72 < 2 * fold["n_fit_pairs"]  # groups of the fit part only
+        assert [c["value"] for c in sel["candidates"]] == list(STRENGTH_GRID["logistic"])
+        assert sel["chosen"]["value"] in STRENGTH_GRID["logistic"]
+    assert "strength chosen by grouped CV inside each fold's fit part" in p.stdout
