@@ -114,7 +114,7 @@ def outcome(decisions: np.ndarray, labels: np.ndarray) -> dict:
     return out
 
 
-def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode):
+def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode, groups):
     """Fit on `train`, calibrate on `calib` (pooled and per slice), report every test set."""
     from collapseguard.detectors.calibration import (
         add_slices,
@@ -126,7 +126,7 @@ def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode):
     from collapseguard.detectors.learned import decision, fit_model
 
     y = np.array([r["label"] for r in rows])
-    params = fit_model(x[train], y[train], model)
+    params = fit_model(x[train], y[train], model, groups=groups[train])
     score = decision(x, params, model)
     ch = calib & (y == 0)
     cal = calibrate_scores(score[ch], fpr, detector="learned", fingerprint="", identity={}, sha256="")
@@ -278,11 +278,16 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tables", type=Path, default=None, help="print the tables of an earlier --out JSON and stop")
+    ap.add_argument("--splits", type=Path, nargs="+", default=None, help="print the mean and range over the --out "
+                    "JSONs of several --seed runs (other grouped splits) and stop")
     ap.add_argument("--drift-mixes", action="store_true", help="only: does machine text in the scanned texts make "
                     "the drift test fire (seen domains, 0-50%% machine)?")
     args = ap.parse_args(argv)
     if args.tables:
         print(markdown(json.loads(args.tables.read_text()), args.fpr))
+        return
+    if args.splits:
+        print(splits_markdown([json.loads(p.read_text()) for p in args.splits], args.fpr))
         return
 
     from collapseguard.detectors.grouping import group_split, source_groups
@@ -315,14 +320,14 @@ def main(argv=None) -> None:
     tests.update({f"WikiText-2 {s}": sets == f"wikitext-{s}" for s in ("valid", "test")})
     tests.update({f"gpt3to4 {d} (unseen articles)": (sets == "detect-dev-gpt3to4") & (dom == d) & fresh
                   for d in ("xsum", "writing", "pubmed")})
-    res, cal, score = scenario("seen", rows, x, slice_feats, train, calib, tests, args.fpr, args.model, args.slices)
+    res, cal, score = scenario("seen", rows, x, slice_feats, train, calib, tests, args.fpr, args.model, args.slices, groups)
     res["drift"] = drift_hits(rows, style, calib & (np.array([r["label"] for r in rows]) == 0), tests, score, cal)
     results["scenarios"].append(res)
     for held in DOMAINS:
         keep = dom != held
         t = {f"held-out domain {held}": dd & (dom == held)}
         res, cal, score = scenario(f"without {held}", rows, x, slice_feats, train & keep, calib & keep, t, args.fpr,
-                                   args.model, args.slices)
+                                   args.model, args.slices, groups)
         res["drift"] = drift_hits(rows, style, calib & keep & (np.array([r["label"] for r in rows]) == 0), t, score, cal)
         results["scenarios"].append(res)
     results["drift_false_alarms"] = drift_pairs(rows, groups, style, args.drift_seeds)
@@ -362,6 +367,37 @@ def markdown(results: dict, fpr: float) -> str:
     for r in results["drift_false_alarms"]:
         lines.append(f"| {r['pair']} | {r['alarms']}/{r['runs']} | {r['auc_median']:.3f} ({r['auc_max']:.3f}) | "
                      f"{pct(r['outside_max'])} |")
+    return "\n".join(lines)
+
+
+def splits_markdown(runs: list[dict], fpr: float) -> str:
+    """Per test set, over several grouped splits (one --out JSON each): per-slice FPR among decided
+    human texts, human abstain and TPR over all machine texts as mean [min-max], the splits whose
+    FPR exceeds 2x the promise, and how often the drift test fired (those records abstain under
+    `on_drift = abstain`)."""
+    cells: dict[tuple, dict[str, list]] = {}
+    for run in runs:
+        for sc in run["scenarios"]:
+            fired = {d["test"] for d in sc["drift"] if d["warn"]}
+            for t in sc["tests"]:
+                h, m = t["mondrian"].get("human"), t["mondrian"].get("machine")
+                c = cells.setdefault((sc["scenario"], t["test"]), {"fpr": [], "abstain": [], "tpr": [], "drift": []})
+                if h["fpr"]["rate"] is not None:
+                    c["fpr"].append(h["fpr"]["rate"])
+                c["abstain"].append(h["abstain"])
+                c["tpr"].append(m["tpr_all"] if m else None)
+                c["drift"].append(t["test"] in fired)
+
+    def spread(v):
+        v = [x for x in v if x is not None]
+        return "–" if not v else f"{100 * np.mean(v):.1f}% [{100 * min(v):.1f}–{100 * max(v):.1f}]"
+
+    lines = [f"| scenario | test set | per-slice FPR (decided), mean [range] | splits > {2 * fpr:.0%} | human abstain | "
+             "TPR (all machine) | drift fired |", "|---|---|---:|---:|---:|---:|---:|"]
+    for (scenario, test), c in cells.items():
+        over = sum(x > 2 * fpr for x in c["fpr"])
+        lines.append(f"| {scenario} | {test} | {spread(c['fpr'])} | {over}/{len(c['fpr'])} | {spread(c['abstain'])} | "
+                     f"{spread(c['tpr'])} | {sum(c['drift'])}/{len(c['drift'])} |")
     return "\n".join(lines)
 
 

@@ -227,13 +227,14 @@ def train_defaults() -> dict:
     return {k: params[k].default for k in ("cv_folds", "criterion", "seed")}
 
 
-def learned_scorer(blocks: dict, feature_set: str, model: str, groups: np.ndarray | None = None):
+def learned_scorer(blocks: dict, feature_set: str, model: str, groups: np.ndarray, select: bool = False):
     """fit(human ids, machine ids) -> (scores of every text, selection record or None), with
-    learned_v1's own fit and decision.
+    learned_v1's own fit and decision (`groups`: a source group per text id, for the MLP's
+    early stopping and the selection).
 
-    With `groups` (a source group per text id) the regularisation is chosen as `detect train`
-    chooses it (`select_model` with `train_learned`'s defaults), by grouped CV over the fit
-    texts alone; inner folds never split a group. Without, the class's middle setting."""
+    With `select` the regularisation is chosen as `detect train` chooses it (`select_model` with
+    `train_learned`'s defaults), by grouped CV over the fit texts alone; inner folds never split
+    a group. Without, the class's middle setting."""
     from collapseguard.detectors.learned import FEATURE_SETS as ORDER
     from collapseguard.detectors.learned import decision, fit_model, select_model
 
@@ -245,12 +246,13 @@ def learned_scorer(blocks: dict, feature_set: str, model: str, groups: np.ndarra
         x, y = x_all[ids], np.r_[np.zeros(len(h_ids)), np.ones(len(m_ids))]
         keep = ~np.isnan(x).any(axis=1)
         chosen, strength, record = model, None, None
-        if groups is not None:
+        if select:
             t0 = time.perf_counter()
             chosen, strength, record = select_model(x[keep], y[keep], groups[ids][keep], model,
                                                     settings["cv_folds"], settings["criterion"], settings["seed"])
             record["seconds"] = round(time.perf_counter() - t0, 1)
-        params = fit_model(x[keep], y[keep], chosen, seed=settings["seed"], strength=strength)
+        params = fit_model(x[keep], y[keep], chosen, seed=settings["seed"], strength=strength,
+                           groups=groups[ids][keep])
         return decision(x_all, params, chosen), record
     return fit
 
@@ -449,8 +451,8 @@ def main() -> None:
     sets = [fs for fs in args.feature_sets.split(";") if "gen0" not in fs or args.model]
     needed = {f for fs in sets for f in fs.split(",")}
     blocks = feature_blocks(c.texts, needed, args.features_cache, args.cache, args.model)
-    groups, tag = (c.groups, " (in-fold CV)") if args.select else (None, "")
-    scorers = {f"{model} [{fs}]{tag}": learned_scorer(blocks, fs, model, groups)
+    tag = " (in-fold CV)" if args.select else ""
+    scorers = {f"{model} [{fs}]{tag}": learned_scorer(blocks, fs, model, c.groups, args.select)
                for fs in sets for model in args.models.split(",")}
     protocols = args.protocols.split(",")
     t0 = time.perf_counter()

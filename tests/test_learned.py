@@ -167,3 +167,37 @@ def test_embedding_features(corpus, tmp_path):
     det = build_detector("learned_v1", {"model_dir": str(out)})
     s = det.score(human_texts(10, 20) + machine_texts(10, 21))
     assert s[10:].min() > s[:10].max()
+
+
+def test_mlp_early_stopping_holds_out_whole_source_groups(monkeypatch):
+    """Versions of one source are never split between the MLP's fit rows and its early-stopping
+    rows, and the weights kept are the best epoch's on those rows."""
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(60), 5)  # 60 sources, five versions each
+    x = rng.normal(size=(60, 4))[groups] + rng.normal(scale=0.1, size=(300, 4))
+    y = (x[:, 0] > 0).astype(float)
+    row_of = {r.tobytes(): i for i, r in enumerate(x)}
+    fitted, scored, accuracies = set(), set(), []
+    real_partial_fit, real_score = MLPClassifier.partial_fit, MLPClassifier.score
+
+    def partial_fit(self, z, t, **kw):
+        fitted.update(row_of[r.tobytes()] for r in z)
+        return real_partial_fit(self, z, t, **kw)
+
+    def score(self, z, t, **kw):
+        scored.update(row_of[r.tobytes()] for r in z)
+        accuracies.append(real_score(self, z, t, **kw))
+        return accuracies[-1]
+
+    monkeypatch.setattr(MLPClassifier, "partial_fit", partial_fit)
+    monkeypatch.setattr(MLPClassifier, "score", score)
+    clf = fit_classifier(x, y, "mlp", seed=0, groups=groups)
+    assert scored and fitted and not scored & fitted
+    assert not set(groups[list(scored)]) & set(groups[list(fitted)])
+    assert fitted | scored == set(range(300))
+    monkeypatch.setattr(MLPClassifier, "score", real_score)
+    val = np.array(sorted(scored))
+    assert clf.score(x[val], y[val]) == pytest.approx(max(accuracies))
+    assert len(accuracies) < 400  # it stopped before the epoch limit
