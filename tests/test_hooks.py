@@ -387,3 +387,25 @@ def test_files_the_policy_names_are_anchors_too(dataset_repo, env):
     git(repo, env, "add", "-A")
     res = cg("hook", "verify", cwd=repo, code=1)  # no FILES: the staged change
     assert "gens.ledger" in res.output and "trust anchor modified since HEAD" in res.output
+
+
+def test_the_documented_release_pin_works(tmp_path, env):
+    """The docs pin `rev: v<version>`; that tag of a repository holding our hooks manifest runs the
+    hooks, and the CHANGELOG has the release."""
+    pytest.importorskip("pre_commit")
+    version = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert re.search(rf"^## {re.escape(version)}\b", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    page = (ROOT / "docs" / "hooks.md").read_text()
+    config = next(b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "rev: v" in b)
+    assert re.search(r"rev: (\S+)", config).group(1) == f"v{version}"
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    shutil.copy(ROOT / ".pre-commit-hooks.yaml", hooks)
+    git(hooks, env, "init", "-q")
+    git(hooks, env, "add", ".pre-commit-hooks.yaml")
+    git(hooks, env, "commit", "-q", "-m", "hooks")
+    git(hooks, env, "tag", f"v{version}")
+    git(hooks, env, "commit", "-q", "--allow-empty", "-m", "after the release")
+    repo, _ = make_repo(tmp_path, env, re.sub(r"repo: \S+.*", f"repo: {hooks}", config, count=1))
+    code, out = commit(repo, env, "first")
+    assert code == 0 and out.count("Passed") == 2, out
