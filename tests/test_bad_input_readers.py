@@ -110,7 +110,7 @@ def test_parquet_reader(tmp_path):
     pq.write_table(pa.table({"body": ["a"], "n": [1]}), good)
     with pytest.raises(CollapseguardError, match="no column 'text' .has: body, n.; pass --column"):
         list(iter_records(good))
-    with pytest.raises(CollapseguardError, match="holds int, not text"):
+    with pytest.raises(CollapseguardError, match="column 'n' holds int64, not text; pass --column$"):
         list(iter_records(good, "n"))
 
 

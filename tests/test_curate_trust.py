@@ -111,7 +111,7 @@ def test_unreadable_records_are_never_data(tmp_path):
 def fake_scan(folder, pool_file, decisions):
     """A `scan --out` folder for one jsonl pool file: summary with its sha256, row-aligned attributes."""
     from collapseguard.io.columns import text_sha256
-    from collapseguard.scan.sources import Shard, shard_sha256
+    from collapseguard.io.shards import Shard, shard_sha256
 
     texts = [json.loads(line)["text"] for line in pool_file.read_text().splitlines() if line.strip()]
     (folder / "attributes").mkdir(parents=True)

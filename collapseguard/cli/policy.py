@@ -101,8 +101,8 @@ def _check_out(out, overwrite, inputs) -> None:
 def _texts(paths, column: str, max_chars: int) -> list[str]:
     """Readable texts of files/folders (detect-dev *.raw_data.json too); unreadable records are skipped."""
     from collapseguard.detectors.detect_inputs import is_raw_data_json, load_records
+    from collapseguard.io.shards import discover, iter_chunks
     from collapseguard.scan.policy import screen_texts
-    from collapseguard.scan.sources import discover, iter_chunks
 
     texts = []
     for p in paths:
@@ -110,7 +110,7 @@ def _texts(paths, column: str, max_chars: int) -> list[str]:
             texts += [r.text for r in load_records([p], column if column in ("original", "sampled") else None)]
             continue
         for shard in discover([p]):
-            for chunk in iter_chunks(shard, column, 4096):
+            for chunk in iter_chunks(shard, column, 4096, text_only=True):
                 screened, _ = screen_texts(chunk.texts, max_chars)
                 texts += [t for t in screened if t is not None]
     return texts

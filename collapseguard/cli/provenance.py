@@ -294,7 +294,7 @@ def check_export_out(out, manifest, statement: dict) -> None:
         return
     from collapseguard.errors import CollapseguardError
     from collapseguard.io.outputs import check_not_input
-    from collapseguard.scan.sources import format_of
+    from collapseguard.io.shards import format_of
 
     root = Path(manifest).parent
     check_not_input(out, [manifest, *(root / s["name"] for s in statement["subject"])], contains=False)

@@ -154,7 +154,7 @@ def open_pools(config: CurateConfig) -> list[Pool]:
     """Every pool's shards, verified against its manifest, and the scan attributes that match them;
     refuses a shard that is in two pools, a pool that does not verify, attributes made from other
     bytes, and an attributes folder that matches no pool shard (the scan of another folder)."""
-    from collapseguard.scan.sources import discover
+    from collapseguard.io.shards import discover
 
     scans = [scan_index(Path(d), config.text_column) for d in config.attributes]
     pools, seen = [], {}
@@ -183,7 +183,7 @@ def open_pools(config: CurateConfig) -> list[Pool]:
 
 
 def shard_digests(shards) -> dict:
-    from collapseguard.scan.sources import shard_sha256
+    from collapseguard.io.shards import shard_sha256
 
     return {s.rel: shard_sha256(s) for s in shards}
 
@@ -286,7 +286,7 @@ def read_attributes(path: Path, shard, texts: list) -> dict:
 def shard_records(shard, text_column: str):
     """(texts, provenance columns) of one whole shard, checked."""
     texts, prov = [], {}
-    from collapseguard.scan.sources import iter_chunks
+    from collapseguard.io.shards import iter_chunks
 
     for chunk in iter_chunks(shard, text_column, BATCH):
         cols = chunk_provenance(shard, chunk)
@@ -322,7 +322,7 @@ def priority(seed: int, digest: str, occurrence: int) -> int:
 
 def index_pool(pool: Pool, config: CurateConfig, seen: dict) -> list[tuple]:
     """Eligible records of one pool as (key, tokens, shard number, row); tallies what was left out."""
-    from collapseguard.scan.policy import Unreadable
+    from collapseguard.io.shards import Unreadable
 
     out = []
     for s_i, shard in enumerate(pool.shards):

@@ -154,7 +154,7 @@ def is_excepted(finding_path: str, check: str, baseline: dict) -> bool:
 
 def is_shard(path: Path) -> bool:
     """A file whose name scan reads as a shard (by its suffix)."""
-    from collapseguard.scan.sources import format_of
+    from collapseguard.io.shards import format_of
 
     return format_of(path) not in (None, "datasets")
 

@@ -64,7 +64,7 @@ def data_files(root: str | Path, exclude: tuple = (), include=()) -> list[str]:
     `datasets` folder, and files matching the `include` globs), as sorted POSIX paths relative to
     `root`, symlinked folders followed; hidden paths, manifests and `exclude` (relative names) are
     left out."""
-    from collapseguard.scan.sources import format_of, is_saved_dataset
+    from collapseguard.io.shards import format_of, is_saved_dataset
 
     root = Path(root)
     if not root.is_dir():
@@ -84,7 +84,7 @@ def data_files(root: str | Path, exclude: tuple = (), include=()) -> list[str]:
 def count_records(path: Path, as_text: bool = False) -> int | None:
     """Records in one data file, counted as scan counts them (parquet rows, non-blank lines); None
     for other files (a saved `datasets` folder's) unless `as_text` (then non-blank lines)."""
-    from collapseguard.scan.sources import Shard, format_of, open_binary
+    from collapseguard.io.shards import Shard, format_of, open_binary
 
     fmt = format_of(path) or ("text" if as_text else None)
     if fmt is None or fmt == "datasets":
@@ -103,7 +103,7 @@ def count_records(path: Path, as_text: bool = False) -> int | None:
 def declared_origins(path: Path) -> dict | None:
     """Counts per value of the file's own `origin` column (parquet or jsonl), or None without one;
     a value other than human, synthetic, unknown (or the legacy `model`) is refused."""
-    from collapseguard.scan.sources import format_of
+    from collapseguard.io.shards import format_of
 
     fmt = format_of(path)
     if fmt == "parquet":
@@ -114,7 +114,7 @@ def declared_origins(path: Path) -> dict | None:
             return None
         values = pf.read(columns=["origin"]).column(0).to_pylist()
     elif fmt == "jsonl":
-        from collapseguard.scan.sources import Shard, open_binary
+        from collapseguard.io.shards import Shard, open_binary
 
         values = []
         with open_binary(Shard(path, path.name, fmt)) as f:
@@ -176,7 +176,7 @@ def scan_evidence(root: Path, names: list[str], scan_dir: str | Path, digests: d
 
 def _saved_dataset_match(root: Path, rel, sha) -> str | None:
     """`rel` when it names a saved `datasets` folder under `root` whose scan hash is `sha`."""
-    from collapseguard.scan.sources import Shard, is_saved_dataset, shard_sha256
+    from collapseguard.io.shards import Shard, is_saved_dataset, shard_sha256
 
     if not isinstance(rel, str) or ".." in Path(rel).parts or Path(rel).is_absolute():
         return None

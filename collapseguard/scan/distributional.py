@@ -310,12 +310,12 @@ def fit_policy_references(policy) -> ReferenceModel | None:
 def corpus_share(model: ReferenceModel, policy, shards) -> dict:
     """`estimate_share` over every readable record of `shards` (streamed; unreadable or too-long
     records left out, as the scan leaves them undecided)."""
+    from collapseguard.io.shards import iter_chunks
     from collapseguard.scan.policy import screen_texts
-    from collapseguard.scan.sources import iter_chunks
 
     def texts():
         for shard in shards:
-            for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
+            for chunk in iter_chunks(shard, policy.text_column, policy.batch_size, text_only=True):
                 yield from (t for t in screen_texts(chunk.texts, policy.max_chars)[0] if t)
 
     return estimate_share(model, texts(), policy.prevalence.draws, max_mismatch=policy.prevalence.max_mismatch)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.io.shards import Shard, discover, input_folders, shard_sha256
 from collapseguard.scan.shard import is_done, other_input, read_marker, scan_shard
-from collapseguard.scan.sources import Shard, discover, input_folders, shard_sha256
 
 log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
@@ -109,12 +109,12 @@ def drift(cal, shards: list[Shard], policy) -> dict | None:
     if not cal.domain:
         return None
     from collapseguard.detectors.drift import check_texts, speaks, warning_text
+    from collapseguard.io.shards import iter_chunks
     from collapseguard.scan.policy import screen_texts
-    from collapseguard.scan.sources import iter_chunks
 
     per_shard, texts = max(1, 1000 // len(shards)), []
     for shard in shards:
-        for chunk in iter_chunks(shard, policy.text_column, per_shard):
+        for chunk in iter_chunks(shard, policy.text_column, per_shard, text_only=True):
             texts += [t for t in screen_texts(chunk.texts, policy.max_chars)[0] if t]
             break
     report = check_texts(cal.domain, texts)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collapseguard.errors import CollapseguardError, check_choice
+from collapseguard.io.shards import Shard, discover, input_folders, iter_chunks, shard_sha256
 from collapseguard.scan.shard import attributes_path, other_input, read_marker
-from collapseguard.scan.sources import Shard, discover, input_folders, iter_chunks, shard_sha256
 
 KEEP = {"human": ("human",), "human+abstain": ("human", "abstain")}
 DECISION, REASON = "collapseguard_decision", "collapseguard_reason"
@@ -205,9 +205,9 @@ class DatasetSplit(Split):
         if self.batches:
             table = pa.Table.from_batches(self.batches)
         else:
-            from collapseguard.scan.sources import _saved_dataset_table
+            from collapseguard.io.shards import saved_dataset_table
 
-            table = with_decisions(_saved_dataset_table(self.shard.path).schema.empty_table(), [], [])
+            table = with_decisions(saved_dataset_table(self.shard.path).schema.empty_table(), [], [])
         with atomic_folder(self.path) as tmp:
             datasets.Dataset(table).save_to_disk(str(tmp))
 

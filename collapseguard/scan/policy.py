@@ -36,8 +36,8 @@ import numpy as np
 
 from collapseguard.errors import CollapseguardError, check_choice
 from collapseguard.io.shapes import is_number
+from collapseguard.io.shards import Unreadable
 from collapseguard.scan.prevalence import parse_prevalence
-from collapseguard.scan.sources import Unreadable
 
 DEFAULT_POLICY = "collapseguard.toml"
 DETECTORS = ("minhash_v1", "kgw_v1", "synthid_v1", "gen0_ppl_v1", "combined_v1", "learned_v1")

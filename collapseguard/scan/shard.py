@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from collapseguard.io.shards import Shard, iter_chunks
 from collapseguard.scan.policy import decide_records, screen_texts
-from collapseguard.scan.sources import Shard, iter_chunks
 
 MARKER_VERSION = 1
 
@@ -89,7 +89,7 @@ def scored_batches(policy, calibration, shard: Shard, counts, progress=None, dri
     """Per chunk of `shard`: (start, texts, scores, decision, reason), tallied into `counts`
     (every record abstains with `drift_reason` when given: `on_drift = "abstain"`)."""
     columns = policy.column_names()
-    for chunk in iter_chunks(shard, policy.text_column, policy.batch_size):
+    for chunk in iter_chunks(shard, policy.text_column, policy.batch_size, text_only=True):
         texts, unreadable = screen_texts(chunk.texts, policy.max_chars)
         scores = policy.score_screened(texts, unreadable)
         decision, reason, thresholds = decide_records(scores, calibration, texts, columns, unreadable, drift_reason)

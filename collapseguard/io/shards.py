@@ -1,10 +1,12 @@
-"""Find the shards behind files, folders and globs, and stream each one as record chunks.
+"""Find the shards behind files, folders and globs, and stream each one as record chunks: the one
+reader of every format (`io.readers` builds its records on these chunks).
 
 Formats: parquet (a Hugging Face dataset repo's `data/*.parquet` too), jsonl / ndjson (plain,
 `.gz`, `.zst`), plain text (one record per non-blank line), and `datasets` saved to disk. Every
 chunk keeps the raw records (Arrow rows or raw lines) so that `filter` can write them back in
-the input's own format; a record that cannot be read as text (not UTF-8, not a string, null)
-becomes an abstention with its reason, never a failed run.
+the input's own format; a record that cannot be read as text (not UTF-8, not JSON, not an object)
+stands as an Unreadable with its reason, for the scan to abstain on or a reader to refuse.
+A file or a column that is wrong as a whole raises one line naming it and the fix.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,8 +27,19 @@ SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json
             ".ndjson.gz": "jsonl", ".jsonl.zst": "jsonl", ".ndjson.zst": "jsonl", ".txt": "text"}
 
 
+_json = json.JSONDecoder().decode  # json.loads less its per-call checks (a hot path)
+# how to fix a missing or wrong text column, told in the scan's terms unless a caller names its own option
+COLUMN_FIX = "set text_column in the policy or pass --text-column"
+
+
 class Unreadable(str):
-    """A record's reason for abstaining (not UTF-8, bad JSON, ...), standing in for its text."""
+    """A record's reason for abstaining (not UTF-8, bad JSON, ...), standing in for its text;
+    `complaint` finishes "record N ..." with the fix, for a reader that refuses the record instead."""
+
+    def __new__(cls, reason: str, complaint: str = ""):
+        self = super().__new__(cls, reason)
+        self.complaint = complaint or f"is {reason}"
+        return self
 
 
 @dataclass(frozen=True)
@@ -168,15 +182,17 @@ def open_binary(shard: Shard):
     return open(shard.path, "rb")
 
 
-def iter_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
-    """The shard's records in chunks of at most `batch_size`, streamed (memory bounded by the chunk)."""
+def iter_chunks(shard: Shard, column: str, batch_size: int, fix: str = COLUMN_FIX,
+                text_only: bool = False) -> Iterator[Chunk]:
+    """The shard's records in chunks of at most `batch_size`, streamed (memory bounded by the chunk);
+    `fix` ends the line refusing a missing or non-text column; `text_only` reads no other parquet column."""
     try:
         if shard.fmt == "parquet":
-            yield from _parquet_chunks(shard, column, batch_size)
+            yield from _parquet_chunks(shard, column, batch_size, fix, text_only)
         elif shard.fmt == "datasets":
-            yield from _arrow_chunks(shard, _saved_dataset_table(shard.path), column, batch_size)
+            yield from _arrow_chunks(shard, saved_dataset_table(shard.path), column, batch_size, fix)
         else:
-            yield from _line_chunks(shard, column, batch_size)
+            yield from _line_chunks(shard, column, batch_size, fix)
     except CollapseguardError:
         raise
     except Exception as exc:  # OSError, EOFError, zlib/zstd errors, Arrow errors, bad UTF-8 in an Arrow string column
@@ -184,17 +200,17 @@ def iter_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
                                  "check the file (truncated or corrupt?)") from None
 
 
-def _parquet_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
+def _parquet_chunks(shard: Shard, column: str, batch_size: int, fix: str, text_only: bool) -> Iterator[Chunk]:
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(shard.path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError subclasses for corrupt files
         raise CollapseguardError(f"{shard.path}: not a readable parquet file ({exc}); check or re-export it") from None
-    check_column(shard, pf.schema_arrow, column)
+    check_column(shard, pf.schema_arrow, column, fix)
     start = 0
     try:
-        for batch in pf.iter_batches(batch_size=batch_size):
+        for batch in pf.iter_batches(batch_size=batch_size, columns=[column] if text_only else None):
             yield Chunk(start, batch.column(column).to_pylist(), batch)
             start += batch.num_rows
     except Exception as exc:
@@ -203,28 +219,40 @@ def _parquet_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chun
         raise CollapseguardError(f"{shard.path}: corrupt parquet after record {start} ({exc}); re-export the file") from None
 
 
-def check_column(shard: Shard, schema, column: str) -> None:
+def check_column(shard: Shard, schema, column: str, fix: str = COLUMN_FIX) -> None:
     import pyarrow as pa
 
     if column not in schema.names:
-        raise CollapseguardError(f"{shard.path}: no column {column!r} (has: {', '.join(schema.names)}); "
-                                 "set text_column in the policy or pass --text-column")
+        raise CollapseguardError(f"{shard.path}: no column {column!r} (has: {', '.join(schema.names)}); {fix}")
     kind = schema.field(column).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
-        raise CollapseguardError(f"{shard.path}: column {column!r} holds {kind}, not text; pass the text column")
+        raise CollapseguardError(f"{shard.path}: column {column!r} holds {kind}, not text; {fix}")
 
 
-def _saved_dataset_table(path: Path):
-    from collapseguard.io.readers import load_saved_dataset
+def saved_dataset_table(path: Path):
+    """The Arrow table, in row order, of the Dataset saved at `path` with `save_to_disk` (the train
+    split, or the first, of a DatasetDict)."""
+    try:
+        import datasets
+    except ImportError:
+        raise CollapseguardError("reading a saved dataset needs `datasets`: pip install 'collapseguard[lm]'") from None
+    try:
+        ds = datasets.load_from_disk(str(path))
+        if isinstance(ds, datasets.DatasetDict):
+            ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+        # the Arrow files are memory-mapped: an offset pointing past the end would crash the process (SIGBUS)
+        # on first read, so every buffer is checked against its data now
+        for table in (ds.data, ds._indices):
+            if table is not None:
+                table.table.validate(full=True)
+    except Exception as exc:  # a broken state.json / dataset_info.json / arrow file raises many kinds
+        raise CollapseguardError(f"{path}: not a readable saved `datasets` dataset ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); re-save it with `save_to_disk`") from None
+    return (ds.flatten_indices() if ds._indices is not None else ds).data.table
 
-    ds = load_saved_dataset(path)
-    if ds._indices is not None:
-        ds = ds.flatten_indices()
-    return ds.data.table
 
-
-def _arrow_chunks(shard: Shard, table, column: str, batch_size: int) -> Iterator[Chunk]:
-    check_column(shard, table.schema, column)
+def _arrow_chunks(shard: Shard, table, column: str, batch_size: int, fix: str) -> Iterator[Chunk]:
+    check_column(shard, table.schema, column, fix)
     start = 0
     for batch in table.to_batches(max_chunksize=batch_size):
         if batch.num_rows:
@@ -232,17 +260,16 @@ def _arrow_chunks(shard: Shard, table, column: str, batch_size: int) -> Iterator
             start += batch.num_rows
 
 
-def _line_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
+def _line_chunks(shard: Shard, column: str, batch_size: int, fix: str) -> Iterator[Chunk]:
     """jsonl and text: one record per non-blank line, raw lines kept byte for byte."""
     texts, raw, start = [], [], 0
     with open_binary(shard) as f:
-        for number, line in enumerate(f):
-            if number == 0:
-                line = line.removeprefix(BOM)  # a UTF-8 byte-order mark is not part of the first record
+        first = f.readline().removeprefix(BOM)  # a UTF-8 byte-order mark is not part of the first record
+        for line in itertools.chain((first,), f):
             if not line.strip():
                 continue
             raw.append(line)
-            texts.append(_line_text(shard, start + len(texts), line, column))
+            texts.append(_line_text(shard, start + len(texts), line, column, fix))
             if len(raw) == batch_size:
                 yield Chunk(start, texts, raw)
                 start += len(raw)
@@ -251,20 +278,22 @@ def _line_chunks(shard: Shard, column: str, batch_size: int) -> Iterator[Chunk]:
         yield Chunk(start, texts, raw)
 
 
-def _line_text(shard: Shard, index: int, line: bytes, column: str):
+def _line_text(shard: Shard, index: int, line: bytes, column: str, fix: str):
+    """The record's text (a jsonl value as parsed, perhaps not a string), or an Unreadable."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Unreadable(f"not UTF-8 (byte {exc.start})")
+        return Unreadable(f"not UTF-8 (byte {exc.start})",
+                          f"is not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8")
     if shard.fmt == "text":
         return text.rstrip("\r\n")
     try:
-        obj = json.loads(text)
+        obj = _json(text)
     except json.JSONDecodeError as exc:
-        return Unreadable(f"not valid JSON ({exc.msg})")
+        return Unreadable(f"not valid JSON ({exc.msg})", f"is not valid JSON ({exc.msg}); fix or remove that line")
     if not isinstance(obj, dict):
-        return Unreadable(f"a JSON {type(obj).__name__}, not an object")
+        kind = type(obj).__name__
+        return Unreadable(f"a JSON {kind}, not an object", f"has no {column!r} field (has: {kind}); {fix}")
     if column not in obj:
-        raise CollapseguardError(f"{shard.path}: record {index} has no {column!r} field (has: {', '.join(obj) or 'none'}); "
-                                 "set text_column in the policy or pass --text-column")
+        raise CollapseguardError(f"{shard.path}: record {index} has no {column!r} field (has: {', '.join(obj) or 'none'}); {fix}")
     return obj[column]

@@ -1,4 +1,4 @@
-"""Shard discovery and streaming readers of the scan layer, every format, with property-based round trips."""
+"""Shard discovery and the chunk readers (io.shards), every format, with property-based round trips."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collapseguard.errors import CollapseguardError
-from collapseguard.scan.sources import discover, iter_chunks, shard_sha256
+from collapseguard.io.readers import iter_records
+from collapseguard.io.shards import Unreadable, discover, iter_chunks, shard_sha256
 
 
 def write_zst(path, data: bytes) -> None:
@@ -49,6 +50,7 @@ def test_every_format_streams_back_the_texts_in_order(tmp_path_factory, texts, n
     got, starts = read_all(shard)
     assert got == texts
     assert starts == list(range(0, len(texts), 3))
+    assert [(r.index, r.text) for r in iter_records(folder / name)] == list(enumerate(texts))  # records are the chunks'
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -93,6 +95,19 @@ def test_name_collisions_and_empty_inputs_are_refused(tmp_path):
         discover([tmp_path / "c"])
     with pytest.raises(CollapseguardError, match="matches nothing"):
         discover([str(tmp_path / "*.parquet")])
+
+
+def test_an_unreadable_line_is_the_scans_abstention_and_the_readers_refusal(tmp_path):
+    """Both number records as the chunks do (blank lines are not records): the scan sees an Unreadable
+    reason where `iter_records` raises one line naming the same record and the fix."""
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"text": "a"}\n\n{"text": "b"}\n{oops\n[1]\n')
+    [shard] = discover([path])
+    texts = read_all(shard)[0]
+    assert texts[:2] == ["a", "b"] and texts[2].startswith("not valid JSON") and texts[3] == "a JSON list, not an object"
+    assert all(isinstance(t, Unreadable) for t in texts[2:])
+    with pytest.raises(CollapseguardError, match=r"x.jsonl: record 2 is not valid JSON \(.*\); fix or remove that line$"):
+        list(iter_records(path))
 
 
 def test_truncated_gzip_is_one_clear_error(tmp_path):
