@@ -114,7 +114,7 @@ def outcome(decisions: np.ndarray, labels: np.ndarray) -> dict:
     return out
 
 
-def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode, groups):
+def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode):
     """Fit on `train`, calibrate on `calib` (pooled and per slice), report every test set."""
     from collapseguard.detectors.calibration import (
         add_slices,
@@ -126,7 +126,7 @@ def scenario(name, rows, x, slice_feats, train, calib, tests, fpr, model, mode, 
     from collapseguard.detectors.learned import decision, fit_model
 
     y = np.array([r["label"] for r in rows])
-    params = fit_model(x[train], y[train], model, groups=groups[train])
+    params = fit_model(x[train], y[train], model)
     score = decision(x, params, model)
     ch = calib & (y == 0)
     cal = calibrate_scores(score[ch], fpr, detector="learned", fingerprint="", identity={}, sha256="")
@@ -320,14 +320,14 @@ def main(argv=None) -> None:
     tests.update({f"WikiText-2 {s}": sets == f"wikitext-{s}" for s in ("valid", "test")})
     tests.update({f"gpt3to4 {d} (unseen articles)": (sets == "detect-dev-gpt3to4") & (dom == d) & fresh
                   for d in ("xsum", "writing", "pubmed")})
-    res, cal, score = scenario("seen", rows, x, slice_feats, train, calib, tests, args.fpr, args.model, args.slices, groups)
+    res, cal, score = scenario("seen", rows, x, slice_feats, train, calib, tests, args.fpr, args.model, args.slices)
     res["drift"] = drift_hits(rows, style, calib & (np.array([r["label"] for r in rows]) == 0), tests, score, cal)
     results["scenarios"].append(res)
     for held in DOMAINS:
         keep = dom != held
         t = {f"held-out domain {held}": dd & (dom == held)}
         res, cal, score = scenario(f"without {held}", rows, x, slice_feats, train & keep, calib & keep, t, args.fpr,
-                                   args.model, args.slices, groups)
+                                   args.model, args.slices)
         res["drift"] = drift_hits(rows, style, calib & keep & (np.array([r["label"] for r in rows]) == 0), t, score, cal)
         results["scenarios"].append(res)
     results["drift_false_alarms"] = drift_pairs(rows, groups, style, args.drift_seeds)

@@ -229,8 +229,7 @@ def train_defaults() -> dict:
 
 def learned_scorer(blocks: dict, feature_set: str, model: str, groups: np.ndarray, select: bool = False):
     """fit(human ids, machine ids) -> (scores of every text, selection record or None), with
-    learned_v1's own fit and decision (`groups`: a source group per text id, for the MLP's
-    early stopping and the selection).
+    learned_v1's own fit and decision (`groups`: a source group per text id, for the selection).
 
     With `select` the regularisation is chosen as `detect train` chooses it (`select_model` with
     `train_learned`'s defaults), by grouped CV over the fit texts alone; inner folds never split
@@ -251,8 +250,7 @@ def learned_scorer(blocks: dict, feature_set: str, model: str, groups: np.ndarra
             chosen, strength, record = select_model(x[keep], y[keep], groups[ids][keep], model,
                                                     settings["cv_folds"], settings["criterion"], settings["seed"])
             record["seconds"] = round(time.perf_counter() - t0, 1)
-        params = fit_model(x[keep], y[keep], chosen, seed=settings["seed"], strength=strength,
-                           groups=groups[ids][keep])
+        params = fit_model(x[keep], y[keep], chosen, seed=settings["seed"], strength=strength)
         return decision(x_all, params, chosen), record
     return fit
 

@@ -50,9 +50,6 @@ STRENGTH = {"logistic": "C", "mlp": "alpha", "gbm": "n_estimators"}
 STRENGTH_GRID = {"logistic": (0.01, 0.1, 1.0), "mlp": (1e-3, 1e-2, 1e-1), "gbm": (100, 200, 400)}
 DEFAULT_STRENGTH = {"logistic": 0.1, "mlp": 1e-2, "gbm": 200}
 CV_FOLDS = 5
-# The MLP's early stopping: the share of source groups held out, the epochs without a gain it waits,
-# and the epoch limit (scikit-learn's validation_fraction, n_iter_no_change and max_iter of before).
-MLP_VALIDATION, MLP_PATIENCE, MLP_MAX_EPOCHS = 0.1, 10, 400
 CV_FPR = 0.01
 FORMAT_VERSION = 1
 META_FILE, ARRAYS_FILE = "learned.json", "model.npz"
@@ -172,13 +169,10 @@ def standardiser(x: np.ndarray) -> dict:
     return {"mean": mean, "std": std}
 
 
-def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0, strength: float | None = None,
-                   groups: np.ndarray | None = None):
+def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0, strength: float | None = None):
     """The scikit-learn classifier of class `model` fitted on standardised features z (n, k).
 
-    `strength` is the class's regularisation setting (`STRENGTH`; default `DEFAULT_STRENGTH`);
-    `groups` (source group per row; default: each row its own) keeps the MLP's early-stopping
-    texts apart from its fit texts by source."""
+    `strength` is the class's regularisation setting (`STRENGTH`; default `DEFAULT_STRENGTH`)."""
     if model not in MODEL_CLASSES:
         raise CollapseguardError(f"unknown model class {model!r}; choose from {', '.join(MODEL_CLASSES)}")
     value = DEFAULT_STRENGTH[model] if strength is None else strength
@@ -186,40 +180,14 @@ def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0, stre
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(C=float(value), max_iter=3000).fit(z, y)
-    if model == "mlp":
-        return fit_mlp(z, y, float(value), seed, groups)
+    if model == "mlp":  # no early stopping: its validation rows would be drawn at random, beside their article's
+        from sklearn.neural_network import MLPClassifier  # other versions; it stops when the training loss does
+
+        return MLPClassifier(hidden_layer_sizes=(64,), alpha=float(value), max_iter=400, random_state=seed).fit(z, y)
     from sklearn.ensemble import GradientBoostingClassifier
 
     return GradientBoostingClassifier(n_estimators=int(value), max_depth=3, learning_rate=0.1, subsample=0.8,
                                       max_features="sqrt", random_state=seed).fit(z, y)
-
-
-def fit_mlp(z: np.ndarray, y: np.ndarray, alpha: float, seed: int, groups: np.ndarray | None = None):
-    """One-hidden-layer MLP with early stopping on whole source groups.
-
-    scikit-learn's own early stopping holds out random rows, so versions of one article would be
-    scored against their siblings; this holds out ~MLP_VALIDATION of the groups instead and keeps
-    scikit-learn's rule: stop after MLP_PATIENCE epochs without a validation accuracy gain of
-    1e-4, restore the best epoch's weights."""
-    from sklearn.neural_network import MLPClassifier
-
-    from collapseguard.detectors.grouping import group_split
-
-    val = group_split(np.arange(len(y)) if groups is None else groups, MLP_VALIDATION, seed)
-    clf = MLPClassifier(hidden_layer_sizes=(64,), alpha=alpha, random_state=seed)
-    if len(np.unique(y[val])) < 2 or len(np.unique(y[~val])) < 2:  # too few groups to hold any out
-        return clf.set_params(max_iter=MLP_MAX_EPOCHS).fit(z, y)
-    best, stale, weights = -np.inf, 0, None
-    for _ in range(MLP_MAX_EPOCHS):
-        clf.partial_fit(z[~val], y[~val], classes=np.array([0.0, 1.0]))
-        score = clf.score(z[val], y[val])
-        stale = stale + 1 if score < best + 1e-4 else 0
-        if score > best:
-            best, weights = score, ([c.copy() for c in clf.coefs_], [b.copy() for b in clf.intercepts_])
-        if stale > MLP_PATIENCE:
-            break
-    clf.coefs_, clf.intercepts_ = weights
-    return clf
 
 
 def export_classifier(clf, model: str) -> dict:
@@ -232,12 +200,10 @@ def export_classifier(clf, model: str) -> dict:
     return trees_to_arrays(clf)
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, model: str, seed: int = 0, strength: float | None = None,
-              groups: np.ndarray | None = None) -> dict:
-    """Standardise x (n, k), fit `model` on y in {0, 1} (`groups`: source group per row, see
-    `fit_classifier`); return every parameter as arrays."""
+def fit_model(x: np.ndarray, y: np.ndarray, model: str, seed: int = 0, strength: float | None = None) -> dict:
+    """Standardise x (n, k), fit `model` on y in {0, 1}; return every parameter as arrays."""
     params = standardiser(x)
-    clf = fit_classifier((x - params["mean"]) / params["std"], y, model, seed, strength, groups)
+    clf = fit_classifier((x - params["mean"]) / params["std"], y, model, seed, strength)
     return {**params, **export_classifier(clf, model)}
 
 
@@ -447,7 +413,7 @@ def grouped_cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, candidates, k: 
             test = folds == f
             if len(np.unique(y[test])) < 2 or len(np.unique(y[~test])) < 2:
                 continue
-            params = fit_model(x[~test], y[~test], model, seed, strength, groups[~test])
+            params = fit_model(x[~test], y[~test], model, seed, strength)
             per.append(fold_figures(decision(x[test], params, model), y[test]))
         if not per:
             continue
@@ -510,7 +476,7 @@ def train_learned(human_texts, machine_texts, out_dir, features="static,style", 
     parts = source_parts(human + machine)  # read once: for the CV groups and for the folder's source record
     groups = source_groups(human + machine, parts=parts)
     chosen, strength, cv = select_model(x[keep], y[keep], groups[keep], model, cv_folds, criterion, seed)
-    params = fit_model(x[keep], y[keep], chosen, seed, strength, groups[keep])
+    params = fit_model(x[keep], y[keep], chosen, seed, strength)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     record_path = SourceRecord.of(human + machine, parts=parts).save(out)
