@@ -47,7 +47,8 @@ def fresh_process(argv: list[str], env: dict[str, str] | None = None, cwd: Path 
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in ok:
-        sys.exit(f"error: {' '.join(map(str, argv[:3]))} ... exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        name = " ".join(a if len(a) < 60 else a.strip()[:40] + "..." for a in map(str, argv[:4]))
+        sys.exit(f"error: {name} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
 
 
