@@ -1,7 +1,7 @@
 """Hook latency as a developer meets it: a real `git commit` through pre-commit with both hooks, and
 fresh-process `hook verify` / `hook scan`, for one or more code trees, interleaved.
 
-Builds a committed dataset repository (bench_hook.make_repo: a ledger-only policy, the team key,
+Builds a committed dataset repository (make_repo: a ledger-only policy, the team key,
 one RECORDS-record jsonl shard and its signed manifest), installs pre-commit with the two hooks of
 the current tree's `.pre-commit-hooks.yaml` (as a `repo: local` config, `files: ^data/`), and per
 round and code tree times:
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -41,9 +42,42 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hook import cli, make_repo  # noqa: E402
+import timing  # noqa: E402
 
 KINDS = ("commit", "commit, hooks skipped", "commit -n", "verify", "scan")
+
+
+def cli(code: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(code))
+    return subprocess.run([sys.executable, "-m", "collapseguard.cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def make_repo(root: Path, code: Path, records: int = 200, ledger_items: int = 1) -> Path:
+    """A committed dataset repository: a ledger-only policy (`ledger_items` known model outputs), the
+    team key, `records` jsonl records and their signed manifest."""
+    repo, private = root / "repo", root / "private" / "team"
+    (repo / "data").mkdir(parents=True)
+    (repo / ".collapseguard" / "keys").mkdir(parents=True)
+    rng = random.Random(2)
+    vocab = [f"w{i}" for i in range(2000)]
+    (repo / "data" / "a.jsonl").write_text("".join(
+        json.dumps({"text": " ".join(rng.choice(vocab) for _ in range(30))}) + "\n" for _ in range(records)))
+    machine = [" ".join(vocab[:12])] + [" ".join(rng.choice(vocab) for _ in range(30)) for _ in range(ledger_items - 1)]
+    (repo / "machine.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in machine))
+    (repo / "collapseguard.toml").write_text('max_synthetic_share = 0.2\n[[detectors]]\nname = "minhash_v1"\n'
+                                             'threshold = 0.5\noptions = { ledger = "gens.ledger" }\n')
+    for args in (("ledger", "add", "gens.ledger", "machine.jsonl"), ("provenance", "keygen", "--out", str(private)),
+                 ("provenance", "build", "data", "--overwrite"),
+                 ("provenance", "sign", "data/manifest.json", "--key", str(private))):
+        proc = cli(code, repo, *args)
+        assert proc.returncode == 0, proc.stderr
+    (repo / "machine.jsonl").unlink()
+    (repo / ".collapseguard" / "keys" / "team.pub").write_bytes(Path(f"{private}.pub").read_bytes())
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@example.com"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "data"]):
+        subprocess.run(git + args, cwd=repo, check=True)
+    return repo
 
 
 def tree_env(code: Path, threads: int) -> dict:
@@ -111,10 +145,6 @@ def one_round(code: Path, repo: Path, private: Path, n: int, threads: int) -> di
     return out
 
 
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", action="append", type=Path, help="A code tree to time (repeatable; default: .)")
@@ -126,7 +156,7 @@ def main() -> None:
     codes = [c.resolve() for c in (args.code or [Path(".")])]
     hooks_file = Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml"
     times: dict[Path, dict[str, list]] = {c: {k: [] for k in KINDS} for c in codes}
-    print(f"load average before: {load_average()}")
+    print(f"load average before: {timing.load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp), codes[0], args.records, args.ledger_items)
         private = Path(tmp) / "private" / "team"
@@ -137,7 +167,7 @@ def main() -> None:
             for code in codes:
                 for kind, value in one_round(code, repo, private, r * len(codes) + codes.index(code), args.threads).items():
                     times[code][kind].append(value)
-    print(f"load average after: {load_average()}")
+    print(f"load average after: {timing.load_average()}")
     print(f"{args.records}-record shard, {args.ledger_items}-item ledger, {args.threads} thread(s), {args.runs} runs; seconds")
     print("| tree | step | wall best | wall median | CPU best | CPU median |")
     print("|---|---|---:|---:|---:|---:|")

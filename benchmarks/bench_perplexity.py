@@ -16,11 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2" / "wiki.test.tokens"
@@ -91,27 +95,20 @@ print(float(np.nansum(s)))
 
 def cold_run(side: str, model_dir: Path, texts_file: Path, score: str, threads: int) -> float:
     """Wall seconds of a fresh process scoring the texts (imports and model load included)."""
-    import subprocess
-    import sys
-
-    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", CHILD, side, str(model_dir), str(texts_file), score, str(threads),
-                    str(Path(__file__).parent)], check=True, capture_output=True, env=env)
-    return time.perf_counter() - t0
-
-
-def best_median(times: list[float]) -> str:
-    return f"{min(times):6.2f} / {float(np.median(times)):6.2f} s"
+    return timing.python_child(CHILD, side, str(model_dir), str(texts_file), score, str(threads),
+                               str(Path(__file__).parent), env=timing.child_env(threads))[0]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    global DATA
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="WikiText-2 test tokens file (else synthetic texts)")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--threads", default="1,2", help="torch thread counts to measure, each on both sides")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats per side (best is reported)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats per side (best and median)")
     ap.add_argument("--batch-tokens", default="1024", help="our max_batch_tokens settings to time (1024 = CPU default)")
     args = ap.parse_args()
+    DATA = args.data
     if args.repeats < 3:
         raise SystemExit("--repeats must be >= 3 (best of at least three)")
     import torch
@@ -123,7 +120,7 @@ def main() -> None:
         tok, model = build_tiny_gpt2(Path(tmp) / "gen0", texts, vocab_size=4096, n_positions=256, n_embd=128, n_layer=4, n_head=4)
         n_tokens = sum(len(x) for x in tok(texts)["input_ids"])
         print(f"{len(texts)} texts, {n_tokens} tokens, source={'wikitext-2 test' if DATA.exists() else 'synthetic'}, "
-              f"load average {os.getloadavg()[0]:.1f}")
+              f"load average {timing.load_average()}")
         for threads in [int(t) for t in args.threads.split(",")]:
             for label, score, fdg in (("mean log-prob", "log_prob", False), ("fast-detectgpt", "fast_detectgpt", True)):
                 sizes = [int(b) for b in args.batch_tokens.split(",")]
@@ -138,8 +135,8 @@ def main() -> None:
                     t_ref.append(t)
                 for b in sizes:
                     diff = float(np.max(np.abs(got[b] - ref)))
-                    print(f"threads={threads} {label:15s} warm, best / median: ours[{b} tok/batch] {best_median(t_ours[b])} | "
-                          f"per-text loop {best_median(t_ref)} | ratio {min(t_ref) / min(t_ours[b]):5.2f}x / "
+                    print(f"threads={threads} {label:15s} warm, best / median: ours[{b} tok/batch] {timing.seconds(t_ours[b], 2)} | "
+                          f"per-text loop {timing.seconds(t_ref, 2)} | ratio {min(t_ref) / min(t_ours[b]):5.2f}x / "
                           f"{np.median(t_ref) / np.median(t_ours[b]):5.2f}x | max |diff| {diff:.2e}", flush=True)
                 texts_file = Path(tmp) / "texts.json"
                 texts_file.write_text(json.dumps(texts), encoding="utf-8")
@@ -147,8 +144,8 @@ def main() -> None:
                 for _ in range(args.repeats):
                     c_ours.append(cold_run("ours", Path(tmp) / "gen0", texts_file, score, threads))
                     c_ref.append(cold_run("loop", Path(tmp) / "gen0", texts_file, score, threads))
-                print(f"threads={threads} {label:15s} cold, best / median: ours {best_median(c_ours)} | per-text loop "
-                      f"{best_median(c_ref)} | ratio {min(c_ref) / min(c_ours):5.2f}x / "
+                print(f"threads={threads} {label:15s} cold, best / median: ours {timing.seconds(c_ours, 2)} | per-text loop "
+                      f"{timing.seconds(c_ref, 2)} | ratio {min(c_ref) / min(c_ours):5.2f}x / "
                       f"{np.median(c_ref) / np.median(c_ours):5.2f}x", flush=True)
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ WatermarkDetector; peak memory at two corpus sizes; the Ray engine's overhead.
 
 Records are ~1 KB of WikiText-2 train text (`../shared/data`); 1% of them have a ledger entry
 pasted in. The tokenizer is a byte-level BPE trained here on WikiText-2. Both sides use one
-thread (torch, numba, BLAS); repeats are interleaved and the best of --repeats is reported. The
+thread (torch, numba, BLAS); repeats are interleaved; best and median of --repeats are reported. The
 naive loop is timed on --naive-records records (it is far slower) and compared in records/s.
 
     nice .venv/bin/python benchmarks/bench_scan.py --records 100000
@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS"):
-    os.environ[var] = "1"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
+
+timing.pin_threads(1)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
 KEY = 15485863
 SHARD = 10_000
@@ -116,7 +116,9 @@ def naive(root: Path, docs: list[str], entries: list[str]) -> float:
 
 
 def main() -> None:
+    global DATA
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DATA, help="the WikiText-2 folder (wiki.train.chunk-shuffled.tokens)")
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--naive-records", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
@@ -124,6 +126,7 @@ def main() -> None:
     ap.add_argument("--ray", action="store_true", help="time the Ray engine against the local one")
     ap.add_argument("--one-shard", action="store_true", help="--memory: the whole corpus in one parquet file")
     args = ap.parse_args()
+    DATA = args.data
     with tempfile.TemporaryDirectory() as tmp:
         if args.memory:
             for n in map(int, args.memory.split(",")):
@@ -135,14 +138,17 @@ def main() -> None:
             return
         root, docs, entries = build(Path(tmp), args.records)
         if args.ray:
-            rows = {"local x1": [], "local x2": [], "ray x2": []}
-            for _ in range(args.repeats):
-                rows["local x1"].append(scan(root, "local1")[0])
-                rows["local x2"].append(scan(root, "local2", "--workers", "2")[0])
-                rows["ray x2"].append(scan(root, "ray", "--engine", "ray", "--workers", "2")[0])
-            best = {k: min(v) for k, v in rows.items()}
-            for k, v in best.items():
-                print(f"{k:9s} {v:7.1f} s  {args.records / v:8.0f} records/s  ({v / best['local x2']:.2f}x local x2)")
+            load_before = timing.load_average()
+            rows = timing.interleaved(args.repeats, {
+                "local x1": lambda: scan(root, "local1")[0],
+                "local x2": lambda: scan(root, "local2", "--workers", "2")[0],
+                "ray x2": lambda: scan(root, "ray", "--engine", "ray", "--workers", "2")[0]})
+            print(f"each run a fresh `collapseguard scan` process (imports, a fresh Ray instance for ray); best / median "
+                  f"of {args.repeats} interleaved; load average {load_before} before, {timing.load_average()} after")
+            for k, v in rows.items():
+                best, med = timing.best_median(v)
+                print(f"{k:9s} {timing.seconds(v, 1)}  {args.records / best:6.0f} / {args.records / med:6.0f} records/s  "
+                      f"({timing.ratio(v, rows['local x2'])} local x2)")
             return
         ours, theirs = [], []
         for _ in range(args.repeats):

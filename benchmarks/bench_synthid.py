@@ -3,9 +3,13 @@
 
 Random token sequences (a quarter of them EOS-padded at the end), the synthid-text example
 settings (30 keys, n-gram 5, table 2**16). transformers is timed per text (how a corpus of
-varying lengths is scored) and as one equal-length batch; scores are asserted equal. Then, if
-WikiText-2 is present, the null on human text: z-scores of its test lines under random keys
-(tokenizer: byte-level BPE trained here on the validation file).
+varying lengths is scored) and as one equal-length batch; scores are asserted equal. One torch
+and native thread on every side. Warm: in this process (our g-value table built once first),
+the three pipelines in turn, --repeat rounds. Cold: a fresh process per run (interpreter, numpy
+or torch + transformers imports, set-up, the one scoring call), the three in turn,
+--cold-repeat rounds. Best and median of each. Then, if WikiText-2 is present, the null on
+human text: z-scores of its test lines under random keys (tokenizer: byte-level BPE trained
+here on the validation file).
 
     nice .venv/bin/python benchmarks/bench_synthid.py
 """
@@ -13,13 +17,16 @@ WikiText-2 is present, the null on human text: z-scores of its test lines under 
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+timing.pin_threads(1)
+import numpy as np  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
 KEYS = [654, 400, 836, 123, 340, 443, 597, 160, 57, 29, 590, 639, 13, 715, 468, 990, 966, 226, 324, 585, 118, 504,
         402, 578, 512, 541, 624, 455, 327, 112]  # fmt: skip
@@ -51,22 +58,62 @@ def reference_counts(proc, ids, ngram_len: int) -> tuple[np.ndarray, np.ndarray]
     return mask.sum(dim=1).numpy(), (g * mask[:, :, None]).sum(dim=(1, 2)).numpy()
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+COLD = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from bench_synthid import KEYS, IdsOnly
+side, ids, ngram = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[4])
+if side == "ours":
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
+    out = SynthIDDetector(SynthIDConfig(keys=KEYS, ngram_len=ngram), tokenizer=IdsOnly()).detect_ids(list(ids))
+    print(sum(d["mean_g"] * d["num_tokens_scored"] for d in out) * len(KEYS))
+else:
+    import torch
+    torch.set_num_threads(1)
+    from transformers.generation.logits_process import SynthIDTextWatermarkLogitsProcessor
+    from collapseguard.detectors.watermark.synthid import SynthIDConfig
+    from bench_synthid import reference_counts
+    c = SynthIDConfig(keys=KEYS, ngram_len=ngram)
+    proc = SynthIDTextWatermarkLogitsProcessor(ngram, KEYS, c.sampling_table_size, c.sampling_table_seed,
+                                               c.context_history_size, device="cpu")
+    if side == "per text":
+        print(sum(float(reference_counts(proc, row[None], ngram)[1].sum()) for row in ids))
+    else:
+        print(float(reference_counts(proc, ids, ngram)[1].sum()))
+"""
 
 
-def human_null(n_keysets: int, ngram_len: int) -> None:
+def cold_times(ids: np.ndarray, ngram_len: int, repeat: int) -> dict[str, list[float]]:
+    """Fresh-process seconds of the three pipelines, interleaved; their g-value totals must agree."""
+    import tempfile
+
+    totals: dict[str, float] = {}
+    env = timing.child_env(1)
+    with tempfile.TemporaryDirectory(prefix="bench_synthid.") as tmp:
+        path = Path(tmp) / "ids.npy"
+        np.save(path, ids)
+
+        def side(name: str):
+            def run() -> float:
+                wall, out = timing.python_child(COLD, name, str(path), str(Path(__file__).resolve().parent),
+                                                str(ngram_len), env=env)
+                totals[name] = float(out.split()[-1])
+                return wall
+            return run
+
+        times = timing.interleaved(repeat, {k: side(k) for k in ("ours", "per text", "batch")})
+    assert len({round(v, 6) for v in totals.values()}) == 1, f"cold runs disagree: {totals}"
+    return times
+
+
+def human_null(data: Path, n_keysets: int, ngram_len: int) -> None:
     """z-scores of WikiText-2 test lines under random 30-key sets: should look like N(0, 1)."""
     from collapseguard.detectors.lm.tiny import train_tokenizer
     from collapseguard.detectors.watermark.synthid import SynthIDConfig, SynthIDDetector
 
     def lines(name):
-        return [t.strip() for t in (DATA / name).read_text(encoding="utf-8").splitlines() if t.strip()]
+        return [t.strip() for t in (data / name).read_text(encoding="utf-8").splitlines() if t.strip()]
 
     tok = train_tokenizer(lines("wiki.valid.tokens"), vocab_size=8192)
     test = lines("wiki.test.tokens")
@@ -100,7 +147,9 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=200)
     ap.add_argument("--vocab", type=int, default=50_000)
     ap.add_argument("--ngram-len", type=int, default=5)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="warm rounds, interleaved (>= 3)")
+    ap.add_argument("--cold-repeat", type=int, default=3, help="fresh-process rounds, interleaved (0: none)")
+    ap.add_argument("--data", type=Path, default=DATA, help="the WikiText-2 folder (wiki.*.tokens)")
     ap.add_argument("--human-keysets", type=int, default=3, help="0 skips the WikiText-2 null check")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -112,9 +161,21 @@ def main() -> None:
                                                config.context_history_size, device="cpu")  # fmt: skip
     detector.detect_ids(ids[:2])  # table built once, outside the timing
 
-    t_ours, ours = best_of(lambda: detector.detect_ids(list(ids)), args.repeat)
-    t_ref, per_text = best_of(lambda: [reference_counts(proc, row[None], args.ngram_len) for row in ids], args.repeat)
-    t_batch, batched = best_of(lambda: reference_counts(proc, ids, args.ngram_len), args.repeat)
+    if args.repeat < 3 or args.cold_repeat < 0:
+        sys.exit("error: --repeat must be >= 3 and --cold-repeat >= 0")
+    load_before = timing.load_average()
+    res: dict[str, object] = {}
+
+    def keep(name, fn):
+        return timing.timed(lambda: res.__setitem__(name, fn()))
+
+    warm = timing.interleaved(args.repeat, {
+        "ours": keep("ours", lambda: detector.detect_ids(list(ids))),
+        "per text": keep("per text", lambda: [reference_counts(proc, row[None], args.ngram_len) for row in ids]),
+        "batch": keep("batch", lambda: reference_counts(proc, ids, args.ngram_len)),
+    })
+    ours, per_text, batched = res["ours"], res["per text"], res["batch"]
+    cold = cold_times(ids, args.ngram_len, args.cold_repeat) if args.cold_repeat else None
 
     ref_pos = np.concatenate([p for p, _ in per_text])
     ref_sum = np.concatenate([s for _, s in per_text])
@@ -123,13 +184,16 @@ def main() -> None:
     assert np.array_equal([d["mean_g"] for d in ours], ref_sum / (ref_pos * len(KEYS)))
 
     print(f"{args.texts} sequences x {args.length} tokens, depth {len(KEYS)}, n-gram {args.ngram_len}, "
-          f"{int(ref_pos.sum())} scored positions; torch threads 1; best of {args.repeat}")  # fmt: skip
-    print(f"collapseguard synthid_v1 (numpy, whole batch, with z/p): {t_ours * 1e3:9.1f} ms")
-    print(f"transformers processor, per text:                         {t_ref * 1e3:9.1f} ms  ({t_ref / t_ours:.0f}x)")
-    print(f"transformers processor, one equal-length batch:           {t_batch * 1e3:9.1f} ms  ({t_batch / t_ours:.0f}x)")
-    print("scored positions and mean g-values: identical")
-    if args.human_keysets and DATA.is_dir():
-        human_null(args.human_keysets, args.ngram_len)
+          f"{int(ref_pos.sum())} scored positions; one thread each side; best / median, interleaved; "
+          f"load average {load_before} before, {timing.load_average()} after")  # fmt: skip
+    names = {"ours": "collapseguard synthid_v1 (numpy, whole batch, with z/p)",
+             "per text": "transformers processor, per text", "batch": "transformers processor, one equal-length batch"}
+    for case, times, n in (("warm", warm, args.repeat), ("cold (fresh process)", cold, args.cold_repeat)):
+        for key, name in names.items() if times else ():
+            print(f"{case} of {n}: {name:<56} {timing.seconds(times[key])}  ({timing.ratio(times[key], times['ours'])})")
+    print("scored positions and mean g-values: identical" + (" (cold runs: same g-value totals)" if cold else ""))
+    if args.human_keysets and args.data.is_dir():
+        human_null(args.data, args.human_keysets, args.ngram_len)
 
 
 if __name__ == "__main__":
