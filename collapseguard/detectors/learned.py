@@ -180,8 +180,10 @@ def fit_classifier(z: np.ndarray, y: np.ndarray, model: str, seed: int = 0, stre
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(C=float(value), max_iter=3000).fit(z, y)
-    if model == "mlp":  # no early stopping: its validation rows would be drawn at random, beside their article's
-        from sklearn.neural_network import MLPClassifier  # other versions; it stops when the training loss does
+    if model == "mlp":
+        # No early stopping: its validation rows would be drawn at random, beside their article's
+        # other versions. It stops when the training loss does.
+        from sklearn.neural_network import MLPClassifier
 
         return MLPClassifier(hidden_layer_sizes=(64,), alpha=float(value), max_iter=400, random_state=seed).fit(z, y)
     from sklearn.ensemble import GradientBoostingClassifier
