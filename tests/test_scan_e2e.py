@@ -92,31 +92,37 @@ def test_human_text_like_the_calibration_raises_no_drift_warning(world, tmp_path
 
 
 def test_text_far_from_the_calibration_warns_that_the_fpr_may_not_hold(world, tmp_path):
+    """With on_drift = "warn" the records are decided, and the scan says the FPR may not hold."""
     data = _mkdir(tmp_path / "shifted")
     rng = __import__("numpy").random.default_rng(5)
     prose = ["The committee met on 3 May, 1998; however, nobody -- not even the chair -- knew why. "
              f"Item {i}: see pages {rng.integers(1, 400)}-{rng.integers(400, 900)}!" for i in range(200)]
     gw.write_jsonl(data / "news.jsonl", prose)
-    res = run("scan", data, "--out", tmp_path / "out", "--policy", world["policy"], "--json")
-    drift = json.loads(res.stdout)["calibration_drift"]
-    assert drift["warn"] is True and drift["outside_share"] > 0.5
+    res = run("scan", data, "--out", tmp_path / "out", "--policy", policy_with(world, "warn"), "--json")
+    summary = json.loads(res.stdout)
+    drift = summary["calibration_drift"]
+    assert drift["warn"] is True and drift["outside_share"] > 0.5 and "abstained" not in drift
+    rows = pq.read_table(tmp_path / "out" / "attributes" / "news.jsonl.parquet").to_pylist()
+    assert not any((r["reason"] or "").startswith("drift:") for r in rows)  # decided on their own merits
     assert "may not hold" in res.stderr and "may not hold" in (tmp_path / "out" / "summary.md").read_text()
 
 
-def abstain_policy(world) -> Path:
-    """The world's policy with on_drift = "abstain", beside it (its paths are relative to it)."""
+def policy_with(world, on_drift: str) -> Path:
+    """The world's policy with an explicit on_drift, beside it (its paths are relative to it)."""
     policy = Path(world["policy"])
-    out = policy.with_name("abstain_" + policy.name)
-    out.write_text('on_drift = "abstain"\n' + policy.read_text())
+    out = policy.with_name(f"{on_drift}_" + policy.name)
+    out.write_text(f'on_drift = "{on_drift}"\n' + policy.read_text())
     return out
 
 
 def test_on_drift_abstain_makes_every_record_of_drifted_text_abstain(world, tmp_path):
+    """The default (the world's policy names no on_drift)."""
     data = _mkdir(tmp_path / "shifted")
     prose = [f"The committee met on 3 May, 1998; however, nobody -- not even the chair -- knew why. Item {i}!"
              for i in range(200)]
     gw.write_jsonl(data / "news.jsonl", prose)
-    res = run("scan", data, "--out", tmp_path / "out", "--policy", abstain_policy(world), "--json")
+    assert "on_drift" not in Path(world["policy"]).read_text()
+    res = run("scan", data, "--out", tmp_path / "out", "--policy", world["policy"], "--json")
     summary = json.loads(res.stdout)
     assert summary["decisions"]["abstain"] == 200 and summary["calibration_drift"]["abstained"].startswith("drift:")
     rows = pq.read_table(tmp_path / "out" / "attributes" / "news.jsonl.parquet").to_pylist()
@@ -127,7 +133,8 @@ def test_on_drift_abstain_makes_every_record_of_drifted_text_abstain(world, tmp_
 def test_on_drift_abstain_decides_text_like_the_calibration(world, tmp_path):
     data = _mkdir(tmp_path / "human")
     gw.write_jsonl(data / "h.jsonl", gw.human_texts(300, 77))
-    summary = json.loads(run("scan", data, "--out", tmp_path / "out", "--policy", abstain_policy(world), "--json").stdout)
+    summary = json.loads(run("scan", data, "--out", tmp_path / "out", "--policy", policy_with(world, "abstain"),
+                             "--json").stdout)
     assert summary["calibration_drift"]["warn"] is False and "abstained" not in summary["calibration_drift"]
     assert summary["decisions"]["human"] > 250
 

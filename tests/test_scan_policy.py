@@ -93,3 +93,17 @@ def test_share_without_tpr_is_a_lower_bound_and_without_fpr_is_not_a_prevalence(
     assert s["low"] < (0.3 - 0.01) / 0.99
     assert synthetic_share(300, 1000, None, None)["kind"] == "flag_share_only"
     assert rogan_gladen(0.3, 0.01, 0.9) == pytest.approx((0.3 - 0.01) / 0.89)
+
+
+def test_drifted_text_abstains_by_default_and_the_choice_is_in_the_fingerprint(tmp_path, monkeypatch):
+    from collapseguard.scan.policy import GuardPolicy
+
+    monkeypatch.setattr(GuardPolicy, "identities", lambda self: [])
+    body = '[[detectors]]\nname = "kgw_v1"\n'
+    default = load_policy(write(tmp_path, body))
+    assert default.on_drift == "abstain"
+    abstain = load_policy(write(tmp_path, 'on_drift = "abstain"\n' + body))
+    warn = load_policy(write(tmp_path, 'on_drift = "warn"\n' + body))
+    assert default.fingerprint() == abstain.fingerprint() != warn.fingerprint()
+    with pytest.raises(CollapseguardError, match="on_drift"):
+        load_policy(write(tmp_path, 'on_drift = "ignore"\n' + body))

@@ -5,7 +5,7 @@ synthetic-share limit; scan, filter, curate and the pre-commit hooks all read it
 text_column = "text"
 calibration = "guard-calibration.json"     # from `collapseguard policy calibrate`
 max_synthetic_share = 0.05                 # the hooks' limit
-on_drift = "warn"                          # or "abstain": text unlike the calibration's is not decided
+on_drift = "abstain"                       # the default: text unlike the calibration's is not decided ("warn": decide, warn)
 [[detectors]]
 name = "minhash_v1"
 threshold = 0.8                            # optional: a fixed threshold instead of a calibrated one
@@ -20,8 +20,9 @@ Decision rule: a record is ``synthetic`` when any detector's score is above its 
 ``reason`` names every detector that fired), ``abstain`` when every detector abstained, the
 record could not be read, or (with a per-slice calibration) it lies outside every calibrated
 slice -- too short, or out of the support of the calibration's human text -- else ``human``.
-With ``on_drift = "abstain"``, every record of a scan whose text the drift test finds unlike the
-calibration's human text abstains (the FPR promise has nothing to stand on there).
+With ``on_drift = "abstain"`` (the default), every record of a scan whose text the drift test finds
+unlike the calibration's human text abstains (the FPR promise has nothing to stand on there);
+``"warn"`` decides those records anyway and says the FPR may not hold.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class GuardPolicy:
     max_chars: int = 1_000_000
     trusted_keys: list[str] | None = None
     prevalence: object = None  # scan.prevalence.PrevalenceSpec, from the [prevalence] table
-    on_drift: str = "warn"  # or "abstain": a scan the drift test flags abstains on every record
+    on_drift: str = "abstain"  # a scan the drift test flags abstains on every record; "warn": decide, with a warning
     root: Path = field(default_factory=Path.cwd)
     source: str = "<policy>"
     _built: list | None = field(default=None, repr=False, compare=False)
@@ -113,7 +114,7 @@ class GuardPolicy:
         """sha256 of what decides a record: detectors, their identities, text column, limits."""
         blob = {"detectors": self.identities(), "text_column": self.text_column, "max_chars": self.max_chars,
                 "fixed_thresholds": [s.threshold for s in self.detectors]}
-        if self.on_drift != "warn":  # (absent at the default, so earlier fingerprints still hold)
+        if self.on_drift != "abstain":  # absent at the default (a scan's key then holds the drift verdict)
             blob["on_drift"] = self.on_drift
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
@@ -291,7 +292,7 @@ def parse_policy(raw: dict, root: Path, source: str) -> GuardPolicy:
         max_chars=_positive(raw, "max_chars", 1_000_000, source),
         trusted_keys=_key_list(raw, source),
         prevalence=parse_prevalence(raw.get("prevalence"), source),
-        on_drift=_typed(raw, "on_drift", str, "warn", source),
+        on_drift=_typed(raw, "on_drift", str, "abstain", source),
         root=root, source=source,
     )
     check_choice(f"{source}: on_drift", policy.on_drift, ON_DRIFT)

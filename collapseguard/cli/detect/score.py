@@ -33,9 +33,9 @@ from collapseguard.cli.preflight import (
 @detector_options
 @click.option("--calibration", type=click.Path(), help="Calibration JSON: adds a machine/human/abstain decision column.")
 @click.option("--group-column", default=None, help=GROUP_HELP + " Needs a per-group calibration.")
-@click.option("--on-drift", type=click.Choice(["warn", "abstain"]), default="warn", show_default=True,
-              help="With a calibration: when the texts (or a group) look unlike its human text, warn, or make "
-                   "every such record abstain (the promised FPR has nothing to stand on there).")
+@click.option("--on-drift", type=click.Choice(["abstain", "warn"]), default="abstain", show_default=True,
+              help="With a calibration: when the texts (or a group) look unlike its human text, make every such "
+                   "record abstain (the promised FPR has nothing to stand on there), or decide them with a warning.")
 @click.option("--all-scores", is_flag=True, help="Also write every score the detector offers (gen0_ppl_v1: all four), one pass.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write source, index, score (and decision) to this parquet file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON lines per record, or a summary with --out).")
