@@ -317,3 +317,20 @@ def test_cli_bad_keys_exit_2_with_one_line(tiny, shard, keys, message):
 def test_cli_help_has_an_example():
     res = run("--help")
     assert res.exit_code == 0 and "collapseguard watermark synthid" in res.output and "--keys" in res.output
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**33 + 5, 918273645])
+def test_cpu_sampling_table_equals_torch_without_importing_it(seed):
+    import subprocess
+    import sys
+
+    import torch
+
+    from collapseguard.detectors.watermark.synthid import sampling_table
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    expected = torch.randint(0, 2, (2**16,), generator=generator).numpy().astype(np.uint8)
+    np.testing.assert_array_equal(sampling_table(2**16, seed), expected)
+    code = ("import sys; from collapseguard.detectors.watermark.synthid import sampling_table; "
+            "sampling_table(1024, 3); print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

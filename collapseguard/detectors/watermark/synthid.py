@@ -130,7 +130,16 @@ def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
 
 @lru_cache(maxsize=8)
 def sampling_table(size: int, seed: int, device: str = "cpu") -> np.ndarray:
-    """transformers' table: ``torch.randint(0, 2, (size,))`` from a generator seeded with ``seed``."""
+    """transformers' table: ``torch.randint(0, 2, (size,))`` from a generator seeded with ``seed``.
+
+    On the CPU, torch's generator is MT19937 seeded with the low 32 bits of ``seed``, and randint
+    over two values takes each 32-bit output modulo 2: numpy's legacy MT19937 draws the same
+    outputs without importing torch (checked against torch in tests/test_synthid.py)."""
+    if device == "cpu":
+        raw = np.random.RandomState(seed & 0xFFFFFFFF).randint(0, 2**32, size=size, dtype=np.uint32)
+        out = (raw & 1).astype(np.uint8)
+        out.flags.writeable = False  # shared by every detector with these settings
+        return out
     import torch
 
     try:
