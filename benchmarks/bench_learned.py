@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RECORD_BYTES = 1000
-ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
-       "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 
 CHILD = r"""
 import json, os, sys, time
@@ -98,26 +96,21 @@ def train_folder(out: Path, features: str, data: Path, n: int) -> Path:
 
 
 def run_once(folder: Path, records_file: Path, n_cold: int) -> dict:
-    env = {**os.environ, **ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(records_file)], env=env,
-                          capture_output=True, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        sys.exit(f"error: scoring run failed: {proc.stderr.strip().splitlines()[-1]}")
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    cpu_total = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    _, cpu_total, out = timing.fresh_process([sys.executable, "-c", CHILD, str(folder), str(records_file)],
+                                             timing.child_env(1))
+    r = json.loads(out.strip().splitlines()[-1])
     return {"cold_wall": r["cold_end"] - t0, "cold_cpu": r["cold_cpu"], "warm_wall": r["warm_wall"],
             "warm_cpu": r["warm_cpu"], "process_cpu": cpu_total, "finite": r["finite"], "parts_cpu": r.get("parts_cpu")}
 
 
 def summary(runs: list[dict], n_cold: int, n_warm: int) -> dict:
+    """Records per second at the best and the median time of each measurement."""
     rate = {"cold_wall": n_cold, "cold_cpu": n_cold, "warm_wall": n_warm, "warm_cpu": n_warm}
     out = {}
     for key, n in rate.items():
-        r = [n / run[key] for run in runs]
-        out[key] = {"best": round(max(r), 1), "median": round(float(np.median(r)), 1)}
+        best, median = timing.best_median([run[key] for run in runs])
+        out[key] = {"best": round(n / best, 1), "median": round(n / median, 1)}
     return out
 
 

@@ -24,46 +24,23 @@ rensa is only a peer here: its rows are skipped when it is not installed.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2" / "wiki.train.chunk-shuffled.tokens"
-
-
-def best_of(repeat: int, fn):
-    """(min seconds over `repeat` runs, last result)."""
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def interleaved_times(repeat: int, ours, peer):
     """All `repeat` times of `ours` and `peer`, run alternately; (times_ours, times_peer, out_ours, out_peer)."""
-    t_ours, t_peer, out_ours, out_peer = [], [], None, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out_ours = ours()
-        t_ours.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        out_peer = peer()
-        t_peer.append(time.perf_counter() - t)
-    return t_ours, t_peer, out_ours, out_peer
-
-
-def interleaved(repeat: int, ours, peer):
-    """Best-of-`repeat` times of `ours` and `peer`, run alternately; (t_ours, t_peer, out_ours, out_peer)."""
-    t_ours, t_peer, out_ours, out_peer = interleaved_times(repeat, ours, peer)
-    return min(t_ours), min(t_peer), out_ours, out_peer
+    times, out = timing.interleaved_calls(repeat, {"ours": ours, "peer": peer})
+    return times["ours"], times["peer"], out["ours"], out["peer"]
 
 
 def row(name: str, ours: float, theirs: float, peer: str = "datasketch") -> None:
@@ -71,10 +48,9 @@ def row(name: str, ours: float, theirs: float, peer: str = "datasketch") -> None
 
 
 def row2(name: str, ours: list[float], theirs: list[float], peer: str = "rensa") -> None:
-    """Best and median of both sides, and the ratio (peer / ours) of each."""
-    bo, mo, bp, mp = min(ours), statistics.median(ours), min(theirs), statistics.median(theirs)
-    print(f"{name:<62} ours best {bo:7.3f} median {mo:7.3f} s   {peer} best {bp:7.3f} median {mp:7.3f} s"
-          f"   ratio best {bp / bo:5.2f}x median {mp / mo:5.2f}x", flush=True)
+    """Best / median of both sides, and the ratio (peer / ours) of each."""
+    print(f"{name:<62} ours {timing.seconds(ours)}   {peer} {timing.seconds(theirs)}   ratio {timing.ratio(theirs, ours)}",
+          flush=True)
 
 
 def rensa_or_none():
@@ -146,7 +122,8 @@ def rensa_from_texts(rensa):
 def fastest_rensa(rensa, docs, tries: int = 2) -> str:
     """The name of rensa's fastest way from texts here (best of `tries` each)."""
     ways = rensa_from_texts(rensa)
-    times = {name: best_of(tries, lambda fn=fn: fn(docs))[0] for name, fn in ways.items()}
+    times = {name: min(timing.interleaved(tries, {name: timing.timed(lambda fn=fn: fn(docs))})[name])
+             for name, fn in ways.items()}
     print("  rensa from texts, best of " + str(tries) + ": " + ", ".join(f"{k} {v:.3f} s" for k, v in times.items()))
     return min(times, key=times.get)
 
@@ -224,21 +201,17 @@ def bench_cold(docs, repeat: int, way: str | None) -> None:
     import pickle
     import tempfile
 
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "docs.pkl"
         path.write_bytes(pickle.dumps(docs))
 
         def child(code, *args):
-            out = subprocess.run([sys.executable, "-c", code, str(path), *args], env=env, check=True,
-                                 capture_output=True, text=True)
-            return float(out.stdout.split()[-1])
+            return float(timing.python_child(code, path, *args)[1].split()[-1])
 
         for hash_name in ("sha1", "xxh64"):
             ours = [child(COLD_OURS, hash_name) for _ in range(repeat)]
             if way is None:
-                print(f"cold, ours {hash_name}: best {min(ours):.3f} median {statistics.median(ours):.3f} s")
+                print(f"cold, ours {hash_name}: {timing.seconds(ours)}")
                 continue
             functions = "".join(inspect.getsource(f) for f in (slice_shingles, zip_shingles, rensa_from_texts))
             peer = [child(COLD_RENSA.format(functions=functions), way) for _ in range(repeat)]
@@ -296,16 +269,17 @@ def bench_signatures(texts, repeat):
         return MinHash.bulk([[s.encode("utf-8") for s in shingles(t, 5)] for t in texts], num_perm=128, seed=1)
 
     pre = [[s.encode("utf-8") for s in shingles(t, 5)] for t in texts]
-    t_loop, loop = best_of(1, update_loop)
-    t_ours, t_bulk, sig, mhs = interleaved(repeat, ours, bulk)
-    t_ours_pre, t_bulk_pre, _, _ = interleaved(repeat, ours, lambda: MinHash.bulk(pre, num_perm=128, seed=1))
+    times, out = timing.interleaved_calls(1, {"loop": update_loop})
+    t_loop, loop = times["loop"][0], out["loop"]
+    t_ours, t_bulk, sig, mhs = interleaved_times(repeat, ours, bulk)
+    t_ours_pre, t_bulk_pre, _, _ = interleaved_times(repeat, ours, lambda: MinHash.bulk(pre, num_perm=128, seed=1))
     ref = np.array([m.hashvalues for m in mhs])
     if not (np.array_equal(sig, ref) and np.array_equal(sig, np.array([m.hashvalues for m in loop]))):
         sys.exit("signatures differ from datasketch")
     print(f"signatures identical to datasketch: {sig.shape} {sig.dtype}")
-    row("signatures vs MinHash.update loop", t_ours, t_loop)
-    row("signatures vs MinHash.bulk (texts -> sigs)", t_ours, t_bulk)
-    row("signatures vs MinHash.bulk (given shingles)", t_ours_pre, t_bulk_pre)
+    row("signatures vs MinHash.update loop", min(t_ours), t_loop)
+    row("signatures vs MinHash.bulk (texts -> sigs)", min(t_ours), min(t_bulk))
+    row("signatures vs MinHash.bulk (given shingles)", min(t_ours_pre), min(t_bulk_pre))
     return sig, mhs
 
 
@@ -412,7 +386,7 @@ def main() -> None:
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
         return
-    os.environ["NUMBA_NUM_THREADS"] = os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    timing.pin_threads(args.threads)
     from collapseguard.detectors.dedup import kernels as minhash_kernels
     from collapseguard.detectors.dedup.minhash import minhash_signatures
 
@@ -421,8 +395,8 @@ def main() -> None:
     minhash_signatures(texts[:5])
     minhash_signatures(texts[:5], shingle_hash="xxh64")
     print(f"compiled path: {minhash_kernels.AVAILABLE} (first calls incl. numba cache load {time.perf_counter() - t:.2f} s); "
-          f"threads: ours {minhash_kernels.num_threads()}, rensa RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"threads: ours {minhash_kernels.num_threads()}, rensa RAYON_NUM_THREADS={args.threads}; "
+          f"load average {timing.load_average()}")
     if args.peers in ("all", "datasketch"):
         n_sh = sum(max(0, len(t.split()) - 4) for t in texts)
         print(f"{len(texts)} WikiText-2 lines, ~{n_sh} shingles (word 5-grams), num_perm=128, seed=1")
@@ -437,7 +411,7 @@ def main() -> None:
         bench_lsh_rensa(args.repeat, args.lsh_items)
     if args.peers == "all":
         planted_recall(load_texts(40000), args.pairs)
-    print(f"load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"load average at the end {timing.load_average()}")
 
 
 if __name__ == "__main__":

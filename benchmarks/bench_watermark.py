@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
 KEY = 15485863
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "RAYON_NUM_THREADS")
 
 
 def train_tokenizer(out: Path, vocab_size: int):
@@ -107,22 +110,6 @@ print(float(np.nansum(z)))
 """
 
 
-def cold_run(side: str, seq_file: Path, tok_dir: Path, scheme: str, width: int) -> tuple[float, float]:
-    """Wall seconds of a fresh process (interpreter, imports, detector, scoring) and its z-score sum."""
-    import subprocess
-    import sys
-
-    env = {**os.environ, **{v: "1" for v in THREAD_VARS}}
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, side, str(seq_file), str(tok_dir), scheme, str(width), str(KEY)],
-                         check=True, capture_output=True, text=True, env=env).stdout
-    return time.perf_counter() - t0, float(out.split()[-1])
-
-
-def stats(times: list[float]) -> str:
-    return f"{min(times):7.3f} / {float(np.median(times)):7.3f} s"
-
-
 def bench_speed(tok, tok_dir: Path, sequences, others, scheme: str, width: int, repeats: int):
     """Ours vs transformers' WatermarkDetector (one sequence per call), one thread each, repeats
     interleaved. Cold: a fresh process per run, imports and set-up included. Warm: in one process,
@@ -135,12 +122,17 @@ def bench_speed(tok, tok_dir: Path, sequences, others, scheme: str, width: int, 
     torch.set_num_threads(1)
     seq_file = tok_dir.parent / f"seqs_{scheme}.npz"
     np.savez(seq_file, flat=np.concatenate(sequences), cuts=np.cumsum([len(s) for s in sequences])[:-1])
-    cold = {"ours": [], "transformers": []}
     sums = {}
-    for _ in range(repeats):
-        for side in cold:
-            t, sums[side] = cold_run(side, seq_file, tok_dir, scheme, width)
-            cold[side].append(t)
+
+    def cold_run(side: str):
+        """Wall seconds of a fresh process (interpreter, imports, detector, scoring); keeps its z-score sum."""
+        def run() -> float:
+            wall, out = timing.python_child(CHILD, side, seq_file, tok_dir, scheme, width, KEY, env=timing.child_env(1))
+            sums[side] = float(out.split()[-1])
+            return wall
+        return run
+
+    cold = timing.interleaved(repeats, {side: cold_run(side) for side in ("ours", "transformers")})
     wcfg = WatermarkingConfig(greenlist_ratio=0.25, hashing_key=KEY, seeding_scheme=scheme, context_width=width)
     ref = WatermarkDetector(GPT2Config(vocab_size=len(tok), bos_token_id=-1), "cpu", wcfg, ignore_repeated_ngrams=True)
 
@@ -148,29 +140,29 @@ def bench_speed(tok, tok_dir: Path, sequences, others, scheme: str, width: int, 
         return np.array([ref(torch.tensor(s)[None], return_dict=True).z_score[0] for s in seqs])
 
     theirs(others)
-    warm = {"ours": [], "transformers": []}
-    for _ in range(repeats):
+    res = {}
+
+    def ours_warm() -> float:
+        """Seconds of a fresh detector scoring `sequences` after `others`; keeps the scores and green lists built."""
         ours = KGWDetector(KGWConfig(hashing_key=KEY, seeding_scheme=scheme, context_width=width), tokenizer=tok,
                            bos_token_id=-1)
         ours.score_ids(others)
         before = ours.cache.misses
-        t0 = time.perf_counter()
-        z_ours = ours.score_ids(sequences)
-        warm["ours"].append(time.perf_counter() - t0)
-        built = ours.cache.misses - before
-        t0 = time.perf_counter()
-        z_ref = theirs(sequences)
-        warm["transformers"].append(time.perf_counter() - t0)
+        seconds = timing.timed(lambda: res.__setitem__("ours", ours.score_ids(sequences)))()
+        res["built"] = ours.cache.misses - before
+        return seconds
+
+    warm = timing.interleaved(repeats, {"ours": ours_warm,
+                                        "transformers": timing.timed(lambda: res.__setitem__("ref", theirs(sequences)))})
+    z_ours, z_ref, built = res["ours"], res["ref"], res["built"]
     n_tok = sum(len(s) for s in sequences)
     diff = np.nanmax(np.abs(z_ours - z_ref))
     print(f"[speed {scheme} w={width}] {len(sequences)} sequences, {n_tok} tokens, V={len(tok)}; one thread; "
           f"max |z_ours - z_ref| = {diff:.2e}; cold z sums equal: {abs(sums['ours'] - sums['transformers']) < 1e-6}")
-    print(f"  cold (fresh process), best / median of {repeats}: ours {stats(cold['ours'])}   transformers "
-          f"{stats(cold['transformers'])}   ratio {min(cold['transformers']) / min(cold['ours']):5.1f}x / "
-          f"{np.median(cold['transformers']) / np.median(cold['ours']):5.1f}x")
-    print(f"  warm (other text scored first; {built} green lists still built), best / median: ours {stats(warm['ours'])}"
-          f"   transformers {stats(warm['transformers'])}   ratio {min(warm['transformers']) / min(warm['ours']):5.1f}x / "
-          f"{np.median(warm['transformers']) / np.median(warm['ours']):5.1f}x")
+    for name, t in ((f"cold (fresh process), best / median of {repeats}", cold),
+                    (f"warm (other text scored first; {built} green lists still built), best / median", warm)):
+        print(f"  {name}: ours {timing.seconds(t['ours'])}   transformers {timing.seconds(t['transformers'])}   "
+              f"ratio {timing.ratio(t['transformers'], t['ours'])}")
 
 
 def bench_detection(model, tok, n_texts: int, new_tokens: int):
@@ -221,6 +213,7 @@ def bench_fpr(tok, n_keys: int):
 
 
 def main() -> None:
+    global DATA
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab-size", type=int, default=8192)
     ap.add_argument("--train-seconds", type=float, default=20)
@@ -230,7 +223,9 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the speed rows (best and median)")
     ap.add_argument("--speed-only", action="store_true", help="only the speed rows (no FPR, no model training)")
+    ap.add_argument("--data", type=Path, default=DATA, help="the WikiText-2 folder")
     args = ap.parse_args()
+    DATA = args.data
     if not DATA.exists():
         raise SystemExit(f"{DATA}: WikiText-2 not found")
     import torch

@@ -77,6 +77,13 @@ def timed(fn: Callable[[], object]) -> Callable[[], float]:
     return run
 
 
+def interleaved_calls(repeats: int, sides: dict[str, Callable[[], object]]) -> tuple[dict[str, list[float]], dict[str, object]]:
+    """`interleaved` on the wall seconds of each call of every side, and each side's last output."""
+    last: dict[str, object] = {}
+    times = interleaved(repeats, {name: timed(lambda name=name, fn=fn: last.__setitem__(name, fn())) for name, fn in sides.items()})
+    return times, last
+
+
 def best_median(times: list[float]) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
