@@ -164,15 +164,10 @@ def main() -> None:
     if args.repeat < 3 or args.cold_repeat < 0:
         sys.exit("error: --repeat must be >= 3 and --cold-repeat >= 0")
     load_before = timing.load_average()
-    res: dict[str, object] = {}
-
-    def keep(name, fn):
-        return timing.timed(lambda: res.__setitem__(name, fn()))
-
-    warm = timing.interleaved(args.repeat, {
-        "ours": keep("ours", lambda: detector.detect_ids(list(ids))),
-        "per text": keep("per text", lambda: [reference_counts(proc, row[None], args.ngram_len) for row in ids]),
-        "batch": keep("batch", lambda: reference_counts(proc, ids, args.ngram_len)),
+    warm, res = timing.interleaved_calls(args.repeat, {
+        "ours": lambda: detector.detect_ids(list(ids)),
+        "per text": lambda: [reference_counts(proc, row[None], args.ngram_len) for row in ids],
+        "batch": lambda: reference_counts(proc, ids, args.ngram_len),
     })
     ours, per_text, batched = res["ours"], res["per text"], res["batch"]
     cold = cold_times(ids, args.ngram_len, args.cold_repeat) if args.cold_repeat else None
