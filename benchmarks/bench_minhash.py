@@ -377,7 +377,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="interleaved repeats per measurement (best and median)")
     parser.add_argument("--cold-repeat", type=int, default=3, help="fresh processes per side for the cold rows (0: none)")
     parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=2, help="threads for ours (numba) and rensa (rayon)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for ours (numba), rensa (rayon) and OpenMP/BLAS pools")
     parser.add_argument("--lsh-items", type=int, default=100_000)
     parser.add_argument("--peers", choices=["all", "rensa", "datasketch"], default="all", help="which peers to measure")
     parser.add_argument("--data", type=Path, default=DATA, help="WikiText-2 train tokens file")
