@@ -70,3 +70,22 @@ def sentences(n: int, seed: int, words: int = 30) -> list[str]:
     rng = random.Random(seed)
     vocab = [f"w{i}" for i in range(2000)]
     return [" ".join(rng.choice(vocab) for _ in range(words)) for _ in range(n)]
+
+
+def signed_dataset(repo: Path, key_dir: Path, machine_texts: list[str], texts: list[str], limit: float = 0.2) -> Path:
+    """A dataset repository (no git yet): a minhash_v1 policy whose ledger holds `machine_texts`, a
+    team key trusted in `.collapseguard/keys/`, `data/a.jsonl` of `texts` and its signed manifest.
+    Returns the private key's path (under `key_dir`)."""
+    import shutil
+
+    write_policy(repo, machine_texts, limit=limit)
+    key = key_dir / "team"
+    run("provenance", "keygen", "--out", key)
+    (repo / ".collapseguard" / "keys").mkdir(parents=True)
+    shutil.copy(f"{key}.pub", repo / ".collapseguard" / "keys" / "team.pub")
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    (repo / "data" / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    run("provenance", "build", repo / "data", "--overwrite")
+    run("provenance", "sign", repo / "data" / "manifest.json", "--key", key)
+    return key
+

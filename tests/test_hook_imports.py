@@ -1,8 +1,9 @@
 """Import discipline of the hooks: `hook verify` loads no numeric library and `hook scan` of a jsonl
 shard with a ledger-only policy loads only numpy (no numba, scipy, pyarrow, pandas, matplotlib,
 torch), in a fresh process, with the hooks' findings the same as ever (a clean shard passes, a
-shard of known model outputs is flagged). With a calibrated policy the hook does not run the
-calibration drift check (it never reported it), so no model or classifier is loaded either."""
+shard of known model outputs is flagged). With a calibrated policy the drift verdict decides
+records (`on_drift = "abstain"`, the default), so the hook runs the drift check; with fewer than
+100 texts on a side it gives no verdict and loads nothing beyond numpy, and it never loads a model."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from provenance_data import run, sentences, write_policy
+from provenance_data import run, sentences, signed_dataset
 
 pytest.importorskip("cryptography")
 
@@ -28,15 +29,7 @@ def repo(tmp_path):
     if shutil.which("git") is None:
         pytest.skip("needs git")
     repo = tmp_path / "repo"
-    write_policy(repo, MACHINE, limit=0.2)
-    key = tmp_path / "private" / "team"
-    run("provenance", "keygen", "--out", key)
-    (repo / ".collapseguard" / "keys").mkdir(parents=True)
-    shutil.copy(f"{key}.pub", repo / ".collapseguard" / "keys" / "team.pub")
-    (repo / "data").mkdir()
-    (repo / "data" / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in sentences(100, seed=2)))
-    run("provenance", "build", repo / "data", "--overwrite")
-    run("provenance", "sign", repo / "data" / "manifest.json", "--key", key)
+    signed_dataset(repo, tmp_path / "private", MACHINE, sentences(100, seed=2))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "data"]):
         subprocess.run(git + args, cwd=repo, check=True, capture_output=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from provenance_data import sentences, write_policy
+from provenance_data import sentences, signed_dataset, write_policy
 
 pytest.importorskip("cryptography")
 pytest.importorskip("datasketch")
@@ -96,13 +96,7 @@ def dataset_repo(tmp_path, env):
 def make_repo(tmp_path: Path, env, config: str) -> tuple[Path, Path]:
     """A dataset repository (policy, team key, a signed shard; no commit yet) with `config` installed."""
     repo = tmp_path / "repo"
-    write_policy(repo, MACHINE, limit=0.2)
-    key = tmp_path / "private" / "team"
-    cg("provenance", "keygen", "--out", key)
-    (repo / ".collapseguard" / "keys").mkdir(parents=True)
-    shutil.copy(f"{key}.pub", repo / ".collapseguard" / "keys" / "team.pub")
-    jsonl(repo / "data" / "a.jsonl", sentences(12, seed=2))
-    sign_data(repo, key)
+    key = signed_dataset(repo, tmp_path / "private", MACHINE, sentences(12, seed=2))
     (repo / ".pre-commit-config.yaml").write_text(config)
     git(repo, env, "init", "-q")
     proc = subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, env=env, capture_output=True, text=True)

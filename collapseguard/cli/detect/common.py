@@ -33,6 +33,16 @@ threads_option = click.option("--threads", type=int, default=None, expose_value=
                               help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine).")
 
 
+def labelled_text_options(human_help: str):
+    """--human and --machine, both required and repeatable (train, evaluate)."""
+    def wrap(f):
+        f = click.option("--machine", multiple=True, required=True, type=click.Path(),
+                         help="Machine text; raw_data.json files default to `sampled`.")(f)
+        return click.option("--human", multiple=True, required=True, type=click.Path(),
+                            help=f"{human_help} ({INPUT_HELP}); repeatable.")(f)
+    return wrap
+
+
 def detector_options(f):
     """The options every detect subcommand shares; they fill the detector's config dataclass."""
     opts = [

@@ -9,12 +9,12 @@ import click
 from collapseguard.cli.detect import detect
 from collapseguard.cli.detect.common import (
     ALLOW_OVERLAP,
-    INPUT_HELP,
     _nan_to_null,
     build,
     detector_options,
     drift_warnings,
     emit_warnings,
+    labelled_text_options,
     score_with_progress,
     slice_labels,
 )
@@ -27,8 +27,7 @@ from collapseguard.errors import CollapseguardError
 
 
 @detect.command("evaluate")
-@click.option("--human", multiple=True, required=True, type=click.Path(), help="Human text (" + INPUT_HELP + "); repeatable.")
-@click.option("--machine", multiple=True, required=True, type=click.Path(), help="Machine text; raw_data.json files default to `sampled`.")
+@labelled_text_options("Human text")
 @detector_options
 @click.option("--calibration", type=click.Path(), help="Take thresholds from this calibration's human scores (a disjoint split).")
 @click.option("--fpr", "fprs", type=float, multiple=True, default=(0.05, 0.01, 0.001), show_default=True, help="FPRs for TPR@FPR.")

@@ -8,7 +8,7 @@ import click
 
 from collapseguard.cli.detect import detect
 from collapseguard.cli.detect.common import (
-    INPUT_HELP,
+    labelled_text_options,
     threads_option,
 )
 from collapseguard.cli.options import overwrite_option, seed_option
@@ -19,8 +19,7 @@ from collapseguard.cli.preflight import (
 
 
 @detect.command("train")
-@click.option("--human", multiple=True, required=True, type=click.Path(), help="Human text to train on (" + INPUT_HELP + "); repeatable.")
-@click.option("--machine", multiple=True, required=True, type=click.Path(), help="Machine text; raw_data.json files default to `sampled`.")
+@labelled_text_options("Human text to train on")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder to write (learned.json + model.npz).")
 @click.option("--features", default="static,style", show_default=True,
               help="Comma list of gen0, embeddings (MiniLM, ~17 texts/s per core), static (a token table distilled "
